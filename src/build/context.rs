@@ -1,0 +1,113 @@
+//! The build context: the files of a context folder that `.dockerignore` lets through,
+//! packed as the tar stream the Docker API's `/build` takes.
+
+use std::{
+    fs, io,
+    path::{Path, PathBuf},
+};
+
+use super::dockerignore::DockerIgnore;
+
+/// Where the Dockerfile is placed inside the tar, so a Dockerfile outside the context
+/// (or excluded by `.dockerignore`) is still sent.
+pub const DOCKERFILE_IN_TAR: &str = ".tether.Dockerfile";
+
+/// Files of `context` that go into the build, relative to it, sorted.
+pub fn context_files(context: &Path) -> io::Result<Vec<PathBuf>> {
+    let ignore = DockerIgnore::for_context(context)?;
+    let mut out = Vec::new();
+    walk(context, Path::new(""), &ignore, &mut out)?;
+    out.sort();
+    Ok(out)
+}
+
+fn walk(root: &Path, rel: &Path, ignore: &DockerIgnore, out: &mut Vec<PathBuf>) -> io::Result<()> {
+    for entry in fs::read_dir(root.join(rel))? {
+        let entry = entry?;
+        let rel = rel.join(entry.file_name());
+        let kind = entry.file_type()?;
+        let excluded = ignore.is_excluded(&rel);
+        if kind.is_dir() {
+            if excluded && !ignore.has_exceptions() {
+                continue;
+            }
+            walk(root, &rel, ignore, out)?;
+        } else if !excluded && (kind.is_file() || kind.is_symlink()) {
+            out.push(rel);
+        }
+    }
+    Ok(())
+}
+
+/// Packs the context and the Dockerfile into an uncompressed tar. Modification times are
+/// zeroed so the same files always make the same bytes.
+pub fn pack(context: &Path, dockerfile: &Path) -> io::Result<Vec<u8>> {
+    let mut tar = tar::Builder::new(Vec::new());
+    tar.follow_symlinks(true);
+    for rel in context_files(context)? {
+        let data = fs::read(context.join(&rel))?;
+        let mode = file_mode(&context.join(&rel));
+        append(&mut tar, &rel, &data, mode)?;
+    }
+    let df = fs::read(dockerfile)?;
+    append(&mut tar, Path::new(DOCKERFILE_IN_TAR), &df, 0o644)?;
+    tar.into_inner()
+}
+
+fn append(tar: &mut tar::Builder<Vec<u8>>, rel: &Path, data: &[u8], mode: u32) -> io::Result<()> {
+    let mut header = tar::Header::new_gnu();
+    header.set_size(data.len() as u64);
+    header.set_mode(mode);
+    header.set_mtime(0);
+    header.set_entry_type(tar::EntryType::Regular);
+    tar.append_data(&mut header, rel, data)
+}
+
+#[cfg(unix)]
+fn file_mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    fs::metadata(p).map_or(0o644, |m| m.permissions().mode() & 0o7777)
+}
+
+#[cfg(not(unix))]
+fn file_mode(_: &Path) -> u32 {
+    0o644
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packs_what_dockerignore_lets_through_and_the_dockerfile() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path();
+        fs::create_dir_all(d.join(".build")).unwrap();
+        fs::create_dir_all(d.join("src")).unwrap();
+        fs::write(d.join(".build/app"), b"binary").unwrap();
+        fs::write(d.join("src/main.rs"), b"fn main(){}").unwrap();
+        fs::write(d.join(".dockerignore"), "*\n!.build\n").unwrap();
+        fs::write(d.join("Dockerfile"), "FROM scratch\n").unwrap();
+        assert_eq!(context_files(d).unwrap(), [PathBuf::from(".build/app")]);
+
+        let bytes = pack(d, &d.join("Dockerfile")).unwrap();
+        let mut archive = tar::Archive::new(&bytes[..]);
+        let names: Vec<_> = archive
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                PathBuf::from(".build/app"),
+                PathBuf::from(DOCKERFILE_IN_TAR)
+            ]
+        );
+        assert_eq!(
+            bytes,
+            pack(d, &d.join("Dockerfile")).unwrap(),
+            "packing is deterministic"
+        );
+    }
+}

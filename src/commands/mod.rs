@@ -1,0 +1,69 @@
+//! The commands, each an edge where typed errors become a report for a person and an
+//! exit code: 2 for bad input (a config error, an unknown name), 1 for a failure.
+
+pub mod down;
+pub mod up;
+
+use std::process::ExitCode;
+
+use crate::cli::{Cli, Command};
+
+/// A command's failure, with the exit code it means.
+#[derive(Debug)]
+pub enum Failure {
+    /// The input was wrong: fix it and run again.
+    BadInput(anyhow::Error),
+    /// Something failed along the way.
+    Failed(anyhow::Error),
+}
+
+impl Failure {
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            Failure::BadInput(_) => ExitCode::from(2),
+            Failure::Failed(_) => ExitCode::from(1),
+        }
+    }
+
+    pub fn error(&self) -> &anyhow::Error {
+        match self {
+            Failure::BadInput(e) | Failure::Failed(e) => e,
+        }
+    }
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(e: E) -> Failure {
+        Failure::Failed(e.into())
+    }
+}
+
+pub async fn run(cli: Cli) -> Result<(), Failure> {
+    match cli.command {
+        Command::Up {
+            target,
+            ci,
+            no_tui,
+            timeout,
+        } => up::run(target, ci, no_tui, timeout).await,
+        Command::Down {
+            target,
+            delete_namespaces,
+        } => down::run(target, delete_namespaces).await,
+        Command::Status { .. } | Command::Logs { .. } | Command::Trigger { .. } => {
+            not_built("the control socket of a running `tether up` (status, logs, trigger)")
+        }
+        Command::Intercept { .. }
+        | Command::Leave { .. }
+        | Command::List { .. }
+        | Command::Uninstall { .. } => not_built("intercepts (intercept, leave, list, uninstall)"),
+        Command::Connect { .. } | Command::Run { .. } => not_built("`connect` and `run`"),
+        Command::Agent { .. } => not_built("the traffic agent"),
+    }
+}
+
+fn not_built(what: &str) -> Result<(), Failure> {
+    Err(Failure::Failed(anyhow::anyhow!(
+        "{what} is not built yet in this version of tether"
+    )))
+}

@@ -1,0 +1,560 @@
+//! Reads a root `tether.toml` and its includes, and validates them into a [`Project`].
+//!
+//! Every error carries the `file:line:col` of the value at fault and says what was
+//! expected, because a config error is read by someone who has to go and fix it.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fs,
+    path::{Path, PathBuf},
+};
+
+use toml::Spanned;
+
+use super::{
+    FILE_NAME, HostBuild, Image, Location, PortForward, Project, Resource,
+    schema::{File, ImageDecl, ResourceDecl},
+};
+
+/// A config problem, with where it is.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{at}: {message}")]
+    Invalid { at: Location, message: String },
+}
+
+impl ConfigError {
+    fn at(at: Location, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            at,
+            message: message.into(),
+        }
+    }
+}
+
+/// Loads the project whose root file is `path`.
+pub fn load(path: &Path) -> Result<Project, ConfigError> {
+    let root_file = absolute(path);
+    let root = root_file
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("/"));
+    let mut loader = Loader {
+        images: BTreeMap::new(),
+        resources: BTreeMap::new(),
+        visited: BTreeSet::new(),
+        pending_deps: Vec::new(),
+    };
+    let top = loader.read_file(&root_file, None)?;
+    loader.check_dependencies()?;
+    Ok(Project {
+        root,
+        allow_contexts: top.allow_contexts,
+        registry: top.registry.map(Spanned::into_inner),
+        images: loader.images,
+        resources: loader.resources,
+    })
+}
+
+struct Loader {
+    images: BTreeMap<String, Image>,
+    resources: BTreeMap<String, Resource>,
+    /// Files already read: a file included twice (or in a cycle) is read once.
+    visited: BTreeSet<PathBuf>,
+    /// `depends_on` entries, checked once every file is in.
+    pending_deps: Vec<(String, Location)>,
+}
+
+/// One file's text and the helpers to point into it.
+struct Source {
+    path: PathBuf,
+    dir: PathBuf,
+    text: String,
+}
+
+impl Source {
+    fn loc<T>(&self, v: &Spanned<T>) -> Location {
+        Location::of_span(self.path.clone(), &self.text, v.span())
+    }
+
+    /// Resolves a path written in this file; it must exist.
+    fn existing_path(&self, v: &Spanned<String>, what: &str) -> Result<PathBuf, ConfigError> {
+        let p = normalize(&self.dir.join(v.get_ref()));
+        if p.exists() {
+            Ok(p)
+        } else {
+            Err(ConfigError::at(
+                self.loc(v),
+                format!("{what} `{}` does not exist ({})", v.get_ref(), p.display()),
+            ))
+        }
+    }
+}
+
+impl Loader {
+    /// Reads one file and, depth first, the files it includes. Returns the parsed file so
+    /// the caller can take project-wide settings from the root.
+    fn read_file(
+        &mut self,
+        path: &Path,
+        included_at: Option<Location>,
+    ) -> Result<File, ConfigError> {
+        let text = fs::read_to_string(path).map_err(|source| match included_at {
+            Some(at) if source.kind() == std::io::ErrorKind::NotFound => ConfigError::at(
+                at,
+                format!("included folder has no {FILE_NAME} ({})", path.display()),
+            ),
+            _ => ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            },
+        })?;
+        self.visited.insert(path.to_path_buf());
+        let src = Source {
+            path: path.to_path_buf(),
+            dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
+            text,
+        };
+        let file: File = toml::from_str(&src.text).map_err(|e| {
+            let offset = e.span().map_or(0, |s| s.start);
+            ConfigError::at(
+                Location::at(src.path.clone(), &src.text, offset),
+                e.message().to_owned(),
+            )
+        })?;
+
+        let namespace = match &file.namespace {
+            Some(ns) => {
+                check_dns_label(&src, ns, "namespace")?;
+                ns.get_ref().clone()
+            }
+            None => "default".to_owned(),
+        };
+        for (name, decl) in &file.images {
+            let image = image(&src, name, decl)?;
+            if let Some(prev) = self.images.get(name) {
+                return Err(ConfigError::at(
+                    image.declared_at,
+                    format!("image `{name}` is already declared at {}", prev.declared_at),
+                ));
+            }
+            self.images.insert(name.clone(), image);
+        }
+        for (name, decl) in &file.resources {
+            let resource = self.resource(&src, name, decl, &namespace)?;
+            if let Some(prev) = self.resources.get(name) {
+                return Err(ConfigError::at(
+                    resource.declared_at,
+                    format!(
+                        "resource `{name}` is already declared at {}",
+                        prev.declared_at
+                    ),
+                ));
+            }
+            self.resources.insert(name.clone(), resource);
+        }
+        for inc in &file.include {
+            let dir = src.existing_path(inc, "included folder")?;
+            let child = dir.join(FILE_NAME);
+            if !self.visited.contains(&child) {
+                self.read_file(&child, Some(src.loc(inc)))?;
+            }
+        }
+        Ok(file)
+    }
+
+    fn resource(
+        &mut self,
+        src: &Source,
+        name: &str,
+        decl: &Spanned<ResourceDecl>,
+        file_namespace: &str,
+    ) -> Result<Resource, ConfigError> {
+        let declared_at = src.loc(decl);
+        let d = decl.get_ref();
+        check_name(&declared_at, name, "resource")?;
+        let namespace = match &d.namespace {
+            Some(ns) => {
+                check_dns_label(src, ns, "namespace")?;
+                ns.get_ref().clone()
+            }
+            None => file_namespace.to_owned(),
+        };
+        let manifests = d
+            .manifests
+            .iter()
+            .map(|m| src.existing_path(m, "manifest"))
+            .collect::<Result<Vec<_>, _>>()?;
+        if manifests.is_empty() {
+            return Err(ConfigError::at(
+                declared_at,
+                format!(
+                    "resource `{name}` lists no manifests: expected `manifests = [\"k8s/{name}.yaml\"]`"
+                ),
+            ));
+        }
+        let port_forwards = d
+            .port_forwards
+            .iter()
+            .map(|pf| parse_port_forward(pf.get_ref()).map_err(|m| ConfigError::at(src.loc(pf), m)))
+            .collect::<Result<Vec<_>, _>>()?;
+        for dep in &d.depends_on {
+            self.pending_deps
+                .push((dep.get_ref().clone(), src.loc(dep)));
+        }
+        Ok(Resource {
+            name: name.to_owned(),
+            namespace,
+            manifests,
+            depends_on: d.depends_on.iter().map(|s| s.get_ref().clone()).collect(),
+            port_forwards,
+            declared_at,
+        })
+    }
+
+    /// Every dependency names a resource, and none depends on itself through others.
+    fn check_dependencies(&self) -> Result<(), ConfigError> {
+        for (dep, at) in &self.pending_deps {
+            if !self.resources.contains_key(dep) {
+                let known: Vec<_> = self.resources.keys().map(String::as_str).collect();
+                return Err(ConfigError::at(
+                    at.clone(),
+                    format!(
+                        "depends_on names unknown resource `{dep}` (known: {})",
+                        known.join(", ")
+                    ),
+                ));
+            }
+        }
+        // Depth-first search for a cycle; report it with its path.
+        fn walk<'a>(
+            resources: &'a BTreeMap<String, Resource>,
+            name: &'a str,
+            stack: &mut Vec<&'a str>,
+            done: &mut BTreeSet<&'a str>,
+        ) -> Result<(), ConfigError> {
+            if let Some(i) = stack.iter().position(|s| *s == name) {
+                let mut cycle = stack[i..].to_vec();
+                cycle.push(name);
+                return Err(ConfigError::at(
+                    resources[name].declared_at.clone(),
+                    format!("dependency cycle: {}", cycle.join(" -> ")),
+                ));
+            }
+            if !done.insert(name) {
+                return Ok(());
+            }
+            stack.push(name);
+            for dep in &resources[name].depends_on {
+                walk(resources, dep, stack, done)?;
+            }
+            stack.pop();
+            Ok(())
+        }
+        let mut done = BTreeSet::new();
+        for name in self.resources.keys() {
+            walk(&self.resources, name, &mut Vec::new(), &mut done)?;
+        }
+        Ok(())
+    }
+}
+
+fn image(src: &Source, name: &str, decl: &Spanned<ImageDecl>) -> Result<Image, ConfigError> {
+    let declared_at = src.loc(decl);
+    let d = decl.get_ref();
+    check_name(&declared_at, name, "image")?;
+    let context = src.existing_path(&d.context, "build context")?;
+    if !context.is_dir() {
+        return Err(ConfigError::at(
+            src.loc(&d.context),
+            "build context must be a folder",
+        ));
+    }
+    let dockerfile = match &d.dockerfile {
+        Some(df) => src.existing_path(df, "dockerfile")?,
+        None => {
+            let df = context.join("Dockerfile");
+            if !df.exists() {
+                return Err(ConfigError::at(
+                    declared_at,
+                    format!(
+                        "image `{name}` has no `dockerfile` and {} does not exist",
+                        df.display()
+                    ),
+                ));
+            }
+            df
+        }
+    };
+    let host_build = match &d.host_build {
+        Some(argv) if argv.get_ref().is_empty() => {
+            return Err(ConfigError::at(
+                src.loc(argv),
+                "host_build is empty: expected a command and its arguments, like [\"make\", \"bin\"]",
+            ));
+        }
+        Some(argv) => Some(HostBuild {
+            argv: argv.get_ref().clone(),
+            dir: src.dir.clone(),
+        }),
+        None => None,
+    };
+    let inputs = match &d.inputs {
+        Some(list) => list
+            .iter()
+            .map(|i| src.existing_path(i, "input"))
+            .collect::<Result<Vec<_>, _>>()?,
+        None => vec![context.clone()],
+    };
+    Ok(Image {
+        name: name.to_owned(),
+        context,
+        dockerfile,
+        host_build,
+        inputs,
+        declared_at,
+    })
+}
+
+/// Image and resource names become parts of image references, labels and log prefixes.
+fn check_name(at: &Location, name: &str, what: &str) -> Result<(), ConfigError> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::at(
+            at.clone(),
+            format!("{what} name `{name}` must be lower-case letters, digits and '-' (at most 63)"),
+        ))
+    }
+}
+
+fn check_dns_label(src: &Source, v: &Spanned<String>, what: &str) -> Result<(), ConfigError> {
+    check_name(&src.loc(v), v.get_ref(), what)
+}
+
+/// `"8080:80"` forwards local 8080 to 80; `"8080"` forwards 8080 to 8080.
+fn parse_port_forward(s: &str) -> Result<PortForward, String> {
+    let expected =
+        || format!("port forward `{s}`: expected \"LOCAL:REMOTE\" like \"8080:80\", or one port");
+    let port = |p: &str| {
+        p.trim()
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(expected)
+    };
+    match s.split_once(':') {
+        Some((l, r)) => Ok(PortForward {
+            local: port(l)?,
+            remote: port(r)?,
+        }),
+        None => {
+            let p = port(s)?;
+            Ok(PortForward {
+                local: p,
+                remote: p,
+            })
+        }
+    }
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        normalize(p)
+    } else {
+        normalize(&std::env::current_dir().unwrap_or_default().join(p))
+    }
+}
+
+/// Folds `.` and `..` lexically, so paths in messages and digests are stable.
+fn normalize(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, rel: &str, text: &str) {
+        let p = dir.join(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, text).unwrap();
+    }
+
+    fn err(dir: &Path) -> String {
+        load(&dir.join(FILE_NAME)).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn reads_a_project_with_includes() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path();
+        write(
+            d,
+            "tether.toml",
+            "include = [\"svc\"]\nallow_contexts = [\"stage\"]\n",
+        );
+        write(d, "svc/k8s/svc.yaml", "");
+        write(d, "svc/Dockerfile", "FROM scratch\n");
+        write(d, "svc/src/main.rs", "");
+        write(
+            d,
+            "svc/tether.toml",
+            r#"
+namespace = "api"
+[images.svc]
+inputs = ["src"]
+host_build = ["make"]
+[resources.svc]
+manifests = ["k8s/svc.yaml"]
+port_forwards = ["8081:8080", "9000"]
+"#,
+        );
+        let p = load(&d.join(FILE_NAME)).unwrap();
+        assert_eq!(p.allow_contexts, ["stage"]);
+        let r = &p.resources["svc"];
+        assert_eq!(r.namespace, "api");
+        assert_eq!(
+            r.port_forwards,
+            [
+                PortForward {
+                    local: 8081,
+                    remote: 8080
+                },
+                PortForward {
+                    local: 9000,
+                    remote: 9000
+                }
+            ]
+        );
+        let i = &p.images["svc"];
+        assert_eq!(i.inputs, [d.join("svc/src")]);
+        assert_eq!(i.dockerfile, d.join("svc/Dockerfile"));
+        assert_eq!(i.host_build.as_ref().unwrap().dir, d.join("svc"));
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_column() {
+        let t = tempfile::tempdir().unwrap();
+        write(
+            t.path(),
+            "tether.toml",
+            "namespace = \"api\"\n[resources.a]\nmanifest = []\n",
+        );
+        let e = err(t.path());
+        assert!(
+            e.contains("tether.toml:3:1: unknown field `manifest`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn syntax_error_names_file_line_and_column() {
+        let t = tempfile::tempdir().unwrap();
+        write(
+            t.path(),
+            "tether.toml",
+            "namespace = \"api\"\ninclude = [\"a\"\n",
+        );
+        let e = err(t.path());
+        assert!(e.contains("tether.toml:2:"), "{e}");
+    }
+
+    #[test]
+    fn missing_manifest_points_at_the_entry() {
+        let t = tempfile::tempdir().unwrap();
+        write(
+            t.path(),
+            "tether.toml",
+            "[resources.a]\nmanifests = [\"nope.yaml\"]\n",
+        );
+        let e = err(t.path());
+        assert!(
+            e.contains("tether.toml:2:14: manifest `nope.yaml` does not exist"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn bad_port_forward_says_what_was_expected() {
+        let t = tempfile::tempdir().unwrap();
+        write(t.path(), "a.yaml", "");
+        write(
+            t.path(),
+            "tether.toml",
+            "[resources.a]\nmanifests = [\"a.yaml\"]\nport_forwards = [\"80:http\"]\n",
+        );
+        let e = err(t.path());
+        assert!(
+            e.contains("tether.toml:3:18: port forward `80:http`: expected"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unknown_dependency_and_cycles_are_refused() {
+        let t = tempfile::tempdir().unwrap();
+        write(t.path(), "a.yaml", "");
+        write(
+            t.path(),
+            "tether.toml",
+            "[resources.a]\nmanifests = [\"a.yaml\"]\ndepends_on = [\"b\"]\n",
+        );
+        assert!(err(t.path()).contains("tether.toml:3:15: depends_on names unknown resource `b`"));
+        write(
+            t.path(),
+            "tether.toml",
+            "[resources.a]\nmanifests = [\"a.yaml\"]\ndepends_on = [\"b\"]\n[resources.b]\nmanifests = [\"a.yaml\"]\ndepends_on = [\"a\"]\n",
+        );
+        assert!(
+            err(t.path()).contains("dependency cycle: a -> b -> a"),
+            "{}",
+            err(t.path())
+        );
+    }
+
+    #[test]
+    fn deploy_order_puts_dependencies_first() {
+        let t = tempfile::tempdir().unwrap();
+        write(t.path(), "a.yaml", "");
+        write(
+            t.path(),
+            "tether.toml",
+            "[resources.a]\nmanifests = [\"a.yaml\"]\ndepends_on = [\"c\"]\n[resources.b]\nmanifests = [\"a.yaml\"]\n[resources.c]\nmanifests = [\"a.yaml\"]\ndepends_on = [\"b\"]\n",
+        );
+        let p = load(&t.path().join(FILE_NAME)).unwrap();
+        assert_eq!(p.deploy_order(), ["b", "c", "a"]);
+    }
+
+    #[test]
+    fn include_without_config_points_at_the_include() {
+        let t = tempfile::tempdir().unwrap();
+        fs::create_dir(t.path().join("empty")).unwrap();
+        write(t.path(), "tether.toml", "include = [\"empty\"]\n");
+        assert!(err(t.path()).contains("tether.toml:1:12: included folder has no tether.toml"));
+    }
+}

@@ -1,0 +1,118 @@
+//! `tether.toml`: the one file a service folder declares itself in.
+//!
+//! Layout:
+//! - [`schema`]: the raw shape of one file, exactly as serde reads it (unknown keys are errors).
+//! - [`load`]: reads a file and the files it includes, resolves paths, and validates the
+//!   whole into a [`Project`], the only type the rest of tether sees.
+//! - [`location`]: turns byte offsets into `file:line:col`, so every error points at its cause.
+//!
+//! Paths in a file are relative to that file's folder; a [`Project`] holds them absolute.
+
+mod load;
+mod location;
+mod schema;
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
+
+pub use load::{ConfigError, load};
+pub use location::Location;
+
+/// The file name tether looks for in a service folder.
+pub const FILE_NAME: &str = "tether.toml";
+
+/// A validated project: the root file plus everything it includes.
+#[derive(Debug, Clone)]
+pub struct Project {
+    /// The folder holding the root `tether.toml`; `.tether/` state lives here.
+    pub root: PathBuf,
+    /// Kube contexts that do not look local but may be deployed to anyway (root file only,
+    /// so an included file can never widen where a parent deploys).
+    pub allow_contexts: Vec<String>,
+    /// Where images are pushed; `None` means discover it from the cluster.
+    pub registry: Option<String>,
+    /// Images by name; the name is what manifests write in `image:` fields.
+    pub images: BTreeMap<String, Image>,
+    /// Resources by name, the units that are deployed, watched and reported.
+    pub resources: BTreeMap<String, Resource>,
+}
+
+/// How one image is built.
+#[derive(Debug, Clone)]
+pub struct Image {
+    pub name: String,
+    /// The build context sent to the engine.
+    pub context: PathBuf,
+    /// The Dockerfile, inside or outside the context.
+    pub dockerfile: PathBuf,
+    /// A command run on the host before the image build (for example a static `cargo build`
+    /// whose output the Dockerfile copies), in the folder of the file that declared it.
+    pub host_build: Option<HostBuild>,
+    /// Files and folders whose content decides whether a build is needed. Defaults to the context.
+    pub inputs: Vec<PathBuf>,
+    /// Where the declaration is, for messages.
+    pub declared_at: Location,
+}
+
+/// A command run on the host as part of an image build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostBuild {
+    pub argv: Vec<String>,
+    pub dir: PathBuf,
+}
+
+/// A deployable unit: manifests, the images they use, forwards, dependencies.
+#[derive(Debug, Clone)]
+pub struct Resource {
+    pub name: String,
+    /// Namespace for objects that name none.
+    pub namespace: String,
+    /// YAML files, in apply order.
+    pub manifests: Vec<PathBuf>,
+    /// Resources that must be ready before this one is deployed.
+    pub depends_on: Vec<String>,
+    pub port_forwards: Vec<PortForward>,
+    pub declared_at: Location,
+}
+
+/// `local` on the laptop to `remote` on a ready pod of the resource's workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortForward {
+    pub local: u16,
+    pub remote: u16,
+}
+
+impl Project {
+    /// Reads `tether.toml` in `dir` and everything it includes.
+    pub fn load(dir: &Path) -> Result<Project, ConfigError> {
+        load(&dir.join(FILE_NAME))
+    }
+
+    /// Resource names in an order where each comes after what it depends on.
+    pub fn deploy_order(&self) -> Vec<&str> {
+        let mut order = Vec::new();
+        let mut done = std::collections::BTreeSet::new();
+        fn visit<'a>(
+            p: &'a Project,
+            name: &'a str,
+            done: &mut std::collections::BTreeSet<&'a str>,
+            order: &mut Vec<&'a str>,
+        ) {
+            if !done.insert(name) {
+                return;
+            }
+            if let Some(r) = p.resources.get(name) {
+                for dep in &r.depends_on {
+                    visit(p, dep, done, order);
+                }
+            }
+            order.push(name);
+        }
+        for name in self.resources.keys() {
+            visit(self, name, &mut done, &mut order);
+        }
+        order
+    }
+}

@@ -1,0 +1,52 @@
+//! The raw shape of one `tether.toml`, as serde reads it. Unknown keys are errors, so a
+//! typo never silently does nothing. Spans are kept on every value a later check may
+//! reject, so that check can point at it.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct File {
+    /// Default namespace for this file's resources.
+    pub namespace: Option<Spanned<String>>,
+    #[serde(default)]
+    pub allow_contexts: Vec<String>,
+    pub registry: Option<Spanned<String>>,
+    /// Folders (relative to this file) whose `tether.toml` joins this project.
+    #[serde(default)]
+    pub include: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub images: BTreeMap<String, Spanned<ImageDecl>>,
+    #[serde(default)]
+    pub resources: BTreeMap<String, Spanned<ResourceDecl>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageDecl {
+    #[serde(default = "dot")]
+    pub context: Spanned<String>,
+    pub dockerfile: Option<Spanned<String>>,
+    pub host_build: Option<Spanned<Vec<String>>>,
+    pub inputs: Option<Vec<Spanned<String>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceDecl {
+    pub namespace: Option<Spanned<String>>,
+    #[serde(default)]
+    pub manifests: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub depends_on: Vec<Spanned<String>>,
+    /// `"LOCAL:REMOTE"` or `"PORT"` (the same on both sides).
+    #[serde(default)]
+    pub port_forwards: Vec<Spanned<String>>,
+}
+
+fn dot() -> Spanned<String> {
+    Spanned::new(0..0, ".".to_owned())
+}

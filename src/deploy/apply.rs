@@ -1,0 +1,260 @@
+//! Server-side apply of rendered objects, sending only those whose rendered form changed.
+//!
+//! The API for each kind is found through discovery once and cached; objects are applied
+//! with the `tether` field manager, so ownership of fields is visible to `kubectl` users and
+//! other tools keep theirs.
+
+use std::{collections::HashMap, sync::Mutex};
+
+use kube::{
+    Api, Client,
+    api::{DeleteParams, DynamicObject, Patch, PatchParams, PropagationPolicy},
+    core::GroupVersionKind,
+    discovery::{ApiCapabilities, ApiResource, Scope},
+};
+use serde::{Deserialize, Serialize};
+
+use super::manifest::{self, SESSION_LABEL};
+
+pub const FIELD_MANAGER: &str = "tether";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("the cluster does not serve {kind} ({api_version}): {message}")]
+    UnknownKind {
+        api_version: String,
+        kind: String,
+        message: String,
+    },
+    #[error("{object}: {message}")]
+    Api { object: ObjectRef, message: String },
+}
+
+/// Identifies one object in the cluster; what the record keeps.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ObjectRef {
+    pub api_version: String,
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl std::fmt::Display for ObjectRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.namespace {
+            Some(ns) => write!(f, "{}/{} in {ns}", self.kind, self.name),
+            None => write!(f, "{}/{}", self.kind, self.name),
+        }
+    }
+}
+
+/// What applying one object did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// It did not exist: tether made it, and `down` will delete it.
+    Created,
+    /// It existed and its rendered form changed.
+    Configured,
+    /// It existed in exactly this form: nothing was sent.
+    Unchanged,
+}
+
+/// How an object stood before it was applied, for the record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Existing {
+    Absent,
+    /// Present and labelled with this session: made by an earlier `up` of this project.
+    Ours,
+    /// Present and not ours: adopted, never deleted by `down`.
+    Foreign,
+}
+
+pub struct Applier {
+    client: Client,
+    discovered: Mutex<HashMap<GroupVersionKind, (ApiResource, ApiCapabilities)>>,
+}
+
+impl Applier {
+    pub fn new(client: Client) -> Applier {
+        Applier {
+            client,
+            discovered: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    async fn discover(
+        &self,
+        api_version: &str,
+        kind: &str,
+    ) -> Result<(ApiResource, ApiCapabilities), ApplyError> {
+        let (group, version) = match api_version.split_once('/') {
+            Some((g, v)) => (g, v),
+            None => ("", api_version),
+        };
+        let gvk = GroupVersionKind::gvk(group, version, kind);
+        if let Some(found) = self
+            .discovered
+            .lock()
+            .ok()
+            .and_then(|d| d.get(&gvk).cloned())
+        {
+            return Ok(found);
+        }
+        let found = kube::discovery::pinned_kind(&self.client, &gvk)
+            .await
+            .map_err(|e| ApplyError::UnknownKind {
+                api_version: api_version.to_owned(),
+                kind: kind.to_owned(),
+                message: e.to_string(),
+            })?;
+        if let Ok(mut d) = self.discovered.lock() {
+            d.insert(gvk, found.clone());
+        }
+        Ok(found)
+    }
+
+    /// The API for `r`'s kind and namespace.
+    pub async fn api(&self, r: &ObjectRef) -> Result<Api<DynamicObject>, ApplyError> {
+        let (ar, caps) = self.discover(&r.api_version, &r.kind).await?;
+        Ok(match (&caps.scope, &r.namespace) {
+            (Scope::Namespaced, Some(ns)) => Api::namespaced_with(self.client.clone(), ns, &ar),
+            (Scope::Namespaced, None) => Api::default_namespaced_with(self.client.clone(), &ar),
+            (Scope::Cluster, _) => Api::all_with(self.client.clone(), &ar),
+        })
+    }
+
+    /// Fills in the namespace where the kind is namespaced and the object names none, then
+    /// stamps labels and hash. Returns the object's reference.
+    pub async fn prepare(
+        &self,
+        obj: &mut DynamicObject,
+        default_namespace: &str,
+        session: &str,
+        resource: &str,
+    ) -> Result<ObjectRef, ApplyError> {
+        let types = obj.types.clone().unwrap_or_default();
+        let (_, caps) = self.discover(&types.api_version, &types.kind).await?;
+        match caps.scope {
+            Scope::Namespaced => {
+                obj.metadata
+                    .namespace
+                    .get_or_insert_with(|| default_namespace.to_owned());
+            }
+            Scope::Cluster => obj.metadata.namespace = None,
+        }
+        manifest::stamp(obj, session, resource);
+        Ok(ObjectRef {
+            api_version: types.api_version,
+            kind: types.kind,
+            namespace: obj.metadata.namespace.clone(),
+            name: obj.metadata.name.clone().unwrap_or_default(),
+        })
+    }
+
+    /// How `r` stands in the cluster now, and its live rendered hash.
+    pub async fn existing(
+        &self,
+        r: &ObjectRef,
+        session: &str,
+    ) -> Result<(Existing, Option<String>), ApplyError> {
+        let api = self.api(r).await?;
+        let live = api.get_opt(&r.name).await.map_err(|e| api_error(r, e))?;
+        Ok(match live {
+            None => (Existing::Absent, None),
+            Some(live) => {
+                let ours = live
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(SESSION_LABEL))
+                    .map(String::as_str)
+                    == Some(session);
+                let hash = manifest::hash_of(&live).map(str::to_owned);
+                (
+                    if ours {
+                        Existing::Ours
+                    } else {
+                        Existing::Foreign
+                    },
+                    hash,
+                )
+            }
+        })
+    }
+
+    /// Applies `obj` (already [`prepare`](Self::prepare)d) unless the live object carries
+    /// the same rendered hash.
+    pub async fn apply(
+        &self,
+        r: &ObjectRef,
+        obj: &DynamicObject,
+        live_hash: Option<&str>,
+        existed: bool,
+    ) -> Result<Applied, ApplyError> {
+        if existed && live_hash.is_some() && live_hash == manifest::hash_of(obj) {
+            return Ok(Applied::Unchanged);
+        }
+        let api = self.api(r).await?;
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        api.patch(&r.name, &params, &Patch::Apply(obj))
+            .await
+            .map_err(|e| api_error(r, e))?;
+        Ok(if existed {
+            Applied::Configured
+        } else {
+            Applied::Created
+        })
+    }
+
+    /// Deletes `r`; `Ok(false)` when it was already gone. Dependents (pods of a
+    /// Deployment) are removed by the garbage collector in the background.
+    pub async fn delete(&self, r: &ObjectRef) -> Result<bool, ApplyError> {
+        let api = self.api(r).await?;
+        let params = DeleteParams {
+            propagation_policy: Some(PropagationPolicy::Background),
+            ..DeleteParams::default()
+        };
+        match api.delete(&r.name, &params).await {
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
+            Err(e) => Err(api_error(r, e)),
+        }
+    }
+
+    /// Objects of `r`'s kind in `r`'s namespace that carry this session's label.
+    pub async fn labelled(
+        &self,
+        r: &ObjectRef,
+        session: &str,
+    ) -> Result<Vec<ObjectRef>, ApplyError> {
+        let api = self.api(r).await?;
+        let lp = kube::api::ListParams::default().labels(&format!("{SESSION_LABEL}={session}"));
+        let list = api.list_metadata(&lp).await.map_err(|e| api_error(r, e))?;
+        Ok(list
+            .items
+            .into_iter()
+            .map(|o| ObjectRef {
+                api_version: r.api_version.clone(),
+                kind: r.kind.clone(),
+                namespace: o.metadata.namespace,
+                name: o.metadata.name.unwrap_or_default(),
+            })
+            .collect())
+    }
+}
+
+fn api_error(r: &ObjectRef, e: kube::Error) -> ApplyError {
+    let message = match e {
+        kube::Error::Api(s) => format!("{} ({})", s.message, s.reason),
+        other => other.to_string(),
+    };
+    ApplyError::Api {
+        object: r.clone(),
+        message,
+    }
+}

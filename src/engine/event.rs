@@ -1,0 +1,86 @@
+//! What the tasks of `up` report. Every view (progress lines, the TUI, the control socket)
+//! is built from these events alone.
+
+use std::{path::PathBuf, time::Duration};
+
+use crate::{
+    build::Built,
+    deploy::{ApplyCounts, rollout::PodCounts},
+    forward::HealthEvent,
+    logs::LogLine,
+};
+
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// The watcher is up over this many folders.
+    Watching {
+        folders: usize,
+    },
+    /// A change set and what it touches; `unrelated` files are inputs of nothing.
+    ChangeSeen {
+        images: Vec<String>,
+        resources: Vec<String>,
+        unrelated: Vec<PathBuf>,
+    },
+    BuildStarted {
+        image: String,
+    },
+    BuildOutput {
+        image: String,
+        line: String,
+    },
+    BuildDone {
+        image: String,
+        result: Result<Built, String>,
+    },
+    DeployStarted {
+        resource: String,
+    },
+    Applied {
+        resource: String,
+        counts: ApplyCounts,
+    },
+    /// The resource is not ready, and this is why (changes only).
+    Waiting {
+        resource: String,
+        reason: String,
+    },
+    Pods {
+        resource: String,
+        counts: PodCounts,
+    },
+    Ready {
+        resource: String,
+        update: Option<UpdateTiming>,
+    },
+    Failed {
+        resource: String,
+        error: String,
+    },
+    Forward(HealthEvent),
+    Log(LogLine),
+}
+
+/// Where the time from a save to the new version serving went.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UpdateTiming {
+    /// From the first file event to the change set being handed on (debounce).
+    pub watch: Duration,
+    pub digest: Duration,
+    /// The developer's own build command (the compiler), kept apart from tether's work.
+    pub host_build: Duration,
+    pub image_build: Duration,
+    pub push: Duration,
+    pub apply: Duration,
+    pub rollout: Duration,
+    /// From the first file event to ready.
+    pub total: Duration,
+}
+
+impl UpdateTiming {
+    /// Time tether itself spent: everything but the host build and the rollout, which
+    /// belong to the compiler and to the cluster.
+    pub fn own_overhead(&self) -> Duration {
+        self.total.saturating_sub(self.host_build + self.rollout)
+    }
+}

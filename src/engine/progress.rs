@@ -1,0 +1,125 @@
+//! The plain view of `up`: one line per event, for CI logs and for terminals without the TUI.
+//! Formatting only; every decision was made by the engine.
+
+use std::{fmt::Write as _, time::Duration};
+
+use super::event::{Event, UpdateTiming};
+use crate::forward::Health;
+
+/// The line for `event`, or `None` for events this view does not show.
+pub fn line(event: &Event) -> Option<String> {
+    Some(match event {
+        Event::Watching { folders } => format!("watching {folders} folders for changes"),
+        Event::ChangeSeen {
+            images,
+            resources,
+            unrelated,
+        } => {
+            let mut s = String::from("change:");
+            if !images.is_empty() {
+                let _ = write!(s, " rebuild {}", images.join(", "));
+            }
+            if !resources.is_empty() {
+                let _ = write!(s, "; redeploy {}", resources.join(", "));
+            }
+            if images.is_empty() && resources.is_empty() {
+                s.push_str(" nothing to build or deploy");
+            }
+            if !unrelated.is_empty() {
+                let names: Vec<_> = unrelated.iter().map(|p| p.display().to_string()).collect();
+                let _ = write!(
+                    s,
+                    " ({} not an input of any image or manifest)",
+                    names.join(", ")
+                );
+            }
+            s
+        }
+        Event::BuildStarted { image } => format!("[{image}] build: checking inputs"),
+        Event::BuildOutput { image, line } => format!("[{image}] build: {line}"),
+        Event::BuildDone {
+            image,
+            result: Ok(b),
+        } if !b.rebuilt => {
+            format!(
+                "[{image}] build: up to date, {} already in the registry (no build)",
+                b.reference
+            )
+        }
+        Event::BuildDone {
+            image,
+            result: Ok(b),
+        } => format!(
+            "[{image}] build: pushed {} (host build {}, image build {}, push {})",
+            b.reference,
+            secs(b.timings.host_build),
+            secs(b.timings.image_build),
+            secs(b.timings.push)
+        ),
+        Event::BuildDone {
+            image,
+            result: Err(e),
+        } => format!("[{image}] build FAILED: {e}"),
+        Event::DeployStarted { resource } => format!("[{resource}] deploy: applying"),
+        Event::Applied { resource, counts } => format!(
+            "[{resource}] deploy: {} created, {} configured, {} unchanged",
+            counts.created, counts.configured, counts.unchanged
+        ),
+        Event::Waiting { resource, reason } => format!("[{resource}] waiting: {reason}"),
+        Event::Pods { resource, counts } => format!(
+            "[{resource}] pods: {}/{} ready, {} restarts",
+            counts.ready, counts.total, counts.restarts
+        ),
+        Event::Ready {
+            resource,
+            update: None,
+        } => format!("[{resource}] ready"),
+        Event::Ready {
+            resource,
+            update: Some(t),
+        } => format!("[{resource}] ready: {}", update_line(t)),
+        Event::Failed { resource, error } => format!("[{resource}] FAILED: {error}"),
+        Event::Forward(h) => match &h.health {
+            Health::Waiting => format!(
+                "[{}] forward http://localhost:{}: waiting for a ready pod",
+                h.resource, h.local
+            ),
+            Health::Healthy { pod } => format!(
+                "[{}] forward http://localhost:{} -> {pod}: healthy",
+                h.resource, h.local
+            ),
+            Health::Unhealthy { reason } => {
+                format!(
+                    "[{}] forward http://localhost:{}: UNHEALTHY: {reason}",
+                    h.resource, h.local
+                )
+            }
+        },
+        Event::Log(l) => format!("[{}] {} | {}", l.resource, short_pod(&l.pod), l.text),
+    })
+}
+
+/// The save-to-serving summary; the benchmark reads these figures.
+pub fn update_line(t: &UpdateTiming) -> String {
+    format!(
+        "serving the change {} after the save (watch {}, digest {}, host build {}, image build {}, push {}, apply {}, rollout {}; tether's own share {})",
+        secs(t.total),
+        secs(t.watch),
+        secs(t.digest),
+        secs(t.host_build),
+        secs(t.image_build),
+        secs(t.push),
+        secs(t.apply),
+        secs(t.rollout),
+        secs(t.own_overhead()),
+    )
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.3}s", d.as_secs_f64())
+}
+
+/// The distinguishing tail of a pod name (`users-7d9c-x2x4q` → `x2x4q`).
+fn short_pod(pod: &str) -> &str {
+    pod.rsplit('-').next().unwrap_or(pod)
+}

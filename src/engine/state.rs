@@ -1,0 +1,192 @@
+//! The one state store of `up`: plain data, changed only by [`State::apply`] from events,
+//! read by views as snapshots.
+
+use std::{
+    collections::{BTreeMap, VecDeque},
+    time::Duration,
+};
+
+use super::event::{Event, UpdateTiming};
+use crate::{deploy::rollout::PodCounts, forward::Health};
+
+/// Log lines kept in memory for views; older lines are only in the on-disk history.
+pub const LOG_LINES_IN_MEMORY: usize = 2_000;
+
+#[derive(Debug, Clone, Default)]
+pub struct State {
+    pub resources: BTreeMap<String, ResourceView>,
+    pub logs: VecDeque<crate::logs::LogLine>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResourceView {
+    /// Images of this resource, as far as the engine knows them.
+    pub images: Vec<String>,
+    pub build: Phase,
+    pub last_build: Option<Duration>,
+    pub deploy: Phase,
+    pub pods: PodCounts,
+    /// Local port and health of each forward.
+    pub forwards: BTreeMap<u16, Health>,
+    pub waiting_for: Option<String>,
+    pub last_error: Option<String>,
+    pub last_update: Option<UpdateTiming>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Phase {
+    #[default]
+    Pending,
+    Running,
+    Ok,
+    Failed,
+}
+
+impl State {
+    /// Registers the resources and the images each uses, so views list them from the start.
+    pub fn new(images_by_resource: BTreeMap<String, Vec<String>>) -> State {
+        State {
+            resources: images_by_resource
+                .into_iter()
+                .map(|(name, images)| {
+                    (
+                        name,
+                        ResourceView {
+                            images,
+                            ..ResourceView::default()
+                        },
+                    )
+                })
+                .collect(),
+            logs: VecDeque::new(),
+        }
+    }
+
+    pub fn all_ready(&self) -> bool {
+        self.resources.values().all(|r| r.deploy == Phase::Ok)
+    }
+
+    /// Applies one event: the only way state changes.
+    pub fn apply(&mut self, event: &Event) {
+        match event {
+            Event::Watching { .. } | Event::ChangeSeen { .. } | Event::BuildOutput { .. } => {}
+            Event::BuildStarted { image } => {
+                for r in self.using(image) {
+                    r.build = Phase::Running;
+                }
+            }
+            Event::BuildDone { image, result } => {
+                for r in self.using(image) {
+                    match result {
+                        Ok(b) => {
+                            r.build = Phase::Ok;
+                            if b.rebuilt {
+                                r.last_build = Some(
+                                    b.timings.host_build + b.timings.image_build + b.timings.push,
+                                );
+                            }
+                        }
+                        Err(e) => {
+                            r.build = Phase::Failed;
+                            r.last_error = Some(e.clone());
+                        }
+                    }
+                }
+            }
+            Event::DeployStarted { resource } => {
+                if let Some(r) = self.resources.get_mut(resource) {
+                    r.deploy = Phase::Running;
+                    r.waiting_for = None;
+                }
+            }
+            Event::Applied { .. } => {}
+            Event::Waiting { resource, reason } => {
+                if let Some(r) = self.resources.get_mut(resource) {
+                    r.waiting_for = Some(reason.clone());
+                }
+            }
+            Event::Pods { resource, counts } => {
+                if let Some(r) = self.resources.get_mut(resource) {
+                    r.pods = *counts;
+                }
+            }
+            Event::Ready { resource, update } => {
+                if let Some(r) = self.resources.get_mut(resource) {
+                    r.deploy = Phase::Ok;
+                    r.waiting_for = None;
+                    r.last_error = None;
+                    if update.is_some() {
+                        r.last_update = *update;
+                    }
+                }
+            }
+            Event::Failed { resource, error } => {
+                if let Some(r) = self.resources.get_mut(resource) {
+                    r.deploy = Phase::Failed;
+                    r.last_error = Some(error.clone());
+                }
+            }
+            Event::Forward(h) => {
+                if let Some(r) = self.resources.get_mut(&h.resource) {
+                    r.forwards.insert(h.local, h.health.clone());
+                }
+            }
+            Event::Log(line) => {
+                if self.logs.len() == LOG_LINES_IN_MEMORY {
+                    self.logs.pop_front();
+                }
+                self.logs.push_back(line.clone());
+            }
+        }
+    }
+
+    fn using<'a>(&'a mut self, image: &'a str) -> impl Iterator<Item = &'a mut ResourceView> + 'a {
+        self.resources
+            .values_mut()
+            .filter(move |r| r.images.iter().any(|i| i == image))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::logs::LogLine;
+
+    #[test]
+    fn events_drive_phases_and_logs_stay_bounded() {
+        let mut s = State::new(BTreeMap::from([
+            ("users".to_owned(), vec!["users".to_owned()]),
+            ("db".to_owned(), vec![]),
+        ]));
+        s.apply(&Event::BuildStarted {
+            image: "users".into(),
+        });
+        assert_eq!(s.resources["users"].build, Phase::Running);
+        assert_eq!(s.resources["db"].build, Phase::Pending);
+        s.apply(&Event::BuildDone {
+            image: "users".into(),
+            result: Err("boom".into()),
+        });
+        assert_eq!(s.resources["users"].last_error.as_deref(), Some("boom"));
+        s.apply(&Event::Ready {
+            resource: "users".into(),
+            update: None,
+        });
+        s.apply(&Event::Ready {
+            resource: "db".into(),
+            update: None,
+        });
+        assert!(s.all_ready());
+        assert_eq!(s.resources["users"].last_error, None);
+        for i in 0..LOG_LINES_IN_MEMORY + 5 {
+            s.apply(&Event::Log(LogLine {
+                resource: "users".into(),
+                pod: "p".into(),
+                container: "c".into(),
+                text: i.to_string(),
+            }));
+        }
+        assert_eq!(s.logs.len(), LOG_LINES_IN_MEMORY);
+        assert_eq!(s.logs.front().unwrap().text, "5");
+    }
+}

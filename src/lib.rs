@@ -1,0 +1,22 @@
+//! tether: the developer inner loop on Kubernetes.
+//!
+//! Layout, following the data of `tether up` (watch → plan → build → push → apply → observe):
+//! - [`config`]: `tether.toml`, validated into a [`config::Project`].
+//! - [`watch`]: file events to change sets.
+//! - [`build`]: input digests, host builds, image builds and pushes (bollard).
+//! - [`deploy`]: rendering, server-side apply, the record `down` reads, readiness.
+//! - [`forward`], [`logs`]: port-forwards and log followers that track pods as they change.
+//! - [`engine`]: the session that runs rounds, its events and its state store.
+//! - [`cluster`]: the kube context and the safety check on it.
+//! - [`cli`], [`commands`]: the command line and its edges.
+
+pub mod build;
+pub mod cli;
+pub mod cluster;
+pub mod commands;
+pub mod config;
+pub mod deploy;
+pub mod engine;
+pub mod forward;
+pub mod logs;
+pub mod watch;
