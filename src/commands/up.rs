@@ -45,7 +45,7 @@ pub async fn run(target: Target, ci: bool, _no_tui: bool, timeout: u64) -> Resul
 
     let shutdown = CancellationToken::new();
     spawn_signal_handler(shutdown.clone());
-    let (event_tx, mut event_rx) = mpsc::unbounded_channel::<Event>();
+    let (event_tx, event_rx) = mpsc::unbounded_channel::<Event>();
     let options = Options {
         ci,
         timeout: Duration::from_secs(timeout),
@@ -58,15 +58,9 @@ pub async fn run(target: Target, ci: bool, _no_tui: bool, timeout: u64) -> Resul
         event_tx.clone(),
         shutdown.clone(),
     );
-    let mut state = engine::State::new(session.images_by_resource());
-    let printer = tokio::spawn(async move {
-        while let Some(ev) = event_rx.recv().await {
-            state.apply(&ev);
-            if let Some(line) = progress::line(&ev) {
-                println!("{line}");
-            }
-        }
-    });
+    let (views, store) =
+        engine::store::spawn(engine::State::new(session.images_by_resource()), event_rx);
+    let printer = tokio::spawn(print_progress(views.events.subscribe()));
 
     eprintln!(
         "tether up: context {} ({}), session {}",
@@ -98,9 +92,14 @@ pub async fn run(target: Target, ci: bool, _no_tui: bool, timeout: u64) -> Resul
 
     let failures = session.start().await;
     if ci {
-        drop(session);
-        drop(event_tx);
-        let _ = printer.await;
+        // Stop followers and let the views print what is queued.
+        shutdown.cancel();
+        drop((session, event_tx, views));
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            let _ = store.await;
+            let _ = printer.await;
+        })
+        .await;
         if failures.is_empty() {
             println!("all resources ready");
             return Ok(());
@@ -120,6 +119,22 @@ pub async fn run(target: Target, ci: bool, _no_tui: bool, timeout: u64) -> Resul
     session.run(change_rx, trigger_rx).await;
     eprintln!("tether up: stopped. What was deployed stays; `tether down` removes it.");
     Ok(())
+}
+
+/// The plain view: one line per event until the engine is gone.
+async fn print_progress(mut events: tokio::sync::broadcast::Receiver<Event>) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match events.recv().await {
+            Ok(ev) => {
+                if let Some(line) = progress::line(&ev) {
+                    println!("{line}");
+                }
+            }
+            Err(RecvError::Lagged(n)) => println!("({n} events not shown: output fell behind)"),
+            Err(RecvError::Closed) => return,
+        }
+    }
 }
 
 /// Loads tether.toml; a config error is bad input (exit 2) and names file:line:col.

@@ -14,7 +14,7 @@ use kube::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::manifest::{self, SESSION_LABEL};
+use super::manifest::{self, HASH_ANNOTATION, MANAGED_BY, RESOURCE_LABEL, SESSION_LABEL};
 
 pub const FIELD_MANAGER: &str = "tether";
 
@@ -220,6 +220,26 @@ impl Applier {
             ..DeleteParams::default()
         };
         match api.delete(&r.name, &params).await {
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
+            Err(e) => Err(api_error(r, e)),
+        }
+    }
+
+    /// Takes tether's labels and hash off an object that `down` keeps, so nothing left
+    /// behind still claims to be tether's.
+    pub async fn disown(&self, r: &ObjectRef) -> Result<bool, ApplyError> {
+        let api = self.api(r).await?;
+        let patch = serde_json::json!({
+            "metadata": {
+                "labels": {MANAGED_BY: null, SESSION_LABEL: null, RESOURCE_LABEL: null},
+                "annotations": {HASH_ANNOTATION: null},
+            }
+        });
+        match api
+            .patch(&r.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
             Ok(_) => Ok(true),
             Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
             Err(e) => Err(api_error(r, e)),

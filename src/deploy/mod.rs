@@ -266,9 +266,18 @@ pub async fn down(
         }
     }
     for k in &report.kept {
-        progress(&format!(
-            "kept {k} (it existed before tether, or is a namespace; see --delete-namespaces)"
-        ));
+        match applier.disown(k).await {
+            Ok(true) => progress(&format!(
+                "kept {k} without tether's labels ({})",
+                if k.kind == "Namespace" {
+                    "namespaces stay unless --delete-namespaces"
+                } else {
+                    "it existed before tether"
+                }
+            )),
+            Ok(false) => {}
+            Err(e) => report.failures.push(e.to_string()),
+        }
     }
     if report.failures.is_empty() {
         std::fs::remove_file(&path).map_err(record_err)?;

@@ -9,9 +9,11 @@ pub mod event;
 pub mod progress;
 pub mod session;
 pub mod state;
+pub mod store;
 
 pub use self::{
     event::{Event, UpdateTiming},
     session::{Failure, Options, Session},
     state::State,
+    store::Views,
 };

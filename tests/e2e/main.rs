@@ -1,0 +1,7 @@
+//! End-to-end tests: tether against a real Kubernetes cluster, image registry and
+//! Docker-API engine (see `scripts/dev-cluster`). One binary, one module per scenario.
+
+mod cluster;
+mod process;
+mod support;
+mod up;

@@ -1,0 +1,151 @@
+//! Running the real `tether` binary the way a developer does, and reading what it prints.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+/// `tether ARGS` in `dir`, run to completion.
+pub fn tether(dir: &Path, args: &[&str]) -> Output {
+    let out = command(dir, args).output().expect("tether runs");
+    eprintln!(
+        "$ tether {} (in {})\n{}{}",
+        args.join(" "),
+        dir.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn command(dir: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tether"));
+    c.args(args).current_dir(dir).stdin(Stdio::null());
+    // The shop's static builds get a target folder of their own: the test binary's
+    // cargo may still hold the default one.
+    let cache = std::env::var("TETHER_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/tether")
+        });
+    c.env("CARGO_TARGET_DIR", cache.join("shop-target"));
+    c
+}
+
+/// A long-running `tether up`, its output collected line by line.
+pub struct Running {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Running {
+    pub fn start(dir: &Path, args: &[&str]) -> Running {
+        let mut child = command(dir, args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("tether starts");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        for pipe in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let lines = lines.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    eprintln!("  | {line}");
+                    lines.lock().unwrap().push(line);
+                }
+            });
+        }
+        Running { child, lines }
+    }
+
+    /// How many lines were printed so far: a mark to search after.
+    pub fn mark(&self) -> usize {
+        self.lines.lock().unwrap().len()
+    }
+
+    /// The lines printed after `mark`.
+    pub fn since(&self, mark: usize) -> Vec<String> {
+        self.lines.lock().unwrap()[mark..].to_vec()
+    }
+
+    /// Waits for a line after `mark` that satisfies `pred`, and returns it.
+    pub fn wait_for(
+        &mut self,
+        mark: usize,
+        timeout: Duration,
+        what: &str,
+        pred: impl Fn(&str) -> bool,
+    ) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(l) = self.since(mark).into_iter().find(|l| pred(l)) {
+                return l;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("tether exited ({status}) while waiting for {what}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {timeout:?} waiting for {what}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Ctrl-C, as a developer stops it; returns whether it exited by itself in time.
+    pub fn interrupt(&mut self) -> bool {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A copy of this repository (sources only) to edit freely: the shop's crates stay in
+/// their workspace, as in a real checkout.
+pub fn repo_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for item in ["Cargo.toml", "Cargo.lock", "src", "tests", "examples"] {
+        copy(&root.join(item), &dir.path().join(item));
+    }
+    dir
+}
+
+fn copy(from: &Path, to: &Path) {
+    if from.is_dir() {
+        let name = from.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if matches!(name, "target" | ".build" | ".tether" | ".git") {
+            return;
+        }
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let e = e.unwrap();
+            copy(&e.path(), &to.join(e.file_name()));
+        }
+    } else if from.exists() {
+        std::fs::copy(from, to).unwrap();
+    }
+}

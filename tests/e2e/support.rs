@@ -1,0 +1,101 @@
+//! Helpers for tests against the real cluster, registry and engine started by
+//! `scripts/dev-cluster up`.
+//!
+//! Without a cluster the tests say so and pass as skipped, unless `TETHER_REQUIRE_CLUSTER`
+//! is set (as `scripts/test` and CI do), where a missing cluster is a failure.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::{
+    Api, Client,
+    api::{DeleteParams, PostParams},
+};
+use tether::cluster::Cluster;
+
+/// The cluster, or `None` (with a message) when there is none and none is required.
+pub async fn cluster() -> Option<Cluster> {
+    let required = std::env::var_os("TETHER_REQUIRE_CLUSTER").is_some();
+    match Cluster::connect(None).await {
+        Ok(c) if c.client.apiserver_version().await.is_ok() => Some(c),
+        Ok(c) if required => panic!("cluster of context {} does not answer", c.context),
+        Err(e) if required => panic!("no cluster: {e}"),
+        _ => {
+            eprintln!(
+                "SKIPPED: no cluster answers (start one with `scripts/dev-cluster up` and `eval \"$(scripts/dev-cluster env)\"`)"
+            );
+            None
+        }
+    }
+}
+
+/// A namespace for one test, deleted when the guard drops, also when the test fails.
+pub struct TestNamespace {
+    pub name: String,
+    client: Client,
+}
+
+impl TestNamespace {
+    pub async fn create(client: &Client, prefix: &str) -> TestNamespace {
+        let name = format!("{prefix}-{}", unique());
+        let api: Api<Namespace> = Api::all(client.clone());
+        let ns: Namespace = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name}
+        }))
+        .unwrap();
+        api.create(&PostParams::default(), &ns).await.unwrap();
+        TestNamespace {
+            name,
+            client: client.clone(),
+        }
+    }
+}
+
+impl Drop for TestNamespace {
+    fn drop(&mut self) {
+        let (client, name) = (self.client.clone(), self.name.clone());
+        // Drop cannot await; a thread with its own runtime does the delete.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let api: Api<Namespace> = Api::all(client);
+                let _ = api.delete(&name, &DeleteParams::background()).await;
+            });
+        })
+        .join();
+    }
+}
+
+/// A short random suffix for names.
+pub fn unique() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "{:x}",
+        (nanos ^ (std::process::id() as u128) << 20) & 0xff_ffff
+    )
+}
+
+/// Retries `f` until it returns `Some` or `timeout` passes.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
