@@ -12,9 +12,9 @@ use super::dockerignore::DockerIgnore;
 /// (or excluded by `.dockerignore`) is still sent.
 pub const DOCKERFILE_IN_TAR: &str = ".tether.Dockerfile";
 
-/// Files of `context` that go into the build, relative to it, sorted.
-pub fn context_files(context: &Path) -> io::Result<Vec<PathBuf>> {
-    let ignore = DockerIgnore::for_context(context)?;
+/// Files of `context` that go into a build of `dockerfile`, relative to it, sorted.
+pub fn context_files(context: &Path, dockerfile: &Path) -> io::Result<Vec<PathBuf>> {
+    let ignore = DockerIgnore::for_build(context, dockerfile)?;
     let mut out = Vec::new();
     walk(context, Path::new(""), &ignore, &mut out)?;
     out.sort();
@@ -44,7 +44,7 @@ fn walk(root: &Path, rel: &Path, ignore: &DockerIgnore, out: &mut Vec<PathBuf>) 
 pub fn pack(context: &Path, dockerfile: &Path) -> io::Result<Vec<u8>> {
     let mut tar = tar::Builder::new(Vec::new());
     tar.follow_symlinks(true);
-    for rel in context_files(context)? {
+    for rel in context_files(context, dockerfile)? {
         let data = fs::read(context.join(&rel))?;
         let mode = file_mode(&context.join(&rel));
         append(&mut tar, &rel, &data, mode)?;
@@ -88,7 +88,23 @@ mod tests {
         fs::write(d.join("src/main.rs"), b"fn main(){}").unwrap();
         fs::write(d.join(".dockerignore"), "*\n!.build\n").unwrap();
         fs::write(d.join("Dockerfile"), "FROM scratch\n").unwrap();
-        assert_eq!(context_files(d).unwrap(), [PathBuf::from(".build/app")]);
+        assert_eq!(
+            context_files(d, &d.join("Dockerfile")).unwrap(),
+            [PathBuf::from(".build/app")]
+        );
+        // BuildKit's per-Dockerfile ignore file wins over the context's.
+        fs::write(d.join("Dockerfile.dockerignore"), ".build\n").unwrap();
+        assert_eq!(
+            context_files(d, &d.join("Dockerfile")).unwrap(),
+            [
+                ".dockerignore",
+                "Dockerfile",
+                "Dockerfile.dockerignore",
+                "src/main.rs"
+            ]
+            .map(PathBuf::from)
+        );
+        fs::remove_file(d.join("Dockerfile.dockerignore")).unwrap();
 
         let bytes = pack(d, &d.join("Dockerfile")).unwrap();
         let mut archive = tar::Archive::new(&bytes[..]);

@@ -19,13 +19,20 @@ struct Rule {
 }
 
 impl DockerIgnore {
-    /// Reads `<context>/.dockerignore`; a missing file ignores nothing.
-    pub fn for_context(context: &Path) -> std::io::Result<DockerIgnore> {
-        match std::fs::read_to_string(context.join(".dockerignore")) {
-            Ok(text) => Ok(DockerIgnore::parse(&text)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(DockerIgnore::default()),
-            Err(e) => Err(e),
+    /// The rules for building `dockerfile` in `context`: `<Dockerfile>.dockerignore` beside
+    /// the Dockerfile when there is one (as BuildKit reads it), else `<context>/.dockerignore`;
+    /// neither ignores nothing.
+    pub fn for_build(context: &Path, dockerfile: &Path) -> std::io::Result<DockerIgnore> {
+        let mut own = dockerfile.as_os_str().to_owned();
+        own.push(".dockerignore");
+        for candidate in [std::path::PathBuf::from(own), context.join(".dockerignore")] {
+            match std::fs::read_to_string(&candidate) {
+                Ok(text) => return Ok(DockerIgnore::parse(&text)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
         }
+        Ok(DockerIgnore::default())
     }
 
     pub fn parse(text: &str) -> DockerIgnore {

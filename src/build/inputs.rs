@@ -26,7 +26,7 @@ pub fn input_files(image: &Image) -> io::Result<Vec<PathBuf>> {
             continue;
         }
         let dockerignore = if *input == image.context {
-            Some(DockerIgnore::for_context(&image.context)?)
+            Some(DockerIgnore::for_build(&image.context, &image.dockerfile)?)
         } else {
             None
         };

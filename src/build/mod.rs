@@ -30,7 +30,7 @@ use crate::config::{HostBuild, Image};
 /// What can go wrong building an image, said so the developer knows where to look.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    #[error("cannot read the inputs of image `{image}`: {source}")]
+    #[error("cannot read the inputs of image `{image}`")]
     Inputs {
         image: String,
         #[source]

@@ -19,7 +19,7 @@ use super::{
 /// A config problem, with where it is.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{path}: cannot read: {source}")]
+    #[error("{path}: cannot read")]
     Read {
         path: PathBuf,
         #[source]

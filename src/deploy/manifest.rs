@@ -19,7 +19,7 @@ pub const HASH_ANNOTATION: &str = "tether.dev/rendered-hash";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
-    #[error("{file}: cannot read: {source}")]
+    #[error("{file}: cannot read")]
     Read {
         file: String,
         #[source]

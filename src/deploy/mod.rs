@@ -32,7 +32,7 @@ pub enum DeployError {
     Manifest(#[from] manifest::ManifestError),
     #[error(transparent)]
     Apply(#[from] ApplyError),
-    #[error("cannot write the record of applied objects at {path}: {source}")]
+    #[error("cannot write the record of applied objects at {path}")]
     Record {
         path: PathBuf,
         #[source]

@@ -15,6 +15,11 @@ use tether::cluster::Cluster;
 
 /// The cluster, or `None` (with a message) when there is none and none is required.
 pub async fn cluster() -> Option<Cluster> {
+    // TETHER_LOG=debug shows what tether's code does inside a test.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("TETHER_LOG"))
+        .with_test_writer()
+        .try_init();
     let required = std::env::var_os("TETHER_REQUIRE_CLUSTER").is_some();
     match Cluster::connect(None).await {
         Ok(c) if c.client.apiserver_version().await.is_ok() => Some(c),
@@ -32,7 +37,6 @@ pub async fn cluster() -> Option<Cluster> {
 /// A namespace for one test, deleted when the guard drops, also when the test fails.
 pub struct TestNamespace {
     pub name: String,
-    client: Client,
 }
 
 impl TestNamespace {
@@ -44,23 +48,24 @@ impl TestNamespace {
         }))
         .unwrap();
         api.create(&PostParams::default(), &ns).await.unwrap();
-        TestNamespace {
-            name,
-            client: client.clone(),
-        }
+        TestNamespace { name }
     }
 }
 
 impl Drop for TestNamespace {
     fn drop(&mut self) {
-        let (client, name) = (self.client.clone(), self.name.clone());
-        // Drop cannot await; a thread with its own runtime does the delete.
+        let name = self.name.clone();
+        // Drop cannot await; a thread with its own runtime and its own client does the
+        // delete (a client made on the test's runtime would need that runtime to run).
         let _ = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .unwrap();
             rt.block_on(async move {
+                let Ok(client) = Client::try_default().await else {
+                    return;
+                };
                 let api: Api<Namespace> = Api::all(client);
                 let _ = api.delete(&name, &DeleteParams::background()).await;
             });
