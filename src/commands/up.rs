@@ -1,6 +1,8 @@
-//! `tether up`: load the project, check the context, run the session, print progress.
+//! `tether up`: load the project, check the context, run the session, and show it: the
+//! TUI when stdout is a terminal, plain progress lines otherwise (or with `--no-tui`,
+//! `--ci`). The control socket serves `tether status`, `logs` and `trigger` meanwhile.
 
-use std::time::Duration;
+use std::{io::IsTerminal as _, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use tokio::sync::mpsc;
@@ -12,13 +14,29 @@ use crate::{
     cli::Target,
     cluster::Cluster,
     config::{self, Project},
+    control::{
+        Instance,
+        server::{self, Control},
+    },
     deploy::Deployer,
     engine::{self, Event, Options, Session, progress},
-    forward, watch,
+    forward,
+    logs_history::History,
+    tui::{self, Exit},
+    watch,
 };
 
-pub async fn run(target: Target, ci: bool, _no_tui: bool, timeout: u64) -> Result<(), Failure> {
+/// Triggers (from `r` or `tether trigger`) that may wait while a round runs.
+const TRIGGER_QUEUE: usize = 16;
+
+pub async fn run(target: Target, ci: bool, no_tui: bool, timeout: u64) -> Result<(), Failure> {
     let project = load(&target)?;
+    // One `up` per folder, checked before anything binds a port, so a second one is told
+    // who runs rather than that a port is in use.
+    let instance = Instance::acquire(&project.root).map_err(|e| Failure::Failed(e.into()))?;
+    let root = project.root.clone();
+    let history = History::open(&root)?;
+    let control_listener = instance.bind()?;
     let cluster = Cluster::connect(target.context.as_deref()).await?;
     let config_file = project.root.join(config::FILE_NAME);
     cluster
@@ -30,8 +48,9 @@ pub async fn run(target: Target, ci: bool, _no_tui: bool, timeout: u64) -> Resul
     let session_id = deployer.session().to_owned();
 
     // Forwards bind before anything else, so a port in use fails now, not after a build.
+    // `--ci` ends when everything is ready and forwards nothing.
     let mut listeners = Vec::new();
-    for r in project.resources.values() {
+    for r in project.resources.values().filter(|_| !ci) {
         for pf in &r.port_forwards {
             let l = forward::bind(pf.local).await.with_context(|| {
                 format!(
@@ -60,12 +79,52 @@ pub async fn run(target: Target, ci: bool, _no_tui: bool, timeout: u64) -> Resul
     );
     let (views, store) =
         engine::store::spawn(engine::State::new(session.images_by_resource()), event_rx);
-    let printer = tokio::spawn(print_progress(views.events.subscribe()));
+    history.spawn_writer(views.events.subscribe());
+    let (trigger_tx, trigger_rx) = mpsc::channel(TRIGGER_QUEUE);
+    let control = Arc::new(Control {
+        state: views.state.clone(),
+        history: history.clone(),
+        trigger_tx: trigger_tx.clone(),
+        root: root.clone(),
+    });
+    tokio::spawn(server::serve(control_listener, control, shutdown.clone()));
+    let use_tui = !ci && !no_tui && std::io::stdout().is_terminal();
+    let printer = (!use_tui).then(|| tokio::spawn(print_progress(views.events.subscribe())));
 
     eprintln!(
         "tether up: context {} ({}), session {}",
         cluster.context, cluster.server, session_id
     );
+    let diagnostics = root.join(".tether").join("up.log");
+    // The TUI starts before the first round, so it shows that round too. When it ends,
+    // the session stops.
+    let ui = use_tui.then(|| {
+        let options = tui::Options {
+            title: format!(
+                "{} · context {} · session {}",
+                root.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                cluster.context,
+                session_id
+            ),
+            diagnostics: Some(diagnostics.clone()),
+        };
+        let ui = tui::run(
+            views.clone(),
+            history.clone(),
+            trigger_tx.clone(),
+            options,
+            shutdown.clone(),
+        );
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let exit = ui.await;
+            shutdown.cancel();
+            exit
+        })
+    });
+    drop(trigger_tx);
     if !ci {
         let (health_tx, mut health_rx) = mpsc::unbounded_channel();
         for (resource, remote, listener) in listeners {
@@ -90,14 +149,22 @@ pub async fn run(target: Target, ci: bool, _no_tui: bool, timeout: u64) -> Resul
         });
     }
 
-    let failures = session.start().await;
+    let failures = tokio::select! {
+        f = session.start() => f,
+        _ = shutdown.cancelled() => vec![engine::Failure {
+            resource: "tether up".into(),
+            error: "stopped before everything was ready".into(),
+        }],
+    };
     if ci {
         // Stop followers and let the views print what is queued.
         shutdown.cancel();
         drop((session, event_tx, views));
         let _ = tokio::time::timeout(Duration::from_secs(5), async {
             let _ = store.await;
-            let _ = printer.await;
+            if let Some(printer) = printer {
+                let _ = printer.await;
+            }
         })
         .await;
         if failures.is_empty() {
@@ -112,13 +179,50 @@ pub async fn run(target: Target, ci: bool, _no_tui: bool, timeout: u64) -> Resul
         return Err(Failure::Failed(anyhow::anyhow!("not ready:\n{report}")));
     }
 
-    let (change_tx, change_rx) = mpsc::channel(16);
-    let folders = watch::spawn(&session.watch_roots(), change_tx, shutdown.clone())?;
-    let _ = event_tx.send(Event::Watching { folders });
-    let (_trigger_tx, trigger_rx) = mpsc::channel(4);
-    session.run(change_rx, trigger_rx).await;
-    eprintln!("tether up: stopped. What was deployed stays; `tether down` removes it.");
-    Ok(())
+    if !shutdown.is_cancelled() {
+        let (change_tx, change_rx) = mpsc::channel(16);
+        let folders = match watch::spawn(&session.watch_roots(), change_tx, shutdown.clone()) {
+            Ok(f) => f,
+            Err(e) => {
+                // Give the terminal back before the error is printed.
+                shutdown.cancel();
+                if let Some(ui) = ui {
+                    let _ = ui.await;
+                }
+                return Err(e.into());
+            }
+        };
+        let _ = event_tx.send(Event::Watching { folders });
+        session.run(change_rx, trigger_rx).await;
+    }
+    let exit = match ui {
+        None => Exit::Keep,
+        Some(ui) => match ui.await {
+            Ok(Ok(exit)) => exit,
+            Ok(Err(e)) => return Err(Failure::Failed(e.into())),
+            Err(e) => return Err(Failure::Failed(anyhow::anyhow!("the TUI task failed: {e}"))),
+        },
+    };
+    if std::fs::metadata(&diagnostics).is_ok_and(|m| m.len() > 0) {
+        eprintln!(
+            "tether up: diagnostics written while the TUI ran are in {}",
+            diagnostics.display()
+        );
+    }
+    match exit {
+        Exit::Keep => {
+            eprintln!("tether up: stopped. What was deployed stays; `tether down` removes it.");
+            Ok(())
+        }
+        Exit::Remove => {
+            eprintln!("tether up: stopped; removing what it deployed");
+            // The session has stopped, so nothing re-applies what `down` deletes.
+            drop(session);
+            let result = super::down::run(target, false).await;
+            drop(instance);
+            result
+        }
+    }
 }
 
 /// The plain view: one line per event until the engine is gone.
@@ -157,6 +261,7 @@ fn spawn_signal_handler(shutdown: CancellationToken) {
         eprintln!("tether up: stopping (Ctrl-C again to exit at once)");
         shutdown.cancel();
         let _ = tokio::signal::ctrl_c().await;
+        tui::terminal::restore();
         std::process::exit(130);
     });
 }

@@ -189,13 +189,13 @@ impl Session {
                     }
                     let resources = inner.plan(&set).await;
                     if !resources.is_empty() {
-                        inner.clone().round(resources, Some(set)).await;
+                        inner.clone().round_until_shutdown(resources, Some(set)).await;
                     }
                 }
                 name = trigger_rx.recv() => {
                     let Some(name) = name else { return };
                     if inner.project.resources.contains_key(&name) {
-                        inner.clone().round(BTreeSet::from([name]), None).await;
+                        inner.clone().round_until_shutdown(BTreeSet::from([name]), None).await;
                     }
                 }
             }
@@ -243,7 +243,8 @@ impl Inner {
                 }
             }
             if !related {
-                unrelated.push(path.clone());
+                // Relative to the project, as the developer thinks of it.
+                unrelated.push(path.strip_prefix(&p.root).unwrap_or(path).to_path_buf());
             }
         }
         // A touched input whose content is unchanged (a save without edits) needs nothing.
@@ -279,6 +280,19 @@ impl Inner {
             unrelated,
         });
         resources
+    }
+
+    /// A round that a shutdown cuts short.
+    async fn round_until_shutdown(
+        self: Arc<Self>,
+        resources: BTreeSet<String>,
+        change: Option<ChangeSet>,
+    ) {
+        let shutdown = self.shutdown.clone();
+        tokio::select! {
+            _ = self.round(resources, change) => {}
+            _ = shutdown.cancelled() => {}
+        }
     }
 
     /// Builds and deploys `resources`; returns the failures.

@@ -74,7 +74,8 @@ impl Running {
         self.lines.lock().unwrap()[mark..].to_vec()
     }
 
-    /// Waits for a line after `mark` that satisfies `pred`, and returns it.
+    /// Waits for a line after `mark` that satisfies `pred`, and returns it. A failure
+    /// reported meanwhile ends the wait at once.
     pub fn wait_for(
         &mut self,
         mark: usize,
@@ -84,8 +85,12 @@ impl Running {
     ) -> String {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(l) = self.since(mark).into_iter().find(|l| pred(l)) {
-                return l;
+            let lines = self.since(mark);
+            if let Some(l) = lines.iter().find(|l| pred(l)) {
+                return l.clone();
+            }
+            if let Some(failed) = lines.iter().find(|l| l.contains(" FAILED")) {
+                panic!("waiting for {what}, tether reported: {failed}");
             }
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("tether exited ({status}) while waiting for {what}");
@@ -128,7 +133,14 @@ impl Drop for Running {
 pub fn repo_copy() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for item in ["Cargo.toml", "Cargo.lock", "src", "tests", "examples"] {
+    for item in [
+        "Cargo.toml",
+        "Cargo.lock",
+        "src",
+        "tests",
+        "benches",
+        "examples",
+    ] {
         copy(&root.join(item), &dir.path().join(item));
     }
     dir

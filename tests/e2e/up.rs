@@ -227,12 +227,34 @@ fn a_context_that_does_not_look_local_is_refused_with_the_fix() {
     let Some(cluster) = rt.block_on(cluster()) else {
         return;
     };
-    // The same cluster under a production-looking name.
+    // The same cluster under a production-looking name, reached at the node's address
+    // rather than loopback.
     let kubeconfig = std::env::var("KUBECONFIG").expect("KUBECONFIG is set with the cluster");
     let text = std::fs::read_to_string(&kubeconfig).unwrap();
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(cluster.client.clone());
+    let node = rt
+        .block_on(nodes.list(&ListParams::default()))
+        .unwrap()
+        .items
+        .remove(0);
+    let node_ip = node
+        .status
+        .and_then(|s| s.addresses)
+        .into_iter()
+        .flatten()
+        .find(|a| a.type_ == "InternalIP")
+        .expect("the node has an InternalIP")
+        .address;
+    let server = cluster.server.trim_end_matches('/');
+    let remote = format!("https://{node_ip}:{}", server.rsplit(':').next().unwrap());
     let dir = tempfile::tempdir().unwrap();
     let renamed = dir.path().join("kubeconfig");
-    std::fs::write(&renamed, text.replace(&cluster.context, "prod-eu")).unwrap();
+    std::fs::write(
+        &renamed,
+        text.replace(&cluster.context, "prod-eu")
+            .replace(server, &remote),
+    )
+    .unwrap();
     let repo = repo_copy();
     let users = repo.path().join("examples/shop/users");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_tether"))

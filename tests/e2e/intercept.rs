@@ -1,0 +1,757 @@
+//! `tether intercept / leave / list / uninstall` against the real cluster: a small busybox
+//! web Deployment of two replicas in a test namespace, a local HTTP server standing in for
+//! the developer's process, and requests sent to the Service's cluster IP (this machine is
+//! the node, so kube-proxy routes them as it routes a pod's).
+//!
+//! `bench_intercept` (ignored; `scripts/bench-intercept` runs it) prints figures.
+
+use std::{
+    net::SocketAddr,
+    os::unix::fs::PermissionsExt as _,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use k8s_openapi::api::{apps::v1::Deployment, core::v1::Service};
+use kube::{
+    Api, Client,
+    api::{ListParams, PostParams},
+};
+use tether::{
+    build::{Builder, HashCache, Registry},
+    config::{Image, Location},
+    deploy::{Workload, rollout},
+};
+
+use crate::{
+    process::{Running, tether},
+    support::{TestNamespace, cluster, eventually},
+};
+
+/// The tests take turns: each rolls Deployments and the first builds the agent image.
+static TURN: Mutex<()> = Mutex::new(());
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Runtime::new().unwrap()
+}
+
+/// The app in the cluster: busybox httpd serving `app` on `port`, two replicas.
+struct Web {
+    ns: TestNamespace,
+    cluster_ip: String,
+    port: u16,
+    client: Client,
+}
+
+impl Web {
+    async fn deploy(client: &Client, prefix: &str, port: u16) -> Web {
+        let ns = TestNamespace::create(client, prefix).await;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("Dockerfile"),
+            "FROM scratch\nCOPY busybox /bin/busybox\nCOPY index.html /www/index.html\nENTRYPOINT [\"/bin/busybox\"]\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("index.html"), "app").unwrap();
+        std::fs::copy("/bin/busybox", dir.path().join("busybox"))
+            .expect("busybox-static is installed by scripts/dev-cluster");
+        let image = Image {
+            name: "tether-it-web".into(),
+            context: dir.path().to_path_buf(),
+            dockerfile: dir.path().join("Dockerfile"),
+            host_build: None,
+            inputs: vec![dir.path().to_path_buf()],
+            declared_at: Location {
+                file: dir.path().join("tether.toml"),
+                line: 1,
+                col: 1,
+            },
+        };
+        let registry = Registry::resolve(None, client).await.unwrap();
+        let built = Builder::new(registry)
+            .ensure(&image, &mut HashCache::default(), |_| {})
+            .await
+            .unwrap();
+        let cms: Api<k8s_openapi::api::core::v1::ConfigMap> =
+            Api::namespaced(client.clone(), &ns.name);
+        cms.create(
+            &PostParams::default(),
+            &serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "web-config"},
+                "data": {"GREETING": "hello there", "LEVEL": "debug"}
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+        let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+            Api::namespaced(client.clone(), &ns.name);
+        secrets
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(serde_json::json!({
+                    "metadata": {"name": "web-secret"},
+                    "stringData": {"password": "s3cret"}
+                }))
+                .unwrap(),
+            )
+            .await
+            .unwrap();
+        let deployment: Deployment = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web"},
+            "spec": {
+                "replicas": 2,
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {
+                    "metadata": {"labels": {"app": "web"}},
+                    "spec": {
+                        "terminationGracePeriodSeconds": 1,
+                        "containers": [{
+                            "name": "web",
+                            "image": built.reference,
+                            "args": ["httpd", "-f", "-p", port.to_string(), "-h", "/www"],
+                            "ports": [{"name": "http", "containerPort": port}],
+                            "readinessProbe": {"tcpSocket": {"port": "http"}, "periodSeconds": 1},
+                            "envFrom": [{"configMapRef": {"name": "web-config"}, "prefix": "CFG_"}],
+                            "env": [
+                                {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "web-secret", "key": "password"}}},
+                                {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                                {"name": "URL", "value": "http://$(CFG_LEVEL).example"},
+                            ],
+                        }]
+                    }
+                }
+            }
+        }))
+        .unwrap();
+        Api::<Deployment>::namespaced(client.clone(), &ns.name)
+            .create(&PostParams::default(), &deployment)
+            .await
+            .unwrap();
+        let svc: Service = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web-svc"},
+            "spec": {
+                "selector": {"app": "web"},
+                "ports": [{"name": "http", "port": 80, "targetPort": "http"}],
+            }
+        }))
+        .unwrap();
+        let svc = Api::<Service>::namespaced(client.clone(), &ns.name)
+            .create(&PostParams::default(), &svc)
+            .await
+            .unwrap();
+        let cluster_ip = svc.spec.unwrap().cluster_ip.unwrap();
+        let web = Web {
+            ns,
+            cluster_ip,
+            port,
+            client: client.clone(),
+        };
+        web.wait_rolled_out().await;
+        // kube-proxy programs the Service shortly after the pods are ready.
+        let url = web.url();
+        eventually(Duration::from_secs(30), "the Service to answer", || {
+            let url = url.clone();
+            async move {
+                tokio::task::spawn_blocking(move || get(&url, None).ok())
+                    .await
+                    .ok()
+                    .flatten()
+            }
+        })
+        .await;
+        web
+    }
+
+    async fn wait_rolled_out(&self) {
+        let w = Workload {
+            kind: "Deployment".into(),
+            namespace: self.ns.name.clone(),
+            name: "web".into(),
+            selector: [("app".to_owned(), "web".to_owned())].into(),
+        };
+        eventually(Duration::from_secs(180), "web to roll out", || async {
+            rollout::rolled_out(&self.client, &w)
+                .await
+                .ok()
+                .filter(|r| *r)
+        })
+        .await;
+    }
+
+    /// The specs (and annotations) of the Service and Deployment, as JSON.
+    async fn specs(&self) -> serde_json::Value {
+        let s = Api::<Service>::namespaced(self.client.clone(), &self.ns.name)
+            .get("web-svc")
+            .await
+            .unwrap();
+        let d = Api::<Deployment>::namespaced(self.client.clone(), &self.ns.name)
+            .get("web")
+            .await
+            .unwrap();
+        serde_json::json!({
+            "service": s.spec,
+            "service_annotations": s.metadata.annotations,
+            "deployment": d.spec,
+            "deployment_annotations": d.metadata.annotations.map(|mut a| {
+                // The controller's own bookkeeping, not part of what tether restores.
+                a.remove("deployment.kubernetes.io/revision");
+                a
+            }),
+        })
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/", self.cluster_ip)
+    }
+
+    fn args<'a>(&'a self, extra: &[&'a str]) -> Vec<String> {
+        let mut v: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        v.extend(["-n".to_owned(), self.ns.name.clone()]);
+        v
+    }
+}
+
+/// The developer's process: answers every request with `laptop`.
+struct LocalServer {
+    port: u16,
+    stop: Arc<AtomicBool>,
+}
+
+impl LocalServer {
+    fn start() -> LocalServer {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                listener.set_nonblocking(true).unwrap();
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                while !s.load(Ordering::SeqCst) {
+                    let Ok(Ok((conn, _))) =
+                        tokio::time::timeout(Duration::from_millis(200), listener.accept()).await
+                    else {
+                        continue;
+                    };
+                    tokio::spawn(serve_laptop(conn));
+                }
+            });
+        });
+        LocalServer { port, stop }
+    }
+}
+
+impl Drop for LocalServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// A minimal HTTP/1.1 responder: reads a request head, answers `laptop`, keeps alive.
+async fn serve_laptop(mut conn: tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+            match conn.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+        let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+        buf.drain(..end);
+        let resp =
+            b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\nContent-Type: text/plain\r\n\r\nlaptop";
+        if conn.write_all(resp).await.is_err() || head.contains("connection: close") {
+            return;
+        }
+    }
+}
+
+/// One GET on a fresh connection (so kube-proxy picks a pod each time), over plain
+/// std sockets so it can run on any thread.
+fn get(url: &str, header: Option<(&str, &str)>) -> Result<String, String> {
+    use std::io::{Read, Write};
+    let hostport = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let addr: SocketAddr = if hostport.contains(':') {
+        hostport.parse().map_err(|e| format!("{e}"))?
+    } else {
+        format!("{hostport}:80")
+            .parse()
+            .map_err(|e| format!("{e}"))?
+    };
+    let mut conn = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+        .map_err(|e| e.to_string())?;
+    conn.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let extra = header
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .unwrap_or_default();
+    write!(
+        conn,
+        "GET / HTTP/1.1\r\nHost: {hostport}\r\nConnection: close\r\n{extra}\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut raw = Vec::new();
+    conn.read_to_end(&mut raw).map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").ok_or("no response head")?;
+    if head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200") {
+        Ok(body.trim().to_owned())
+    } else {
+        Err(head.lines().next().unwrap_or("").to_owned())
+    }
+}
+
+/// When a request finished, and what it got.
+type Outcome = (Instant, Result<String, String>);
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn as_strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+fn start_intercept(web: &Web, extra: &[&str]) -> (Running, Duration) {
+    let port = web.port.to_string();
+    let mut args = vec!["intercept", "web-svc", "--port", port.as_str()];
+    args.extend_from_slice(extra);
+    let args = web.args(&args);
+    let started = Instant::now();
+    let dir = std::env::temp_dir();
+    let mut running = Running::start(&dir, &as_strs(&args));
+    running.wait_for(
+        0,
+        Duration::from_secs(900),
+        "the intercept to be ready",
+        |l| l.starts_with("ready: "),
+    );
+    (running, started.elapsed())
+}
+
+#[test]
+fn all_traffic_reaches_the_local_process_and_ctrl_c_restores_exactly() {
+    let rt = runtime();
+    let Some(cluster) = rt.block_on(cluster()) else {
+        return;
+    };
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let local = LocalServer::start();
+    let web = rt.block_on(Web::deploy(&cluster.client, "tether-it-icpt", local.port));
+    let before = rt.block_on(web.specs());
+    eventually_app(&web);
+
+    let env_file = tempfile::tempdir().unwrap();
+    let env_path = env_file.path().join("web.env");
+    let (mut running, took) = start_intercept(&web, &["--env-file", env_path.to_str().unwrap()]);
+    eprintln!("intercept ready after {took:?}");
+    let first = eventually_laptop(&web);
+    eprintln!("first request routed to this machine {first:?} after `ready:`");
+    // Both replicas carry traffic to this machine: every request lands here.
+    for i in 0..40 {
+        assert_eq!(get(&web.url(), None).unwrap(), "laptop", "request {i}");
+    }
+    let env = std::fs::read_to_string(&env_path).unwrap();
+    for line in [
+        "CFG_GREETING=\"hello there\"",
+        "CFG_LEVEL=debug",
+        "DB_PASSWORD=s3cret",
+        "URL=http://debug.example",
+    ] {
+        assert!(
+            env.lines().any(|l| l == line),
+            "{line} missing from:\n{env}"
+        );
+    }
+    assert!(env.lines().any(|l| l.starts_with("POD=web-")), "{env}");
+    let mode = std::fs::metadata(&env_path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+
+    let out = tether(&std::env::temp_dir(), &as_strs(&web.args(&["list"])));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("web-svc"))
+        .unwrap_or("");
+    assert!(
+        row.contains("80→http") && row.contains("Deployment/web") && row.contains("port 80"),
+        "{text}"
+    );
+
+    assert!(running.interrupt(), "tether intercept ends on Ctrl-C");
+    assert_eq!(
+        rt.block_on(web.specs()),
+        before,
+        "Ctrl-C restores both specs exactly"
+    );
+    rt.block_on(web.wait_rolled_out());
+    eventually_app(&web);
+}
+
+/// kube-proxy follows a Service change within about a second; the first request that
+/// reaches this machine marks it.
+fn eventually_laptop(web: &Web) -> Duration {
+    let started = Instant::now();
+    while get(&web.url(), None).as_deref() != Ok("laptop") {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the Service never led to this machine"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    started.elapsed()
+}
+
+fn eventually_app(web: &Web) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while get(&web.url(), None).as_deref() != Ok("app") {
+        assert!(Instant::now() < deadline, "the app never answered again");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_header_intercept_routes_only_marked_requests_and_leave_restores_exactly() {
+    let rt = runtime();
+    let Some(cluster) = rt.block_on(cluster()) else {
+        return;
+    };
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let local = LocalServer::start();
+    let web = rt.block_on(Web::deploy(&cluster.client, "tether-it-hdr", local.port));
+    let before = rt.block_on(web.specs());
+    let (running, _) = start_intercept(&web, &["--header", "x-dev=alice"]);
+    let started = Instant::now();
+    while get(&web.url(), Some(("X-Dev", "alice"))).as_deref() != Ok("laptop") {
+        assert!(started.elapsed() < Duration::from_secs(10), "never routed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for i in 0..20 {
+        assert_eq!(
+            get(&web.url(), Some(("X-Dev", "alice"))).unwrap(),
+            "laptop",
+            "request {i} with the header"
+        );
+        assert_eq!(get(&web.url(), None).unwrap(), "app", "request {i} without");
+        assert_eq!(
+            get(&web.url(), Some(("X-Dev", "bob"))).unwrap(),
+            "app",
+            "request {i} with another value"
+        );
+    }
+    drop(running); // SIGKILL: the agent stays, `leave` restores.
+    let out = tether(
+        &std::env::temp_dir(),
+        &as_strs(&web.args(&["leave", "web-svc"])),
+    );
+    assert!(out.status.success(), "leave failed");
+    assert_eq!(
+        rt.block_on(web.specs()),
+        before,
+        "leave restores both specs exactly"
+    );
+    let out = tether(
+        &std::env::temp_dir(),
+        &as_strs(&web.args(&["leave", "web-svc"])),
+    );
+    assert_eq!(out.status.code(), Some(2), "leaving twice is bad input");
+}
+
+#[test]
+fn a_killed_laptop_falls_back_within_a_second_resumes_fast_and_uninstall_restores() {
+    let rt = runtime();
+    let Some(cluster) = rt.block_on(cluster()) else {
+        return;
+    };
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let local = LocalServer::start();
+    let web = rt.block_on(Web::deploy(&cluster.client, "tether-it-kill", local.port));
+    let before = rt.block_on(web.specs());
+    let (running, first) = start_intercept(&web, &[]);
+    eventually_laptop(&web);
+
+    // A request loop, as callers in the cluster keep calling.
+    let results: Arc<Mutex<Vec<Outcome>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let looper = {
+        let (results, stop, url) = (results.clone(), stop.clone(), web.url());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                let r = get(&url, None);
+                results.lock().unwrap().push((Instant::now(), r));
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_secs(1));
+    drop(running); // SIGKILL
+    let killed = Instant::now();
+    std::thread::sleep(Duration::from_secs(4));
+    stop.store(true, Ordering::SeqCst);
+    looper.join().unwrap();
+    let results = results.lock().unwrap();
+    let before_kill: Vec<_> = results.iter().filter(|(t, _)| *t < killed).collect();
+    assert!(
+        before_kill
+            .iter()
+            .all(|(_, r)| r.as_deref() == Ok("laptop")),
+        "before the kill every request reached the laptop: {before_kill:?}"
+    );
+    let first_app = results
+        .iter()
+        .find(|(t, r)| *t > killed && r.as_deref() == Ok("app"))
+        .map(|(t, _)| t.duration_since(killed))
+        .expect("the app answers after the kill");
+    let failed_after_window: Vec<_> = results
+        .iter()
+        .filter(|(t, r)| {
+            t.duration_since(killed) > Duration::from_secs(1)
+                && *t > killed
+                && r.as_deref() != Ok("app")
+        })
+        .collect();
+    eprintln!(
+        "first intercept ready after {first:?}; after SIGKILL the app answered after {first_app:?}"
+    );
+    assert!(
+        failed_after_window.is_empty(),
+        "requests failed or went elsewhere more than 1 s after the kill: {failed_after_window:?}"
+    );
+    drop(results);
+
+    // The laptop returns: the agent is still there, no rollout needed.
+    let (running, again) = start_intercept(&web, &[]);
+    eprintln!("resumed on the installed agent after {again:?}");
+    assert_eq!(get(&web.url(), None).unwrap(), "laptop");
+    drop(running);
+
+    let out = tether(&std::env::temp_dir(), &["uninstall", "--all"]);
+    assert!(out.status.success(), "uninstall failed");
+    assert_eq!(
+        rt.block_on(web.specs()),
+        before,
+        "uninstall restores both specs exactly"
+    );
+}
+
+#[test]
+fn bad_input_changes_nothing() {
+    let rt = runtime();
+    let Some(cluster) = rt.block_on(cluster()) else {
+        return;
+    };
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let port = free_port();
+    let web = rt.block_on(Web::deploy(&cluster.client, "tether-it-bad", port));
+    let before = rt.block_on(web.specs());
+    let dir = std::env::temp_dir();
+    let p = port.to_string();
+    let cases: [(Vec<&str>, &str); 4] = [
+        (
+            vec!["intercept", "nope-svc", "--port", &p],
+            "no Service `nope-svc`",
+        ),
+        (
+            vec!["intercept", "web-svc", "--port", "1"],
+            "does not serve port 1",
+        ),
+        // Nothing listens on `port` on this machine.
+        (
+            vec!["intercept", "web-svc", "--port", &p],
+            "nothing listens on 127.0.0.1",
+        ),
+        (
+            vec!["intercept", "web-svc", "--port", &p, "--header", "bad"],
+            "bad --header",
+        ),
+    ];
+    for (args, says) in cases {
+        let out = tether(&dir, &as_strs(&web.args(&args)));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?} should say {says:?}: {err}");
+        assert_eq!(
+            rt.block_on(web.specs()),
+            before,
+            "{args:?} changed the cluster"
+        );
+    }
+    assert!(
+        rt.block_on(
+            Api::<k8s_openapi::api::core::v1::Pod>::namespaced(web.client.clone(), &web.ns.name)
+                .list(&ListParams::default())
+        )
+        .unwrap()
+        .items
+        .iter()
+        .all(|p| p.spec.as_ref().unwrap().containers.len() == 1),
+        "no pod got an agent"
+    );
+}
+
+/// Figures, no assertions on time: `scripts/bench-intercept`.
+#[test]
+#[ignore]
+fn bench_intercept() {
+    let rt = runtime();
+    let Some(cluster) = rt.block_on(cluster()) else {
+        return;
+    };
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let local = LocalServer::start();
+    let web = rt.block_on(Web::deploy(&cluster.client, "tether-bench", local.port));
+
+    let first_routed = |running_since: Instant| {
+        let deadline = running_since + Duration::from_secs(900);
+        loop {
+            if get(&web.url(), None).as_deref() == Ok("laptop") {
+                return running_since.elapsed();
+            }
+            assert!(Instant::now() < deadline);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let port = web.port.to_string();
+    let args = web.args(&["intercept", "web-svc", "--port", &port]);
+    let t = Instant::now();
+    let running = Running::start(&std::env::temp_dir(), &as_strs(&args));
+    let fresh = first_routed(t);
+    drop(running);
+    std::thread::sleep(Duration::from_secs(2));
+    let t = Instant::now();
+    let running = Running::start(&std::env::temp_dir(), &as_strs(&args));
+    let present = first_routed(t);
+
+    let through_intercept = measure(&web.url());
+    drop(running);
+    let _ = tether(
+        &std::env::temp_dir(),
+        &as_strs(&web.args(&["leave", "web-svc"])),
+    );
+    rt.block_on(web.wait_rolled_out());
+
+    // The same requests to one app pod through `kubectl port-forward`.
+    let kport = free_port();
+    let mut kubectl = std::process::Command::new("kubectl")
+        .args(["-n", &web.ns.name, "port-forward", "deployment/web"])
+        .arg(format!("{kport}:{}", web.port))
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("kubectl is on PATH after `eval \"$(scripts/dev-cluster env)\"`");
+    let url = format!("http://127.0.0.1:{kport}/");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while get(&url, None).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "kubectl port-forward never answered"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let through_kubectl = measure(&url);
+    let _ = kubectl.kill();
+    let _ = kubectl.wait();
+
+    println!("\n== tether intercept figures");
+    println!("time from `tether intercept` to the first routed request:");
+    println!(
+        "  first time (agent image push + rollout): {:.2}s",
+        fresh.as_secs_f64()
+    );
+    println!(
+        "  agent already installed:                 {:.2}s",
+        present.as_secs_f64()
+    );
+    println!(
+        "{:<34} {:>9} {:>9} {:>12}",
+        "path", "p50", "p99", "req/s (x16)"
+    );
+    for (name, m) in [
+        ("cluster IP → agent → tunnel → laptop", through_intercept),
+        ("laptop → kubectl port-forward → pod", through_kubectl),
+    ] {
+        println!(
+            "{name:<34} {:>7.2}ms {:>7.2}ms {:>12.0}",
+            m.p50.as_secs_f64() * 1e3,
+            m.p99.as_secs_f64() * 1e3,
+            m.throughput
+        );
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Measured {
+    p50: Duration,
+    p99: Duration,
+    throughput: f64,
+}
+
+/// Latency of 500 sequential keep-alive requests, then 16 connections for 3 s.
+fn measure(url: &str) -> Measured {
+    runtime().block_on(async {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap();
+        let mut lat = Vec::new();
+        for _ in 0..500 {
+            let t = Instant::now();
+            if let Ok(r) = client.get(url).send().await {
+                if r.text().await.is_ok() {
+                    lat.push(t.elapsed());
+                }
+            }
+        }
+        lat.sort();
+        let pick = |q: f64| {
+            lat.get(((lat.len() as f64 * q) as usize).min(lat.len().saturating_sub(1)))
+                .copied()
+                .unwrap_or_default()
+        };
+        let until = Instant::now() + Duration::from_secs(3);
+        let tasks: Vec<_> = (0..16)
+            .map(|_| {
+                let (client, url) = (client.clone(), url.to_owned());
+                tokio::spawn(async move {
+                    let mut n = 0usize;
+                    while Instant::now() < until {
+                        if let Ok(r) = client.get(&url).send().await {
+                            if r.text().await.is_ok() {
+                                n += 1;
+                            }
+                        }
+                    }
+                    n
+                })
+            })
+            .collect();
+        let mut total = 0;
+        for t in tasks {
+            total += t.await.unwrap_or(0);
+        }
+        Measured {
+            p50: pick(0.5),
+            p99: pick(0.99),
+            throughput: total as f64 / 3.0,
+        }
+    })
+}
