@@ -8,15 +8,23 @@
 //! - [`forward`], [`logs`]: port-forwards and log followers that track pods as they change.
 //! - [`engine`]: the session that runs rounds, its events and its state store.
 //! - [`cluster`]: the kube context and the safety check on it.
+//! - [`tunnel`], [`agent`], [`intercept`]: the laptop↔agent protocol, the in-cluster
+//!   traffic agent, and installing it to route a Service's traffic to this machine.
 //! - [`cli`], [`commands`]: the command line and its edges.
 
+pub mod agent;
 pub mod build;
 pub mod cli;
 pub mod cluster;
 pub mod commands;
 pub mod config;
+pub mod control;
 pub mod deploy;
 pub mod engine;
 pub mod forward;
+pub mod intercept;
 pub mod logs;
+pub mod logs_history;
+pub mod tui;
+pub mod tunnel;
 pub mod watch;

@@ -111,11 +111,12 @@ impl Builder {
     }
 
     /// Makes sure the registry holds `image` as its inputs are now; builds and pushes only
-    /// when it does not. `progress` receives build output lines.
+    /// when it does not, or when `force`d. `progress` receives build output lines.
     pub async fn ensure(
         &self,
         image: &Image,
         cache: &mut HashCache,
+        force: bool,
         mut progress: impl FnMut(&str) + Send,
     ) -> Result<Built, BuildError> {
         let mut timings = BuildTimings::default();
@@ -135,7 +136,7 @@ impl Builder {
             rebuilt,
             timings,
         };
-        if self.registry.has_tag(&image.name, &tag).await? {
+        if !force && self.registry.has_tag(&image.name, &tag).await? {
             return Ok(built(false, timings));
         }
 

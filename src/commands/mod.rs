@@ -2,6 +2,10 @@
 //! exit code: 2 for bad input (a config error, an unknown name), 1 for a failure.
 
 pub mod down;
+pub mod intercept;
+pub mod logs;
+pub mod status;
+pub mod trigger;
 pub mod up;
 
 use std::process::ExitCode;
@@ -50,15 +54,40 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             target,
             delete_namespaces,
         } => down::run(target, delete_namespaces).await,
-        Command::Status { .. } | Command::Logs { .. } | Command::Trigger { .. } => {
-            not_built("the control socket of a running `tether up` (status, logs, trigger)")
+        Command::Status { target, output } => status::run(target, output).await,
+        Command::Logs {
+            target,
+            resource,
+            follow,
+        } => logs::run(target, resource, follow).await,
+        Command::Trigger { target, resource } => trigger::run(target, resource).await,
+        Command::Intercept {
+            service,
+            port,
+            namespace,
+            header,
+            env_file,
+            context,
+        } => {
+            intercept::intercept(intercept::InterceptArgs {
+                service,
+                port,
+                namespace,
+                header,
+                env_file,
+                context,
+            })
+            .await
         }
-        Command::Intercept { .. }
-        | Command::Leave { .. }
-        | Command::List { .. }
-        | Command::Uninstall { .. } => not_built("intercepts (intercept, leave, list, uninstall)"),
+        Command::Leave {
+            service,
+            namespace,
+            context,
+        } => intercept::leave(service, namespace, context).await,
+        Command::List { namespace, context } => intercept::list(namespace, context).await,
+        Command::Uninstall { all, context } => intercept::uninstall(all, context).await,
         Command::Connect { .. } | Command::Run { .. } => not_built("`connect` and `run`"),
-        Command::Agent { .. } => not_built("the traffic agent"),
+        Command::Agent { args } => intercept::agent(args).await,
     }
 }
 

@@ -194,6 +194,9 @@ pub async fn run(target: Target, ci: bool, no_tui: bool, timeout: u64) -> Result
         };
         let _ = event_tx.send(Event::Watching { folders });
         session.run(change_rx, trigger_rx).await;
+        // Also when the loop ended on its own (the watcher gone): the TUI must not
+        // stay up over a session that no longer runs.
+        shutdown.cancel();
     }
     let exit = match ui {
         None => Exit::Keep,

@@ -167,7 +167,7 @@ impl Session {
     /// The first round over every resource. In `--ci` mode the failures, if any.
     pub async fn start(&self) -> Vec<Failure> {
         let all: BTreeSet<String> = self.inner.project.resources.keys().cloned().collect();
-        self.inner.clone().round(all, None).await
+        self.inner.clone().round(all, None, false).await
     }
 
     /// Runs rounds for change sets and triggers until shutdown.
@@ -189,13 +189,15 @@ impl Session {
                     }
                     let resources = inner.plan(&set).await;
                     if !resources.is_empty() {
-                        inner.clone().round_until_shutdown(resources, Some(set)).await;
+                        inner.clone().round_until_shutdown(resources, Some(set), false).await;
                     }
                 }
                 name = trigger_rx.recv() => {
                     let Some(name) = name else { return };
+                    // A trigger rebuilds even when the registry has the image: the
+                    // developer asked for it (a flaky build, a changed base image).
                     if inner.project.resources.contains_key(&name) {
-                        inner.clone().round_until_shutdown(BTreeSet::from([name]), None).await;
+                        inner.clone().round_until_shutdown(BTreeSet::from([name]), None, true).await;
                     }
                 }
             }
@@ -287,19 +289,22 @@ impl Inner {
         self: Arc<Self>,
         resources: BTreeSet<String>,
         change: Option<ChangeSet>,
+        force: bool,
     ) {
         let shutdown = self.shutdown.clone();
         tokio::select! {
-            _ = self.round(resources, change) => {}
+            _ = self.round(resources, change, force) => {}
             _ = shutdown.cancelled() => {}
         }
     }
 
-    /// Builds and deploys `resources`; returns the failures.
+    /// Builds and deploys `resources`; returns the failures. `force` builds images even
+    /// when the registry already holds their content.
     async fn round(
         self: Arc<Self>,
         resources: BTreeSet<String>,
         change: Option<ChangeSet>,
+        force: bool,
     ) -> Vec<Failure> {
         let images: BTreeSet<String> = resources.iter().flat_map(|r| self.uses(r)).collect();
         for r in &resources {
@@ -313,7 +318,7 @@ impl Inner {
             image_results.insert(name.clone(), rx);
             let me = self.clone();
             tokio::spawn(async move {
-                let result = me.build(&name).await;
+                let result = me.build(&name, force).await;
                 tx.send_replace(Some(result));
             });
         }
@@ -349,7 +354,7 @@ impl Inner {
         failures
     }
 
-    async fn build(&self, name: &str) -> Result<Built, String> {
+    async fn build(&self, name: &str, force: bool) -> Result<Built, String> {
         let Some(image) = self.project.images.get(name) else {
             return Err(format!("no image `{name}` in tether.toml"));
         };
@@ -368,7 +373,7 @@ impl Inner {
             });
         };
         let result = tokio::select! {
-            r = self.builder.ensure(image, &mut cache, progress) => r.map_err(|e| e.to_string()),
+            r = self.builder.ensure(image, &mut cache, force, progress) => r.map_err(|e| e.to_string()),
             _ = self.shutdown.cancelled() => Err("stopped".to_owned()),
         };
         if let (Ok(b), Ok(mut built)) = (&result, self.built.lock()) {

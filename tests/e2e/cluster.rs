@@ -55,12 +55,12 @@ async fn build_push_deploy_forward_dns_exec_logs() {
     let registry = Registry::resolve(None, &client).await.unwrap();
     let builder = Builder::new(registry);
     let built = builder
-        .ensure(&image, &mut HashCache::default(), |_| {})
+        .ensure(&image, &mut HashCache::default(), false, |_| {})
         .await
         .unwrap();
     assert!(built.rebuilt, "a fresh image is built");
     let again = builder
-        .ensure(&image, &mut HashCache::default(), |_| {})
+        .ensure(&image, &mut HashCache::default(), false, |_| {})
         .await
         .unwrap();
     assert!(

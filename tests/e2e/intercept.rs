@@ -72,7 +72,7 @@ impl Web {
         };
         let registry = Registry::resolve(None, client).await.unwrap();
         let built = Builder::new(registry)
-            .ensure(&image, &mut HashCache::default(), |_| {})
+            .ensure(&image, &mut HashCache::default(), false, |_| {})
             .await
             .unwrap();
         let cms: Api<k8s_openapi::api::core::v1::ConfigMap> =

@@ -4,4 +4,5 @@
 mod cluster;
 mod process;
 mod support;
+mod tui;
 mod up;

@@ -24,15 +24,17 @@ pub fn tether(dir: &Path, args: &[&str]) -> Output {
 fn command(dir: &Path, args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_tether"));
     c.args(args).current_dir(dir).stdin(Stdio::null());
-    // The shop's static builds get a target folder of their own: the test binary's
-    // cargo may still hold the default one.
+    c.env("CARGO_TARGET_DIR", shop_target());
+    c
+}
+
+/// The shop's static builds get a target folder of their own: the test binary's cargo may
+/// still hold the default one.
+pub fn shop_target() -> PathBuf {
     let cache = std::env::var("TETHER_CACHE")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/tether")
-        });
-    c.env("CARGO_TARGET_DIR", cache.join("shop-target"));
-    c
+        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/tether"));
+    cache.join("shop-target")
 }
 
 /// A long-running `tether up`, its output collected line by line.

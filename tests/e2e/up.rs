@@ -19,7 +19,8 @@ use crate::{
     support::cluster,
 };
 
-static SHOP: Mutex<()> = Mutex::new(());
+/// Taken by every test that deploys the shop or binds its forwarded ports.
+pub static SHOP: Mutex<()> = Mutex::new(());
 
 const USERS_FORWARD: &str = "http://127.0.0.1:8001";
 const GATEWAY_FORWARD: &str = "http://127.0.0.1:8000";

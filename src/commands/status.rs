@@ -1,0 +1,191 @@
+//! `tether status`: the resources of the `up` running in a project folder, as a table or
+//! as the control socket's JSON.
+
+use std::{
+    fmt::Write as _,
+    io::{self, Write as _},
+    path::Path,
+};
+
+use super::Failure;
+use crate::{
+    cli::Target,
+    control::{
+        Client, ClientError,
+        protocol::{BuildPhase, DeployPhase, ResourceStatus, Status},
+    },
+};
+
+pub async fn run(target: Target, output: String) -> Result<(), Failure> {
+    let json = match output.as_str() {
+        "table" => false,
+        "json" => true,
+        other => {
+            return Err(Failure::BadInput(anyhow::anyhow!(
+                "unknown output format `{other}`: expected `table` or `json`"
+            )));
+        }
+    };
+    let client = Client::for_dir(&target.dir).map_err(failure)?;
+    let status = client.status().await.map_err(failure)?;
+    let text = if json {
+        let mut s = serde_json::to_string_pretty(&status)
+            .map_err(|e| Failure::Failed(anyhow::anyhow!("cannot write JSON: {e}")))?;
+        s.push('\n');
+        s
+    } else {
+        table(&status, Path::new(&status.root))
+    };
+    match io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(Failure::Failed(e.into())),
+        _ => Ok(()),
+    }
+}
+
+/// A name the running `up` does not know is bad input; anything else is a failure.
+pub(super) fn failure(e: ClientError) -> Failure {
+    if e.is_not_found() {
+        Failure::BadInput(e.into())
+    } else {
+        Failure::Failed(e.into())
+    }
+}
+
+/// One line per resource, then the reasons of those that are not ready.
+fn table(status: &Status, root: &Path) -> String {
+    let name_w = status
+        .resources
+        .iter()
+        .map(|r| r.name.len())
+        .max()
+        .unwrap_or(0)
+        .max("RESOURCE".len());
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<name_w$}  {:<12}  {:<9}  {:<5}  {:>8}  {:>7}  FORWARDS",
+        "RESOURCE", "BUILD", "DEPLOY", "PODS", "RESTARTS", "UPDATE"
+    );
+    for r in &status.resources {
+        let _ = writeln!(
+            out,
+            "{:<name_w$}  {:<12}  {:<9}  {:<5}  {:>8}  {:>7}  {}",
+            r.name,
+            build(r),
+            deploy(r),
+            if r.pods.total == 0 {
+                "-".to_owned()
+            } else {
+                format!("{}/{}", r.pods.ready, r.pods.total)
+            },
+            r.pods.restarts,
+            r.last_update
+                .map(|u| secs(u.total_ms))
+                .unwrap_or_else(|| "-".to_owned()),
+            r.forwards
+                .iter()
+                .map(|f| format!("{} ({})", f.url, f.health))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    for r in &status.resources {
+        if let Some(e) = &r.last_error {
+            let _ = writeln!(out, "\n{}: {}", r.name, e);
+        } else if let (Some(w), false) = (&r.waiting_for, r.deploy == DeployPhase::Ready) {
+            let _ = writeln!(out, "\n{}: waiting: {}", r.name, w);
+        }
+    }
+    if status.resources.is_empty() {
+        let _ = writeln!(out, "(no resources in {})", root.display());
+    }
+    out
+}
+
+fn build(r: &ResourceStatus) -> String {
+    match r.build {
+        _ if r.images.is_empty() => "-".to_owned(),
+        BuildPhase::Pending => "pending".to_owned(),
+        BuildPhase::Building => "building".to_owned(),
+        BuildPhase::Built => match r.last_build_ms {
+            Some(ms) => format!("built {}", secs(ms)),
+            None => "up to date".to_owned(),
+        },
+        BuildPhase::Failed => "failed".to_owned(),
+    }
+}
+
+fn deploy(r: &ResourceStatus) -> &'static str {
+    match r.deploy {
+        DeployPhase::Pending => "pending",
+        DeployPhase::Deploying if r.waiting_for.is_some() => "waiting",
+        DeployPhase::Deploying => "deploying",
+        DeployPhase::Ready => "ready",
+        DeployPhase::Failed => "failed",
+    }
+}
+
+fn secs(ms: u64) -> String {
+    format!("{:.1}s", ms as f64 / 1000.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::protocol::{ForwardStatus, Pods, UpdateStatus};
+
+    #[test]
+    fn the_table_says_ready_and_why_others_are_not() {
+        let resource = |name: &str, deploy| ResourceStatus {
+            name: name.into(),
+            images: vec![name.into()],
+            build: BuildPhase::Built,
+            last_build_ms: Some(3100),
+            deploy,
+            pods: Pods {
+                ready: 1,
+                total: 1,
+                restarts: 0,
+            },
+            forwards: vec![ForwardStatus {
+                local: 8001,
+                url: "http://localhost:8001".into(),
+                health: "healthy".into(),
+                pod: None,
+                reason: None,
+            }],
+            waiting_for: None,
+            last_error: None,
+            last_update: None,
+        };
+        let mut orders = resource("orders", DeployPhase::Deploying);
+        orders.waiting_for = Some("waiting for `users` to be ready".into());
+        let mut users = resource("users", DeployPhase::Ready);
+        users.last_update = Some(UpdateStatus {
+            total_ms: 4210,
+            watch_ms: 0,
+            digest_ms: 0,
+            host_build_ms: 0,
+            image_build_ms: 0,
+            push_ms: 0,
+            apply_ms: 0,
+            rollout_ms: 0,
+        });
+        let status = Status {
+            version: 1,
+            pid: 1,
+            root: "/p".into(),
+            all_ready: false,
+            resources: vec![orders, users],
+        };
+        let t = table(&status, Path::new("/p"));
+        let expected = "\
+RESOURCE  BUILD         DEPLOY     PODS   RESTARTS   UPDATE  FORWARDS
+orders    built 3.1s    waiting    1/1           0        -  http://localhost:8001 (healthy)
+users     built 3.1s    ready      1/1           0     4.2s  http://localhost:8001 (healthy)
+
+orders: waiting: waiting for `users` to be ready
+";
+        assert_eq!(t, expected);
+    }
+}

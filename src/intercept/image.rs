@@ -1,0 +1,271 @@
+//! The agent's image: `FROM scratch` plus one static tether binary, pushed to the cluster's
+//! registry once per binary (the tag is a digest of the binary).
+//!
+//! Where the binary comes from, first match wins:
+//! 1. `TETHER_AGENT_IMAGE`: a published image; nothing is built.
+//! 2. `TETHER_AGENT_BINARY`: a static Linux x86-64 tether binary.
+//! 3. The running executable, when it is a static Linux x86-64 ELF (no PT_INTERP).
+//! 4. A static build from the source tree this binary was built from
+//!    (`cargo build --release --target x86_64-unknown-linux-gnu` with `+crt-static`):
+//!    how a dynamically linked development build still gets an agent.
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest as _, Sha256};
+
+use super::InterceptError;
+use crate::build::{Engine, Registry, context::DOCKERFILE_IN_TAR};
+
+const REPOSITORY: &str = "tether-agent";
+const TARGET: &str = "x86_64-unknown-linux-gnu";
+
+/// Makes sure the registry holds the agent image; returns the reference pods pull.
+pub async fn ensure(
+    registry: &Registry,
+    mut progress: impl FnMut(&str) + Send,
+) -> Result<String, InterceptError> {
+    if let Ok(image) = std::env::var("TETHER_AGENT_IMAGE") {
+        if !image.is_empty() {
+            return Ok(image);
+        }
+    }
+    let binary = static_binary(&mut progress).await?;
+    let bytes = tokio::fs::read(&binary).await.map_err(|e| {
+        InterceptError::AgentImage(format!("cannot read {}: {e}", binary.display()))
+    })?;
+    let tag = format!("tether-{}", &hex::encode(Sha256::digest(&bytes))[..20]);
+    let reference = format!("{}/{REPOSITORY}:{tag}", registry.pull);
+    if registry
+        .has_tag(REPOSITORY, &tag)
+        .await
+        .map_err(agent_err)?
+    {
+        return Ok(reference);
+    }
+    progress(&format!("building the agent image {REPOSITORY}:{tag}"));
+    let tar = context(&bytes).map_err(|e| InterceptError::AgentImage(e.to_string()))?;
+    let engine = Engine::connect().await.map_err(agent_err)?;
+    let repository = format!("{}/{REPOSITORY}", registry.push);
+    engine
+        .build(tar, &format!("{repository}:{tag}"), &mut progress)
+        .await
+        .map_err(agent_err)?;
+    engine
+        .push(&repository, &tag, &mut progress)
+        .await
+        .map_err(agent_err)?;
+    Ok(reference)
+}
+
+fn agent_err(e: crate::build::BuildError) -> InterceptError {
+    InterceptError::AgentImage(e.to_string())
+}
+
+/// The build context: the Dockerfile and the binary.
+fn context(binary: &[u8]) -> std::io::Result<Vec<u8>> {
+    let dockerfile = b"FROM scratch\nCOPY tether /tether\nENTRYPOINT [\"/tether\"]\n";
+    let mut tar = tar::Builder::new(Vec::new());
+    for (name, data, mode) in [
+        (DOCKERFILE_IN_TAR, &dockerfile[..], 0o644),
+        ("tether", binary, 0o755),
+    ] {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(mode);
+        header.set_cksum();
+        tar.append_data(&mut header, name, data)?;
+    }
+    tar.into_inner()
+}
+
+async fn static_binary(
+    progress: &mut (impl FnMut(&str) + Send),
+) -> Result<PathBuf, InterceptError> {
+    if let Ok(path) = std::env::var("TETHER_AGENT_BINARY") {
+        let path = PathBuf::from(path);
+        return match elf_kind(&path) {
+            ElfKind::StaticX86_64 => Ok(path),
+            other => Err(InterceptError::AgentImage(format!(
+                "TETHER_AGENT_BINARY={} is {other}, not a static Linux x86-64 binary",
+                path.display()
+            ))),
+        };
+    }
+    let exe = std::env::current_exe()
+        .map_err(|e| InterceptError::AgentImage(format!("cannot find this executable: {e}")))?;
+    let kind = elf_kind(&exe);
+    if kind == ElfKind::StaticX86_64 {
+        return Ok(exe);
+    }
+    let source = Path::new(env!("CARGO_MANIFEST_DIR"));
+    if kind == ElfKind::DynamicX86_64 && source.join("Cargo.toml").is_file() {
+        return build_from_source(source, progress).await;
+    }
+    Err(InterceptError::AgentImage(format!(
+        "this tether binary ({}) is {kind} and cannot be the agent; set TETHER_AGENT_IMAGE to a \
+         published tether image, or TETHER_AGENT_BINARY to a static Linux x86-64 tether",
+        exe.display()
+    )))
+}
+
+/// `cargo build` of a static tether in its source tree; cargo makes it a no-op when
+/// nothing changed.
+async fn build_from_source(
+    source: &Path,
+    progress: &mut (impl FnMut(&str) + Send),
+) -> Result<PathBuf, InterceptError> {
+    progress("building a static tether for the agent image (cargo; slow only the first time)");
+    let mut flags = std::env::var("RUSTFLAGS").unwrap_or_default();
+    if !flags.contains("crt-static") {
+        flags = format!("{flags} -C target-feature=+crt-static")
+            .trim()
+            .to_owned();
+    }
+    let out = tokio::process::Command::new("cargo")
+        .args([
+            "build",
+            "--release",
+            "--target",
+            TARGET,
+            "-p",
+            "tether",
+            "--bin",
+            "tether",
+        ])
+        .args(["--message-format", "json-render-diagnostics"])
+        .current_dir(source)
+        .env("RUSTFLAGS", flags)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .await
+        .map_err(|e| InterceptError::AgentImage(format!("cannot run cargo: {e}")))?;
+    if !out.status.success() {
+        return Err(InterceptError::AgentImage(format!(
+            "the static agent build failed ({})",
+            out.status
+        )));
+    }
+    // Cargo names the binary it made; that follows CARGO_TARGET_DIR and config files.
+    let path = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "tether")
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .ok_or_else(|| InterceptError::AgentImage("cargo built no tether executable".into()))?;
+    match elf_kind(&path) {
+        ElfKind::StaticX86_64 => Ok(path),
+        other => Err(InterceptError::AgentImage(format!(
+            "{} came out {other}, not static",
+            path.display()
+        ))),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ElfKind {
+    StaticX86_64,
+    DynamicX86_64,
+    Other,
+    Unreadable,
+}
+
+impl std::fmt::Display for ElfKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ElfKind::StaticX86_64 => "a static Linux x86-64 binary",
+            ElfKind::DynamicX86_64 => "dynamically linked",
+            ElfKind::Other => "not a Linux x86-64 ELF",
+            ElfKind::Unreadable => "unreadable",
+        })
+    }
+}
+
+/// Whether `path` is an x86-64 ELF and whether it names a dynamic loader (PT_INTERP).
+pub fn elf_kind(path: &Path) -> ElfKind {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return ElfKind::Unreadable;
+    };
+    let mut h = [0u8; 64];
+    if f.read_exact(&mut h).is_err() {
+        return ElfKind::Other;
+    }
+    // 64-bit, little-endian, machine 62 (x86-64).
+    if &h[..4] != b"\x7fELF" || h[4] != 2 || h[5] != 1 || u16::from_le_bytes([h[18], h[19]]) != 62 {
+        return ElfKind::Other;
+    }
+    let phoff = u64::from_le_bytes(h[32..40].try_into().unwrap_or_default());
+    let phentsize = u16::from_le_bytes([h[54], h[55]]) as usize;
+    let phnum = u16::from_le_bytes([h[56], h[57]]) as usize;
+    if phentsize < 4 || f.seek(SeekFrom::Start(phoff)).is_err() {
+        return ElfKind::Other;
+    }
+    let mut table = vec![0u8; phentsize * phnum];
+    if f.read_exact(&mut table).is_err() {
+        return ElfKind::Other;
+    }
+    const PT_INTERP: u32 = 3;
+    let interp = table
+        .chunks(phentsize)
+        .any(|ph| u32::from_le_bytes([ph[0], ph[1], ph[2], ph[3]]) == PT_INTERP);
+    if interp {
+        ElfKind::DynamicX86_64
+    } else {
+        ElfKind::StaticX86_64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_test_binary_is_a_dynamic_x86_64_elf_and_text_is_not_an_elf() {
+        let exe = std::env::current_exe().unwrap();
+        let kind = elf_kind(&exe);
+        if cfg!(all(
+            target_arch = "x86_64",
+            target_os = "linux",
+            not(target_feature = "crt-static")
+        )) {
+            assert_eq!(kind, ElfKind::DynamicX86_64);
+        }
+        assert_eq!(
+            elf_kind(
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("Cargo.toml")
+                    .as_path()
+            ),
+            ElfKind::Other
+        );
+        assert_eq!(
+            elf_kind(Path::new("/nonexistent/tether")),
+            ElfKind::Unreadable
+        );
+    }
+
+    #[test]
+    fn the_context_holds_the_dockerfile_and_an_executable_binary() {
+        let tar = context(b"\x7fELF...").unwrap();
+        let mut archive = tar::Archive::new(&tar[..]);
+        let entries: Vec<(String, u32)> = archive
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (
+                    e.path().unwrap().to_string_lossy().into_owned(),
+                    e.header().mode().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            entries,
+            vec![
+                (DOCKERFILE_IN_TAR.to_owned(), 0o644),
+                ("tether".to_owned(), 0o755)
+            ]
+        );
+    }
+}
