@@ -314,16 +314,35 @@ pub async fn install(
         }
         return Err(InterceptError::Rollout { reason });
     }
-    if kind != InstallKind::Present {
+    // Something else (a redeploy by `tether up`, a `kubectl apply`) may have put the
+    // Service's own targetPort back while the agent stayed: repoint it then too.
+    let leads_to_agent = found
+        .service
+        .spec
+        .as_ref()
+        .and_then(|s| s.ports.as_ref()?.get(t.port_index)?.target_port.clone())
+        == Some(
+            k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(i32::from(
+                installed.agent_port,
+            )),
+        );
+    if kind != InstallKind::Present || !leads_to_agent {
         replace(&services, &t.service, |s| {
             spec::repointed(s, t, &installed).map(Some)
         })
         .await?;
         progress("waiting for the Service's endpoints to lead to the agent");
         wait_endpoints(client, &t.namespace, &t.service, installed.agent_port).await;
+        // The EndpointSlices are what kube-proxy reads; it rewrites the node's rules at
+        // most once per `minSyncPeriod` (1 s by default). Until then new connections still
+        // reach the app directly, so "ready" waits that long too.
+        tokio::time::sleep(KUBE_PROXY_SYNC).await;
     }
     Ok((installed, kind))
 }
+
+/// kube-proxy's default `minSyncPeriod`, with a margin for the sync itself.
+const KUBE_PROXY_SYNC: Duration = Duration::from_millis(1500);
 
 /// Waits (a few seconds at most) until the Service's EndpointSlices carry the agent
 /// port; kube-proxy follows them within about a second. Best effort: a cluster that

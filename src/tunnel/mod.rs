@@ -22,7 +22,7 @@
 //! | 4    | Eof    | id        | none: the sender will write no more on this stream   |
 //! | 5    | Reset  | id        | none: the stream is aborted in both directions       |
 //! | 6    | Ping   | 0         | u64 BE nonce                                        |
-//! | 7    | Pong   | 0         | the ping's nonce                                    |
+//! | 7    | Pong   | 0         | a ping's nonce (reserved: not sent by version 1)    |
 //! | 8    | GoAway | 0         | UTF-8 reason; the sender closes the session next     |
 //!
 //! Each side sends Hello first and reads the peer's before anything else. The side that
@@ -30,9 +30,13 @@
 //! so both may open streams without agreeing first. Every stream starts with
 //! [`WINDOW`] bytes of credit in each direction; a sender waits for Window frames before
 //! it sends more, so one slow connection never stalls the others or grows memory.
-//! Each side pings every [`Heartbeat::interval`] and declares the peer gone after
+//! A receiver may return credit in batches (this version: every quarter window), so a
+//! request/response exchange costs one write each way.
+//! A side that has written nothing for [`Heartbeat::interval`] sends a Ping (no answer is
+//! needed: the peer pings when it is quiet), and a side declares the peer gone after
 //! [`Heartbeat::dead_after`] without any frame from it: the agent uses that to send
-//! traffic back to the app within a second of a laptop vanishing.
+//! traffic back to the app within a second of a laptop vanishing. Pong is reserved for
+//! round-trip measurements.
 //!
 //! # Compatibility rules
 //! - A session runs only when both Hellos carry the same [`VERSION`]; otherwise the side

@@ -84,6 +84,8 @@ struct Shared {
     reason: Mutex<Option<String>>,
     /// Milliseconds since `epoch` of the last frame from the peer.
     last_seen: AtomicU64,
+    /// Milliseconds since `epoch` of the last write to the peer: a busy side sends no pings.
+    last_sent: AtomicU64,
     epoch: Instant,
 }
 
@@ -170,14 +172,22 @@ async fn pump(
         }
     };
     let inbound = async {
+        // Credit goes back in batches: a Window frame per small message would be a second
+        // tiny write right before each response, which Nagle's algorithm on the
+        // port-forward's socket turns into a delayed-ACK wait (40 ms) per request.
+        let mut consumed = 0u32;
         while let Some(data) = data_rx.recv().await {
             if pipe_wr.write_all(&data).await.is_err() {
                 return false;
             }
-            shared.send(Frame::Window {
-                id,
-                credit: data.len() as u32,
-            });
+            consumed += data.len() as u32;
+            if consumed >= WINDOW / 4 {
+                shared.send(Frame::Window {
+                    id,
+                    credit: consumed,
+                });
+                consumed = 0;
+            }
         }
         let _ = pipe_wr.shutdown().await;
         true
@@ -286,6 +296,7 @@ impl Session {
             closed: CancellationToken::new(),
             reason: Mutex::new(None),
             last_seen: AtomicU64::new(0),
+            last_sent: AtomicU64::new(0),
             epoch: Instant::now(),
         });
         tokio::spawn(write_loop(shared.clone(), wr, ctl_rx, out_rx));
@@ -381,6 +392,8 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             shared.close(format!("cannot write to the peer: {e}"));
             break;
         }
+        let ms = shared.epoch.elapsed().as_millis() as u64;
+        shared.last_sent.store(ms, Ordering::Relaxed);
     }
     let _ = wr.shutdown().await;
 }
@@ -447,8 +460,8 @@ async fn read_loop<R: AsyncRead + Unpin>(
                     e.cancel.cancel();
                 }
             }
-            Frame::Ping { nonce } => shared.send(Frame::Pong { nonce }),
-            Frame::Pong { .. } => {}
+            // Liveness needs no answer: the peer pings whenever it has been quiet.
+            Frame::Ping { .. } | Frame::Pong { .. } => {}
             Frame::GoAway { reason } => return shared.close(format!("the peer left: {reason}")),
             Frame::Hello { .. } => {
                 return shared.close("protocol violation: a second Hello".into());
@@ -471,8 +484,13 @@ async fn heartbeat_loop(shared: Arc<Shared>, heartbeat: Heartbeat) {
         if silent > heartbeat.dead_after {
             return shared.close(TunnelError::Silent(silent).to_string());
         }
-        nonce += 1;
-        shared.send(Frame::Ping { nonce });
+        // Only a quiet side pings: any frame proves liveness, and a ping between a
+        // request and its response would be one more small write to wait on.
+        let sent = Duration::from_millis(shared.last_sent.load(Ordering::Relaxed));
+        if shared.epoch.elapsed().saturating_sub(sent) >= heartbeat.interval {
+            nonce += 1;
+            shared.send(Frame::Ping { nonce });
+        }
     }
 }
 

@@ -2,7 +2,9 @@
 //! Docker-API engine (see `scripts/dev-cluster`). One binary, one module per scenario.
 
 mod cluster;
+mod intercept;
 mod process;
 mod support;
 mod tui;
 mod up;
+mod workshop;

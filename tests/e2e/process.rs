@@ -33,7 +33,9 @@ fn command(dir: &Path, args: &[&str]) -> Command {
 pub fn shop_target() -> PathBuf {
     let cache = std::env::var("TETHER_CACHE")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/tether"));
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/tether")
+        });
     cache.join("shop-target")
 }
 
@@ -64,6 +66,11 @@ impl Running {
             });
         }
         Running { child, lines }
+    }
+
+    #[allow(dead_code)] // for benches/idle.rs, which shares this file
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// How many lines were printed so far: a mark to search after.
@@ -142,6 +149,7 @@ pub fn repo_copy() -> tempfile::TempDir {
         "tests",
         "benches",
         "examples",
+        "workspace-demo",
     ] {
         copy(&root.join(item), &dir.path().join(item));
     }

@@ -26,7 +26,17 @@ impl Tmux {
             socket: format!("tether-e2e-{}", unique()),
         };
         let ok = Command::new("tmux")
-            .args(["-L", &t.socket, "new-session", "-d", "-x", "100", "-y", "30", "-c"])
+            .args([
+                "-L",
+                &t.socket,
+                "new-session",
+                "-d",
+                "-x",
+                "100",
+                "-y",
+                "30",
+                "-c",
+            ])
             .arg(dir)
             .arg(command)
             .status()
@@ -36,7 +46,11 @@ impl Tmux {
     }
 
     fn run(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux").args(["-L", &self.socket]).args(args).output().unwrap();
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket])
+            .args(args)
+            .output()
+            .unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
@@ -58,7 +72,10 @@ impl Tmux {
             if words.iter().all(|w| flat.contains(&w.replace(' ', ""))) {
                 return screen;
             }
-            assert!(Instant::now() < deadline, "timed out waiting for {words:?}; screen:\n{screen}");
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {words:?}; screen:\n{screen}"
+            );
             std::thread::sleep(Duration::from_millis(250));
         }
     }
@@ -87,7 +104,9 @@ fn users_last_build(status: &serde_json::Value) -> serde_json::Value {
 #[test]
 fn the_tui_shows_ready_rebuilds_on_r_serves_status_and_logs_and_quits_cleanly() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let Some(_cluster) = rt.block_on(cluster()) else { return };
+    let Some(_cluster) = rt.block_on(cluster()) else {
+        return;
+    };
     let _turn = SHOP.lock().unwrap_or_else(|e| e.into_inner());
     let repo = repo_copy();
     let users = repo.path().join("examples/shop/users");
@@ -103,7 +122,10 @@ fn the_tui_shows_ready_rebuilds_on_r_serves_status_and_logs_and_quits_cleanly() 
     // From another terminal: status (once the control socket is there) and logs.
     let deadline = Instant::now() + Duration::from_secs(600);
     let before = loop {
-        let ready = users.join(".tether/control.sock").exists().then(|| status_json(&users));
+        let ready = users
+            .join(".tether/control.sock")
+            .exists()
+            .then(|| status_json(&users));
         match ready {
             Some(s) if s["all_ready"] == true => break s,
             _ => assert!(Instant::now() < deadline, "users never became ready"),
@@ -111,8 +133,14 @@ fn the_tui_shows_ready_rebuilds_on_r_serves_status_and_logs_and_quits_cleanly() 
         std::thread::sleep(Duration::from_millis(500));
     };
     let screen = tmux.wait_for_screen(&["users"], Duration::from_secs(5));
-    let users_row = screen.lines().find(|l| l.contains("users")).unwrap_or_default();
-    assert!(users_row.contains("ready"), "the users row shows ready:\n{screen}");
+    let users_row = screen
+        .lines()
+        .find(|l| l.contains("users"))
+        .unwrap_or_default();
+    assert!(
+        users_row.contains("ready"),
+        "the users row shows ready:\n{screen}"
+    );
     let mut follow = Command::new(env!("CARGO_BIN_EXE_tether"))
         .args(["logs", "users", "-f"])
         .current_dir(&users)
@@ -139,6 +167,7 @@ fn the_tui_shows_ready_rebuilds_on_r_serves_status_and_logs_and_quits_cleanly() 
         }
     }
     let _ = follow.kill();
+    let _ = follow.wait();
 
     // Move to users (the list starts at shop-base), then `r` rebuilds it.
     tmux.keys("j");
@@ -148,8 +177,13 @@ fn the_tui_shows_ready_rebuilds_on_r_serves_status_and_logs_and_quits_cleanly() 
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
         let now = status_json(&users);
-        let r = now["resources"].as_array().and_then(|rs| rs.iter().find(|r| r["name"] == "users")).cloned();
-        if users_last_build(&now) != users_last_build(&before) && r.is_some_and(|r| r["deploy"] == "ready") {
+        let r = now["resources"]
+            .as_array()
+            .and_then(|rs| rs.iter().find(|r| r["name"] == "users"))
+            .cloned();
+        if users_last_build(&now) != users_last_build(&before)
+            && r.is_some_and(|r| r["deploy"] == "ready")
+        {
             break;
         }
         assert!(Instant::now() < deadline, "no rebuild after `r`: {now}");
@@ -162,12 +196,25 @@ fn the_tui_shows_ready_rebuilds_on_r_serves_status_and_logs_and_quits_cleanly() 
     tmux.keys("k");
     let deadline = Instant::now() + Duration::from_secs(30);
     while !exit_file.exists() {
-        assert!(Instant::now() < deadline, "tether up did not exit after q, k");
+        assert!(
+            Instant::now() < deadline,
+            "tether up did not exit after q, k"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(std::fs::read_to_string(&exit_file).unwrap().trim(), "0");
-    assert_eq!(tmux.run(&["display-message", "-p", "#{alternate_on}"]).trim(), "0", "alternate screen left");
-    assert_eq!(tmux.run(&["display-message", "-p", "#{cursor_flag}"]).trim(), "1", "cursor shown");
+    assert_eq!(
+        tmux.run(&["display-message", "-p", "#{alternate_on}"])
+            .trim(),
+        "0",
+        "alternate screen left"
+    );
+    assert_eq!(
+        tmux.run(&["display-message", "-p", "#{cursor_flag}"])
+            .trim(),
+        "1",
+        "cursor shown"
+    );
 
     let out = tether(&users, &["down"]);
     assert!(out.status.success());

@@ -1,0 +1,160 @@
+//! The workshop, end to end: the shop deployed by `tether up`, the fixed payments service
+//! running on this machine, `tether intercept payments-svc` routing the cluster's payments
+//! traffic to it, and through the gateway in the cluster the second payment of an order is
+//! refused with 403. After `tether leave` the cluster's own payments pods serve again (and
+//! pay twice again), and the Service and Deployment specs equal the originals exactly.
+
+use std::{
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use k8s_openapi::api::{apps::v1::Deployment, core::v1::Service};
+use kube::{Api, Client};
+
+use crate::{
+    process::{Running, repo_copy, shop_target, tether},
+    support::cluster,
+    up::SHOP,
+};
+
+const GATEWAY: &str = "http://127.0.0.1:8000";
+
+/// The Service's and the Deployment's spec, as the workshop must leave them.
+async fn payments_specs(client: &Client) -> serde_json::Value {
+    let s = Api::<Service>::namespaced(client.clone(), "api")
+        .get("payments-svc")
+        .await
+        .unwrap();
+    let d = Api::<Deployment>::namespaced(client.clone(), "api")
+        .get("payments")
+        .await
+        .unwrap();
+    serde_json::json!({"service": s.spec, "deployment": d.spec})
+}
+
+fn walkthrough(shop: &std::path::Path) -> String {
+    let out = Command::new("bash")
+        .arg(shop.join("walkthrough.sh"))
+        .arg(GATEWAY)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    eprintln!("{text}{}", String::from_utf8_lossy(&out.stderr));
+    text
+}
+
+/// The last HTTP status the walkthrough printed for its step 7, the second payment.
+fn second_payment(text: &str) -> String {
+    let step = text.split("== 7.").nth(1).unwrap_or_default();
+    step.lines()
+        .find(|l| l.starts_with("< HTTP"))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+struct Local(Child);
+
+impl Drop for Local {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn the_intercepted_fix_refuses_the_second_payment_and_leave_restores_the_cluster() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let Some(cluster) = rt.block_on(cluster()) else {
+        return;
+    };
+    let _turn = SHOP.lock().unwrap_or_else(|e| e.into_inner());
+    let repo = repo_copy();
+    let shop = repo.path().join("examples/shop");
+
+    // 1. The shop in the cluster, forwarded (gateway 8000, orders 8003).
+    let mut up = Running::start(&shop, &["up", "--no-tui"]);
+    up.wait_for(0, Duration::from_secs(900), "the gateway's forward", |l| {
+        l.contains("forward http://localhost:8000 -> ") && l.contains("healthy")
+    });
+    let flawed = walkthrough(&shop);
+    assert!(
+        second_payment(&flawed).contains("HTTP 201"),
+        "the shipped flaw pays twice"
+    );
+    let original = rt.block_on(payments_specs(&cluster.client));
+
+    // 2. The fixed payments service on this machine, on 8080, reaching orders through
+    //    tether's forward.
+    let build = Command::new(shop.join("build-static"))
+        .args(["payments", "--features", "solution"])
+        .current_dir(&shop)
+        .env("CARGO_TARGET_DIR", shop_target())
+        .status()
+        .unwrap();
+    assert!(build.success(), "the solution builds");
+    let binary = repo.path().join("payments-fixed");
+    std::fs::copy(shop.join("payments/.build/payments"), &binary).unwrap();
+    let _local = Local(
+        Command::new(&binary)
+            .env("PORT", "8080")
+            .env("ORDERS_URL", "http://127.0.0.1:8003")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while rt
+        .block_on(reqwest::get("http://127.0.0.1:8080/healthz"))
+        .is_err()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the local payments service did not start"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // 3. Intercept: the gateway in the cluster now reaches the laptop's payments.
+    let mut intercept = Running::start(
+        &shop,
+        &[
+            "intercept",
+            "payments-svc",
+            "--port",
+            "8080",
+            "--namespace",
+            "api",
+        ],
+    );
+    intercept.wait_for(0, Duration::from_secs(900), "the intercept", |l| {
+        l.starts_with("ready: ")
+    });
+    let fixed = walkthrough(&shop);
+    let refused = second_payment(&fixed);
+    assert!(refused.contains("HTTP 403"), "{refused}");
+    assert!(refused.contains("Already Paid"), "{refused}");
+
+    // 4. Leave: the cluster serves again, specs exactly as before.
+    let out = tether(&shop, &["leave", "payments-svc", "--namespace", "api"]);
+    assert!(out.status.success(), "tether leave failed");
+    intercept.interrupt();
+    drop(intercept);
+    assert_eq!(rt.block_on(payments_specs(&cluster.client)), original);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        // The rollout back to the original pods may take a moment.
+        let again = walkthrough(&shop);
+        if second_payment(&again).contains("HTTP 201") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the cluster's payments did not serve again"
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    assert!(up.interrupt());
+    let out = tether(&shop, &["down"]);
+    assert!(out.status.success());
+}
