@@ -755,3 +755,135 @@ fn measure(url: &str) -> Measured {
         }
     })
 }
+
+/// Answers every request with its own path, so each response can be checked against the
+/// request that asked for it.
+async fn serve_echo(mut conn: tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+            match conn.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+        let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+        buf.drain(..end);
+        let path = head.split_whitespace().nth(1).unwrap_or("").to_owned();
+        let body = format!("laptop {path} {}", "x".repeat(path.len() * 7));
+        let resp = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: text/plain\r\n\r\n{body}",
+            body.len()
+        );
+        if conn.write_all(resp.as_bytes()).await.is_err()
+            || head.to_ascii_lowercase().contains("connection: close")
+        {
+            return;
+        }
+    }
+}
+
+/// One GET of `path` on a fresh connection through the Service; the body, or why not.
+fn get_path(web: &Web, path: &str) -> Result<String, String> {
+    use std::io::{Read, Write};
+    let addr: SocketAddr = format!("{}:80", web.cluster_ip)
+        .parse()
+        .map_err(|e| format!("{e}"))?;
+    let mut conn = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        .map_err(|e| e.to_string())?;
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    write!(
+        conn,
+        "GET {path} HTTP/1.1\r\nHost: web\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut raw = Vec::new();
+    conn.read_to_end(&mut raw).map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").ok_or("no response head")?;
+    if head.starts_with("HTTP/1.1 200") {
+        Ok(body.to_owned())
+    } else {
+        Err(head.lines().next().unwrap_or("").to_owned())
+    }
+}
+
+#[test]
+fn ten_thousand_requests_at_fifty_connections_through_an_intercept_none_lost_or_corrupted() {
+    let rt = runtime();
+    let Some(cluster) = rt.block_on(cluster()) else {
+        return;
+    };
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    // The developer's process: echoes each request's path.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            listener.set_nonblocking(true).unwrap();
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            while let Ok((conn, _)) = listener.accept().await {
+                tokio::spawn(serve_echo(conn));
+            }
+        });
+    });
+    let web = rt.block_on(Web::deploy(&cluster.client, "tether-it-load", port));
+    eventually_app(&web);
+    let (mut running, _) = start_intercept(&web, &[]);
+    let started = Instant::now();
+    while get_path(&web, "/probe").map(|b| b.starts_with("laptop /probe")) != Ok(true) {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the Service never led here"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    const CONNECTIONS: usize = 50;
+    const REQUESTS: usize = 10_000;
+    let t = Instant::now();
+    let failures: Vec<String> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..CONNECTIONS)
+            .map(|w| {
+                let web = &web;
+                s.spawn(move || {
+                    let mut failed = Vec::new();
+                    for i in (w..REQUESTS).step_by(CONNECTIONS) {
+                        let path = format!("/req-{i}");
+                        let want = format!("laptop {path} {}", "x".repeat(path.len() * 7));
+                        match get_path(web, &path) {
+                            Ok(body) if body == want => {}
+                            Ok(body) => failed.push(format!("{path}: corrupted body {body:?}")),
+                            Err(e) => failed.push(format!("{path}: {e}")),
+                        }
+                    }
+                    failed
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect()
+    });
+    eprintln!(
+        "{REQUESTS} requests at {CONNECTIONS} connections through the intercept in {:?}",
+        t.elapsed()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {REQUESTS} failed, e.g. {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+    assert!(running.interrupt());
+}
