@@ -7,6 +7,8 @@
 //! - [`deploy`]: rendering, server-side apply, the record `down` reads, readiness.
 //! - [`forward`], [`logs`]: port-forwards and log followers that track pods as they change.
 //! - [`engine`]: the session that runs rounds, its events and its state store.
+//! - [`tui`], [`control`], [`logs_history`]: the views of a running `up` (the terminal UI,
+//!   the local socket behind `status`/`logs`/`trigger`) and the bounded on-disk log history.
 //! - [`cluster`]: the kube context and the safety check on it.
 //! - [`tunnel`], [`agent`], [`intercept`]: the laptop↔agent protocol, the in-cluster
 //!   traffic agent, and installing it to route a Service's traffic to this machine.

@@ -104,3 +104,34 @@ where
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
+
+/// Waits until the shop answers through the gateway at `base`: a sign-up that reaches the
+/// users service (any answer but 502). Services that were just recreated take a moment
+/// to be reachable by name everywhere.
+pub fn wait_for_shop(base: &str) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let status = rt.block_on(async {
+            let r = reqwest::Client::new()
+                .post(format!("{base}/api/v1/users/signup"))
+                .json(&serde_json::json!({"username": format!("probe-{}", unique()), "password": "probe-password"}))
+                .timeout(Duration::from_secs(5))
+                .send()
+                .await
+                .ok()?;
+            Some(r.status().as_u16())
+        });
+        if matches!(status, Some(s) if s != 502) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the shop never answered through {base}: {status:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}

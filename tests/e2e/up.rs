@@ -185,6 +185,7 @@ fn the_whole_shop_comes_up_and_the_workshop_flow_passes_through_the_gateway() {
     up.wait_for(0, Duration::from_secs(120), "the gateway's forward", |l| {
         l.contains("forward http://localhost:8000 -> ") && l.contains("healthy")
     });
+    crate::support::wait_for_shop(GATEWAY_FORWARD);
     let walkthrough = shop.join("walkthrough.sh");
     let out = std::process::Command::new("bash")
         .arg(&walkthrough)

@@ -77,6 +77,7 @@ fn the_intercepted_fix_refuses_the_second_payment_and_leave_restores_the_cluster
     up.wait_for(0, Duration::from_secs(900), "the gateway's forward", |l| {
         l.contains("forward http://localhost:8000 -> ") && l.contains("healthy")
     });
+    crate::support::wait_for_shop(GATEWAY);
     let flawed = walkthrough(&shop);
     assert!(
         second_payment(&flawed).contains("HTTP 201"),
