@@ -256,8 +256,9 @@ impl Drop for LocalServer {
     }
 }
 
-/// A minimal HTTP/1.1 responder: reads a request head, answers `laptop`, keeps alive.
-async fn serve_laptop(mut conn: tokio::net::TcpStream) {
+/// A minimal HTTP/1.1 responder: reads a request head, answers 200 with the body
+/// `answer` gives for the request's path, keeps alive.
+async fn serve_http(mut conn: tokio::net::TcpStream, answer: fn(&str) -> String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
@@ -269,19 +270,40 @@ async fn serve_laptop(mut conn: tokio::net::TcpStream) {
             }
         }
         let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
-        let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+        let head = String::from_utf8_lossy(&buf[..end]).into_owned();
         buf.drain(..end);
-        let resp =
-            b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\nContent-Type: text/plain\r\n\r\nlaptop";
-        if conn.write_all(resp).await.is_err() || head.contains("connection: close") {
+        let body = answer(head.split_whitespace().nth(1).unwrap_or(""));
+        let resp = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: text/plain\r\n\r\n{body}",
+            body.len()
+        );
+        if conn.write_all(resp.as_bytes()).await.is_err()
+            || head.to_ascii_lowercase().contains("connection: close")
+        {
             return;
         }
     }
 }
 
+/// The developer's process in most tests: answers `laptop` to everything.
+async fn serve_laptop(conn: tokio::net::TcpStream) {
+    serve_http(conn, |_| "laptop".to_owned()).await
+}
+
 /// One GET on a fresh connection (so kube-proxy picks a pod each time), over plain
-/// std sockets so it can run on any thread.
+/// std sockets so it can run on any thread. The trimmed body of a 200, or the status line.
 fn get(url: &str, header: Option<(&str, &str)>) -> Result<String, String> {
+    request(url, "/", header, Duration::from_secs(2)).map(|b| b.trim().to_owned())
+}
+
+/// GET `path` from `url` on a fresh connection; the body of a 200 as sent, or the status
+/// line. `timeout` bounds the connect and each read.
+fn request(
+    url: &str,
+    path: &str,
+    header: Option<(&str, &str)>,
+    timeout: Duration,
+) -> Result<String, String> {
     use std::io::{Read, Write};
     let hostport = url
         .trim_start_matches("http://")
@@ -294,15 +316,15 @@ fn get(url: &str, header: Option<(&str, &str)>) -> Result<String, String> {
             .parse()
             .map_err(|e| format!("{e}"))?
     };
-    let mut conn = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))
-        .map_err(|e| e.to_string())?;
-    conn.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut conn =
+        std::net::TcpStream::connect_timeout(&addr, timeout).map_err(|e| e.to_string())?;
+    conn.set_read_timeout(Some(timeout)).unwrap();
     let extra = header
         .map(|(k, v)| format!("{k}: {v}\r\n"))
         .unwrap_or_default();
     write!(
         conn,
-        "GET / HTTP/1.1\r\nHost: {hostport}\r\nConnection: close\r\n{extra}\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {hostport}\r\nConnection: close\r\n{extra}\r\n"
     )
     .map_err(|e| e.to_string())?;
     let mut raw = Vec::new();
@@ -310,7 +332,7 @@ fn get(url: &str, header: Option<(&str, &str)>) -> Result<String, String> {
     let text = String::from_utf8_lossy(&raw);
     let (head, body) = text.split_once("\r\n\r\n").ok_or("no response head")?;
     if head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200") {
-        Ok(body.trim().to_owned())
+        Ok(body.to_owned())
     } else {
         Err(head.lines().next().unwrap_or("").to_owned())
     }
@@ -756,60 +778,15 @@ fn measure(url: &str) -> Measured {
     })
 }
 
-/// Answers every request with its own path, so each response can be checked against the
-/// request that asked for it.
-async fn serve_echo(mut conn: tokio::net::TcpStream) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-            match conn.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
-        }
-        let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
-        let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-        buf.drain(..end);
-        let path = head.split_whitespace().nth(1).unwrap_or("").to_owned();
-        let body = format!("laptop {path} {}", "x".repeat(path.len() * 7));
-        let resp = format!(
-            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: text/plain\r\n\r\n{body}",
-            body.len()
-        );
-        if conn.write_all(resp.as_bytes()).await.is_err()
-            || head.to_ascii_lowercase().contains("connection: close")
-        {
-            return;
-        }
-    }
+/// The body the echoing process answers to `path`: the path itself, padded so bodies
+/// differ in length too. Each response can be checked against its request.
+fn echo_body(path: &str) -> String {
+    format!("laptop {path} {}", "x".repeat(path.len() * 7))
 }
 
-/// One GET of `path` on a fresh connection through the Service; the body, or why not.
+/// One GET of `path` through the Service, with room for a loaded machine.
 fn get_path(web: &Web, path: &str) -> Result<String, String> {
-    use std::io::{Read, Write};
-    let addr: SocketAddr = format!("{}:80", web.cluster_ip)
-        .parse()
-        .map_err(|e| format!("{e}"))?;
-    let mut conn = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))
-        .map_err(|e| e.to_string())?;
-    conn.set_read_timeout(Some(Duration::from_secs(10)))
-        .map_err(|e| e.to_string())?;
-    write!(
-        conn,
-        "GET {path} HTTP/1.1\r\nHost: web\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(|e| e.to_string())?;
-    let mut raw = Vec::new();
-    conn.read_to_end(&mut raw).map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text.split_once("\r\n\r\n").ok_or("no response head")?;
-    if head.starts_with("HTTP/1.1 200") {
-        Ok(body.to_owned())
-    } else {
-        Err(head.lines().next().unwrap_or("").to_owned())
-    }
+    request(&web.url(), path, None, Duration::from_secs(10))
 }
 
 #[test]
@@ -832,7 +809,7 @@ fn ten_thousand_requests_at_fifty_connections_through_an_intercept_none_lost_or_
             listener.set_nonblocking(true).unwrap();
             let listener = tokio::net::TcpListener::from_std(listener).unwrap();
             while let Ok((conn, _)) = listener.accept().await {
-                tokio::spawn(serve_echo(conn));
+                tokio::spawn(serve_http(conn, echo_body));
             }
         });
     });
@@ -859,7 +836,7 @@ fn ten_thousand_requests_at_fifty_connections_through_an_intercept_none_lost_or_
                     let mut failed = Vec::new();
                     for i in (w..REQUESTS).step_by(CONNECTIONS) {
                         let path = format!("/req-{i}");
-                        let want = format!("laptop {path} {}", "x".repeat(path.len() * 7));
+                        let want = echo_body(&path);
                         match get_path(web, &path) {
                             Ok(body) if body == want => {}
                             Ok(body) => failed.push(format!("{path}: corrupted body {body:?}")),
