@@ -164,6 +164,13 @@ pub async fn find(
     })
 }
 
+/// A workload's kind, name and pod template labels.
+type Candidate = (
+    &'static str,
+    String,
+    Option<std::collections::BTreeMap<String, String>>,
+);
+
 async fn other_workloads(client: &Client, ns: &str, svc: &Service) -> Vec<spec::OtherWorkload> {
     let Some(selector) = svc.spec.as_ref().and_then(|s| s.selector.clone()) else {
         return Vec::new();
@@ -171,64 +178,59 @@ async fn other_workloads(client: &Client, ns: &str, svc: &Service) -> Vec<spec::
     let selects = |labels: Option<&std::collections::BTreeMap<String, String>>| {
         labels.is_some_and(|l| selector.iter().all(|(k, v)| l.get(k) == Some(v)))
     };
-    let mut out = Vec::new();
+    // (kind, name, pod template labels) of every other workload kind; then one filter.
+    let mut candidates: Vec<Candidate> = Vec::new();
     let lp = ListParams::default();
     if let Ok(l) = Api::<StatefulSet>::namespaced(client.clone(), ns)
         .list(&lp)
         .await
     {
-        for s in l.items {
-            if selects(
-                s.spec
-                    .as_ref()
-                    .and_then(|s| s.template.metadata.as_ref()?.labels.as_ref()),
-            ) {
-                out.push(spec::OtherWorkload {
-                    kind: "StatefulSet".into(),
-                    name: s.name_any(),
-                });
-            }
-        }
+        candidates.extend(l.items.into_iter().map(|s| {
+            let labels = s
+                .spec
+                .as_ref()
+                .and_then(|s| s.template.metadata.as_ref()?.labels.clone());
+            ("StatefulSet", s.name_any(), labels)
+        }));
     }
     if let Ok(l) = Api::<DaemonSet>::namespaced(client.clone(), ns)
         .list(&lp)
         .await
     {
-        for s in l.items {
-            if selects(
-                s.spec
-                    .as_ref()
-                    .and_then(|s| s.template.metadata.as_ref()?.labels.as_ref()),
-            ) {
-                out.push(spec::OtherWorkload {
-                    kind: "DaemonSet".into(),
-                    name: s.name_any(),
-                });
-            }
-        }
+        candidates.extend(l.items.into_iter().map(|s| {
+            let labels = s
+                .spec
+                .as_ref()
+                .and_then(|s| s.template.metadata.as_ref()?.labels.clone());
+            ("DaemonSet", s.name_any(), labels)
+        }));
     }
     if let Ok(l) = Api::<ReplicaSet>::namespaced(client.clone(), ns)
         .list(&lp)
         .await
     {
-        for s in l
-            .items
-            .into_iter()
-            .filter(|r| r.metadata.owner_references.is_none())
-        {
-            if selects(
-                s.spec
-                    .as_ref()
-                    .and_then(|s| s.template.as_ref()?.metadata.as_ref()?.labels.as_ref()),
-            ) {
-                out.push(spec::OtherWorkload {
-                    kind: "ReplicaSet".into(),
-                    name: s.name_any(),
-                });
-            }
-        }
+        // A ReplicaSet with an owner belongs to a Deployment, which is handled already.
+        candidates.extend(
+            l.items
+                .into_iter()
+                .filter(|r| r.metadata.owner_references.is_none())
+                .map(|s| {
+                    let labels = s
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.template.as_ref()?.metadata.as_ref()?.labels.clone());
+                    ("ReplicaSet", s.name_any(), labels)
+                }),
+        );
     }
-    out
+    candidates
+        .into_iter()
+        .filter(|(_, _, labels)| selects(labels.as_ref()))
+        .map(|(kind, name, _)| spec::OtherWorkload {
+            kind: kind.into(),
+            name,
+        })
+        .collect()
 }
 
 /// Where the local process listens: 127.0.0.1, else [::1]. Checked before any change.

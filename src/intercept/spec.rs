@@ -64,13 +64,8 @@ pub struct OtherWorkload {
 /// The Service's original spec: the recorded one when it is intercepted already.
 pub fn original_service(svc: &Service) -> Result<Service, InterceptError> {
     let mut original = svc.clone();
-    if let Some(text) = annotation(&svc.metadata.annotations, ORIGINAL_SPEC) {
-        original.spec = Some(serde_json::from_str(text).map_err(|e| {
-            InterceptError::Corrupt(format!(
-                "the {ORIGINAL_SPEC} annotation of Service {} is not a Service spec: {e}",
-                name(&svc.metadata.name)
-            ))
-        })?);
+    if let Some(spec) = recorded_spec(&svc.metadata, "Service")? {
+        original.spec = Some(spec);
     }
     Ok(original)
 }
@@ -78,15 +73,27 @@ pub fn original_service(svc: &Service) -> Result<Service, InterceptError> {
 /// Same for a Deployment.
 pub fn original_deployment(d: &Deployment) -> Result<Deployment, InterceptError> {
     let mut original = d.clone();
-    if let Some(text) = annotation(&d.metadata.annotations, ORIGINAL_SPEC) {
-        original.spec = Some(serde_json::from_str(text).map_err(|e| {
-            InterceptError::Corrupt(format!(
-                "the {ORIGINAL_SPEC} annotation of Deployment {} is not a Deployment spec: {e}",
-                name(&d.metadata.name)
-            ))
-        })?);
+    if let Some(spec) = recorded_spec(&d.metadata, "Deployment")? {
+        original.spec = Some(spec);
     }
     Ok(original)
+}
+
+/// The spec recorded in the object's `ORIGINAL_SPEC` annotation, if any.
+fn recorded_spec<S: serde::de::DeserializeOwned>(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    kind: &str,
+) -> Result<Option<S>, InterceptError> {
+    annotation(&meta.annotations, ORIGINAL_SPEC)
+        .map(|text| {
+            serde_json::from_str(text).map_err(|e| {
+                InterceptError::Corrupt(format!(
+                    "the {ORIGINAL_SPEC} annotation of {kind} {} is not a {kind} spec: {e}",
+                    name(&meta.name)
+                ))
+            })
+        })
+        .transpose()
 }
 
 pub fn annotation<'a>(a: &'a Option<BTreeMap<String, String>>, key: &str) -> Option<&'a str> {
