@@ -115,6 +115,7 @@ impl Agent {
             role: Role::Agent,
             name: std::env::var("HOSTNAME").unwrap_or_default(),
             filter: Filter::default(),
+            ..HelloMeta::default()
         };
         let mut session = Session::start(io, Side::Acceptor, meta, self.heartbeat).await?;
         if session.peer().role != Role::Laptop {

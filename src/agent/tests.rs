@@ -75,6 +75,7 @@ impl FakeLaptop {
             role: Role::Laptop,
             name: "test-laptop".into(),
             filter,
+            ..HelloMeta::default()
         };
         let mut session = Session::start(laptop_end, Side::Dialer, meta, Heartbeat::default())
             .await

@@ -179,6 +179,7 @@ async fn one_session(
         role: Role::Laptop,
         name: whoami(),
         filter: attach.filter.clone(),
+        ..HelloMeta::default()
     };
     let mut session = match Session::start(stream, Side::Dialer, meta, Heartbeat::default()).await {
         Ok(s) => s,

@@ -137,6 +137,28 @@ pub struct HelloMeta {
     /// The laptop's routing wish; ignored in an agent's Hello.
     #[serde(default)]
     pub filter: Filter,
+    /// The laptop's proof that it may attach: the intercept's secret, which only someone
+    /// allowed to read the intercept's Secret in the cluster has. Empty in an agent's Hello.
+    #[serde(default)]
+    pub token: String,
+}
+
+/// The target of an Open that asks the agent who is attached (to any of its laptops'
+/// sessions): the agent answers with a JSON array of [`LaptopInfo`] and ends the stream.
+pub const LAPTOPS_TARGET: &str = "tether:laptops";
+
+/// One laptop attached to an agent, as [`LAPTOPS_TARGET`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct LaptopInfo {
+    /// The laptop's user@host, from its Hello.
+    #[serde(default)]
+    pub name: String,
+    /// What it routes: every connection, or requests carrying these headers.
+    #[serde(default)]
+    pub filter: Filter,
+    /// Milliseconds since it attached.
+    #[serde(default)]
+    pub attached_ms: u64,
 }
 
 /// One frame of the protocol.
@@ -322,6 +344,7 @@ mod tests {
                     filter: Filter {
                         headers: vec![("x-dev".into(), "alice".into())],
                     },
+                    token: "s3cret".into(),
                 },
             },
             Frame::Hello {
