@@ -9,7 +9,9 @@
 //! - [`engine`]: the session that runs rounds, its events and its state store.
 //! - [`tui`], [`control`], [`logs_history`]: the views of a running `up` (the terminal UI,
 //!   the local socket behind `status`/`logs`/`trigger`) and the bounded on-disk log history.
-//! - [`cluster`]: the kube context and the safety check on it.
+//! - [`cluster`]: the kube context, the cluster's identity, and the guard on every command
+//!   that changes a cluster.
+//! - [`state_dir`]: `.tether/` beside `tether.toml`, private to its user.
 //! - [`tunnel`], [`agent`], [`intercept`]: the laptop↔agent protocol, the in-cluster
 //!   traffic agent, and installing it to route a Service's traffic to this machine.
 //! - [`cli`], [`commands`]: the command line and its edges.
@@ -27,6 +29,7 @@ pub mod forward;
 pub mod intercept;
 pub mod logs;
 pub mod logs_history;
+pub mod state_dir;
 pub mod tui;
 pub mod tunnel;
 pub mod watch;

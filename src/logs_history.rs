@@ -103,11 +103,11 @@ struct Segment {
 impl History {
     /// Opens (creating) `<root>/.tether/logs`.
     pub fn open(root: &Path) -> Result<Arc<History>, HistoryError> {
-        let dir = root.join(".tether").join("logs");
-        fs::create_dir_all(&dir).map_err(|source| HistoryError::Create {
-            path: dir.clone(),
-            source,
-        })?;
+        let dir =
+            crate::state_dir::ensure_sub(root, "logs").map_err(|source| HistoryError::Create {
+                path: root.join(crate::state_dir::NAME).join("logs"),
+                source,
+            })?;
         let (written_tx, _) = broadcast::channel(FOLLOW_BACKLOG);
         Ok(Arc::new(History {
             dir,

@@ -40,14 +40,25 @@ fn walk(root: &Path, rel: &Path, ignore: &DockerIgnore, out: &mut Vec<PathBuf>) 
 }
 
 /// Packs the context and the Dockerfile into an uncompressed tar. Modification times are
-/// zeroed so the same files always make the same bytes.
+/// zeroed so the same files always make the same bytes. A symbolic link is packed as the
+/// link itself, as `docker build` does, and never read through: a link to `~/.ssh` in a
+/// context must not send the key to the engine.
 pub fn pack(context: &Path, dockerfile: &Path) -> io::Result<Vec<u8>> {
     let mut tar = tar::Builder::new(Vec::new());
-    tar.follow_symlinks(true);
+    tar.follow_symlinks(false);
     for rel in context_files(context, dockerfile)? {
-        let data = fs::read(context.join(&rel))?;
-        let mode = file_mode(&context.join(&rel));
-        append(&mut tar, &rel, &data, mode)?;
+        let path = context.join(&rel);
+        if fs::symlink_metadata(&path)?.file_type().is_symlink() {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(0);
+            header.set_mode(0o777);
+            header.set_mtime(0);
+            header.set_entry_type(tar::EntryType::Symlink);
+            tar.append_link(&mut header, &rel, fs::read_link(&path)?)?;
+            continue;
+        }
+        let data = fs::read(&path)?;
+        append(&mut tar, &rel, &data, file_mode(&path))?;
     }
     let df = fs::read(dockerfile)?;
     append(&mut tar, Path::new(DOCKERFILE_IN_TAR), &df, 0o644)?;
@@ -124,6 +135,34 @@ mod tests {
             bytes,
             pack(d, &d.join("Dockerfile")).unwrap(),
             "packing is deterministic"
+        );
+    }
+
+    #[test]
+    fn a_symlink_out_of_the_context_is_packed_as_a_link_never_read_through() {
+        let t = tempfile::tempdir().unwrap();
+        let outside = t.path().join("id_rsa");
+        fs::write(&outside, b"PRIVATE KEY").unwrap();
+        let d = t.path().join("ctx");
+        fs::create_dir_all(&d).unwrap();
+        fs::write(d.join("Dockerfile"), "FROM scratch\n").unwrap();
+        std::os::unix::fs::symlink(&outside, d.join("key")).unwrap();
+        let bytes = pack(&d, &d.join("Dockerfile")).unwrap();
+        assert!(
+            !bytes.windows(11).any(|w| w == b"PRIVATE KEY"),
+            "the linked file's content is not in the context"
+        );
+        let mut archive = tar::Archive::new(&bytes[..]);
+        let link = archive
+            .entries()
+            .unwrap()
+            .map(Result::unwrap)
+            .find(|e| e.path().unwrap().as_ref() == Path::new("key"))
+            .expect("the link is packed");
+        assert_eq!(link.header().entry_type(), tar::EntryType::Symlink);
+        assert_eq!(
+            link.link_name().unwrap().unwrap().as_ref(),
+            outside.as_path()
         );
     }
 }

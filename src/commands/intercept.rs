@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::Failure;
 use crate::{
     build::Registry,
-    cluster::Cluster,
+    cluster::{AllowList, Cluster},
     intercept::{self, InstallKind, InterceptError, attach},
     tunnel::Filter,
 };
@@ -30,10 +30,14 @@ fn fail(e: InterceptError) -> Failure {
     }
 }
 
+/// Connects for a command that changes the cluster: the context guard reads the allow
+/// list of the nearest `tether.toml`, else the user's config file.
 async fn connect(context: Option<&str>) -> Result<Cluster, Failure> {
-    Cluster::connect(context)
+    let here = std::env::current_dir().map_err(|e| Failure::Failed(e.into()))?;
+    let allow = AllowList::for_dir(&here).map_err(Failure::classify)?;
+    Cluster::connect_guarded(context, &allow)
         .await
-        .map_err(|e| Failure::BadInput(e.into()))
+        .map_err(Failure::classify)
 }
 
 fn namespace_of(cluster: &Cluster, namespace: Option<String>) -> String {
@@ -220,7 +224,10 @@ pub async fn leave(
 }
 
 pub async fn list(namespace: Option<String>, context: Option<String>) -> Result<(), Failure> {
-    let cluster = connect(context.as_deref()).await?;
+    // Reading only: no guard.
+    let cluster = Cluster::connect(context.as_deref())
+        .await
+        .map_err(Failure::classify)?;
     let namespace = namespace_of(&cluster, namespace);
     let rows = intercept::list(&cluster.client, &namespace)
         .await

@@ -36,6 +36,28 @@ impl Failure {
     }
 }
 
+/// A module's error that knows whether the user's input was wrong.
+pub trait Classified: Into<anyhow::Error> {
+    fn is_bad_input(&self) -> bool;
+}
+
+impl Classified for crate::cluster::ClusterError {
+    fn is_bad_input(&self) -> bool {
+        self.is_bad_input()
+    }
+}
+
+impl Failure {
+    /// The failure a classified error means: bad input (exit 2) or a failure (exit 1).
+    pub fn classify<E: Classified>(e: E) -> Failure {
+        if e.is_bad_input() {
+            Failure::BadInput(e.into())
+        } else {
+            Failure::Failed(e.into())
+        }
+    }
+}
+
 impl<E: Into<anyhow::Error>> From<E> for Failure {
     fn from(e: E) -> Failure {
         Failure::Failed(e.into())

@@ -12,8 +12,8 @@ use super::Failure;
 use crate::{
     build::{Builder, Registry},
     cli::Target,
-    cluster::Cluster,
-    config::{self, Project},
+    cluster::{AllowList, Cluster},
+    config::Project,
     control::{
         Instance,
         server::{self, Control},
@@ -37,13 +37,17 @@ pub async fn run(target: Target, ci: bool, no_tui: bool, timeout: u64) -> Result
     let root = project.root.clone();
     let history = History::open(&root)?;
     let control_listener = instance.bind()?;
-    let cluster = Cluster::connect(target.context.as_deref()).await?;
-    let config_file = project.root.join(config::FILE_NAME);
-    cluster
-        .check_allowed(&project.allow_contexts, &config_file.display().to_string())
-        .map_err(|e| Failure::BadInput(e.into()))?;
+    let cluster =
+        Cluster::connect_guarded(target.context.as_deref(), &AllowList::of_project(&project))
+            .await
+            .map_err(Failure::classify)?;
     let registry = Registry::resolve(project.registry.as_deref(), &cluster.client).await?;
-    let deployer = Deployer::new(cluster.client.clone(), &project.root, &cluster.context)?;
+    let deployer = Deployer::new(
+        cluster.client.clone(),
+        &project.root,
+        &cluster.context,
+        &cluster.id,
+    )?;
     let builder = Builder::new(registry);
     let session_id = deployer.session().to_owned();
 

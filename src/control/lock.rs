@@ -9,6 +9,7 @@
 use std::{
     fs::{self, File, OpenOptions},
     io::{self, Read, Seek, Write},
+    os::unix::fs::PermissionsExt as _,
     path::{Path, PathBuf},
 };
 
@@ -66,13 +67,12 @@ pub struct Instance {
 impl Instance {
     /// Takes the folder's lock, or says who holds it.
     pub fn acquire(root: &Path) -> Result<Instance, LockError> {
-        let dir = root.join(".tether");
-        let path = dir.join("up.lock");
+        let path = root.join(crate::state_dir::NAME).join("up.lock");
         let lock_err = |source| LockError::Lock {
             path: path.clone(),
             source,
         };
-        fs::create_dir_all(&dir).map_err(lock_err)?;
+        crate::state_dir::ensure(root).map_err(lock_err)?;
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -123,7 +123,11 @@ impl Instance {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(bind_err(e)),
         }
-        UnixListener::bind(&self.socket).map_err(bind_err)
+        let listener = UnixListener::bind(&self.socket).map_err(bind_err)?;
+        // The folder is private already; the socket is too, in case it is moved or the
+        // folder widened.
+        fs::set_permissions(&self.socket, fs::Permissions::from_mode(0o600)).map_err(bind_err)?;
+        Ok(listener)
     }
 }
 

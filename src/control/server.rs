@@ -40,13 +40,25 @@ pub struct Control {
     pub root: PathBuf,
 }
 
+/// Whether the peer runs as the user running `up`: only they may read its logs or
+/// trigger deploys, whatever the socket's file mode says.
+fn same_user(stream: &tokio::net::UnixStream) -> bool {
+    stream
+        .peer_cred()
+        .is_ok_and(|c| c.uid() == rustix::process::geteuid().as_raw())
+}
+
 /// Serves `listener` until `shutdown`; follow streams end then too.
 pub async fn serve(listener: UnixListener, control: Arc<Control>, shutdown: CancellationToken) {
     loop {
         let stream = tokio::select! {
             _ = shutdown.cancelled() => return,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok((stream, _)) if same_user(&stream) => stream,
+                Ok(_) => {
+                    tracing::warn!("control socket: refused a peer of another user");
+                    continue;
+                }
                 Err(e) => {
                     tracing::warn!("control socket: accept failed: {e}");
                     tokio::time::sleep(Duration::from_millis(100)).await;

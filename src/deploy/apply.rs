@@ -8,7 +8,7 @@ use std::{collections::HashMap, sync::Mutex};
 
 use kube::{
     Api, Client,
-    api::{DeleteParams, DynamicObject, Patch, PatchParams, PropagationPolicy},
+    api::{DeleteParams, DynamicObject, Patch, PatchParams, Preconditions, PropagationPolicy},
     core::GroupVersionKind,
     discovery::{ApiCapabilities, ApiResource, Scope},
 };
@@ -58,6 +58,26 @@ pub enum Applied {
     Configured,
     /// It existed in exactly this form: nothing was sent.
     Unchanged,
+}
+
+/// An object as it stood in the cluster just before it was applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Live {
+    pub existing: Existing,
+    /// Its rendered hash, when tether applied it.
+    pub hash: Option<String>,
+    /// Its UID, so `down` deletes this object and never a namesake made since.
+    pub uid: Option<String>,
+}
+
+/// What [`Applier::delete_owned`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Deleted {
+    Deleted,
+    /// It was gone already.
+    Gone,
+    /// It is there but no longer the object tether made; why, in words.
+    NotOurs(String),
 }
 
 /// How an object stood before it was applied, for the record.
@@ -156,72 +176,99 @@ impl Applier {
         })
     }
 
-    /// How `r` stands in the cluster now, and its live rendered hash.
-    pub async fn existing(
-        &self,
-        r: &ObjectRef,
-        session: &str,
-    ) -> Result<(Existing, Option<String>), ApplyError> {
+    /// How `r` stands in the cluster now.
+    pub async fn existing(&self, r: &ObjectRef, session: &str) -> Result<Live, ApplyError> {
         let api = self.api(r).await?;
         let live = api.get_opt(&r.name).await.map_err(|e| api_error(r, e))?;
         Ok(match live {
-            None => (Existing::Absent, None),
-            Some(live) => {
-                let ours = live
-                    .metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(SESSION_LABEL))
-                    .map(String::as_str)
-                    == Some(session);
-                let hash = manifest::hash_of(&live).map(str::to_owned);
-                (
-                    if ours {
-                        Existing::Ours
-                    } else {
-                        Existing::Foreign
-                    },
-                    hash,
-                )
-            }
+            None => Live {
+                existing: Existing::Absent,
+                hash: None,
+                uid: None,
+            },
+            Some(live) => Live {
+                existing: if session_of(&live.metadata) == Some(session) {
+                    Existing::Ours
+                } else {
+                    Existing::Foreign
+                },
+                hash: manifest::hash_of(&live).map(str::to_owned),
+                uid: live.metadata.uid.clone(),
+            },
         })
     }
 
     /// Applies `obj` (already [`prepare`](Self::prepare)d) unless the live object carries
-    /// the same rendered hash.
+    /// the same rendered hash. Returns what it did and the object's UID after it.
     pub async fn apply(
         &self,
         r: &ObjectRef,
         obj: &DynamicObject,
-        live_hash: Option<&str>,
-        existed: bool,
-    ) -> Result<Applied, ApplyError> {
-        if existed && live_hash.is_some() && live_hash == manifest::hash_of(obj) {
-            return Ok(Applied::Unchanged);
+        live: &Live,
+    ) -> Result<(Applied, Option<String>), ApplyError> {
+        let existed = live.existing != Existing::Absent;
+        if existed && live.hash.is_some() && live.hash.as_deref() == manifest::hash_of(obj) {
+            return Ok((Applied::Unchanged, live.uid.clone()));
         }
         let api = self.api(r).await?;
         let params = PatchParams::apply(FIELD_MANAGER).force();
-        api.patch(&r.name, &params, &Patch::Apply(obj))
+        let applied = api
+            .patch(&r.name, &params, &Patch::Apply(obj))
             .await
             .map_err(|e| api_error(r, e))?;
-        Ok(if existed {
+        let what = if existed {
             Applied::Configured
         } else {
             Applied::Created
-        })
+        };
+        Ok((what, applied.metadata.uid))
     }
 
-    /// Deletes `r`; `Ok(false)` when it was already gone. Dependents (pods of a
-    /// Deployment) are removed by the garbage collector in the background.
-    pub async fn delete(&self, r: &ObjectRef) -> Result<bool, ApplyError> {
+    /// Deletes `r` only while it is still the object tether made: it carries this
+    /// session's label and, where the record knows it, the recorded UID. The delete
+    /// carries the live UID as a precondition, so an object someone re-creates between
+    /// the check and the delete survives too.
+    pub async fn delete_owned(
+        &self,
+        r: &ObjectRef,
+        session: &str,
+        recorded_uid: Option<&str>,
+    ) -> Result<Deleted, ApplyError> {
         let api = self.api(r).await?;
+        let Some(live) = api
+            .get_metadata_opt(&r.name)
+            .await
+            .map_err(|e| api_error(r, e))?
+        else {
+            return Ok(Deleted::Gone);
+        };
+        if session_of(&live.metadata) != Some(session) {
+            return Ok(Deleted::NotOurs(
+                "it no longer carries this project's label (someone else made or took it)".into(),
+            ));
+        }
+        if let Some(recorded) = recorded_uid
+            && live.metadata.uid.as_deref() != Some(recorded)
+        {
+            return Ok(Deleted::NotOurs(
+                "it was deleted and made again since tether applied it".into(),
+            ));
+        }
         let params = DeleteParams {
             propagation_policy: Some(PropagationPolicy::Background),
+            preconditions: Some(Preconditions {
+                uid: live.metadata.uid.clone(),
+                resource_version: None,
+            }),
             ..DeleteParams::default()
         };
         match api.delete(&r.name, &params).await {
-            Ok(_) => Ok(true),
-            Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
+            Ok(_) => Ok(Deleted::Deleted),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(Deleted::Gone),
+            // The UID precondition failed: a namesake replaced it after the check.
+            Err(kube::Error::Api(s)) if s.code == 409 => Ok(Deleted::NotOurs(
+                "it was deleted and made again while tether looked at it".into(),
+            )),
             Err(e) => Err(api_error(r, e)),
         }
     }
@@ -245,27 +292,11 @@ impl Applier {
             Err(e) => Err(api_error(r, e)),
         }
     }
+}
 
-    /// Objects of `r`'s kind in `r`'s namespace that carry this session's label.
-    pub async fn labelled(
-        &self,
-        r: &ObjectRef,
-        session: &str,
-    ) -> Result<Vec<ObjectRef>, ApplyError> {
-        let api = self.api(r).await?;
-        let lp = kube::api::ListParams::default().labels(&format!("{SESSION_LABEL}={session}"));
-        let list = api.list_metadata(&lp).await.map_err(|e| api_error(r, e))?;
-        Ok(list
-            .items
-            .into_iter()
-            .map(|o| ObjectRef {
-                api_version: r.api_version.clone(),
-                kind: r.kind.clone(),
-                namespace: o.metadata.namespace,
-                name: o.metadata.name.unwrap_or_default(),
-            })
-            .collect())
-    }
+/// The session label on an object, if any.
+fn session_of(meta: &kube::api::ObjectMeta) -> Option<&str> {
+    meta.labels.as_ref()?.get(SESSION_LABEL).map(String::as_str)
 }
 
 fn api_error(r: &ObjectRef, e: kube::Error) -> ApplyError {

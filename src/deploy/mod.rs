@@ -20,7 +20,7 @@ use std::{
 use kube::{Client, api::DynamicObject};
 
 pub use self::{
-    apply::{Applied, Applier, ApplyError, ObjectRef},
+    apply::{Applied, Applier, ApplyError, Deleted, ObjectRef},
     record::Record,
     rollout::Workload,
 };
@@ -65,8 +65,15 @@ pub struct Deployer {
 }
 
 impl Deployer {
-    pub fn new(client: Client, root: &Path, context: &str) -> Result<Deployer, DeployError> {
-        let record_path = Record::path(root, context);
+    /// A deployer for the project at `root` in the cluster `cluster_id`, reached through
+    /// `context`.
+    pub fn new(
+        client: Client,
+        root: &Path,
+        context: &str,
+        cluster_id: &str,
+    ) -> Result<Deployer, DeployError> {
+        let record_path = Record::path(root, cluster_id);
         let record_err = |source| DeployError::Record {
             path: record_path.clone(),
             source,
@@ -77,6 +84,7 @@ impl Deployer {
             .unwrap_or(Record {
                 session: session.clone(),
                 context: context.to_owned(),
+                cluster: cluster_id.to_owned(),
                 objects: Vec::new(),
             });
         Ok(Deployer {
@@ -133,19 +141,18 @@ impl Deployer {
     ) -> Result<ApplyCounts, DeployError> {
         let mut counts = ApplyCounts::default();
         for (r, obj) in &rendered.objects {
-            let (existing, live_hash) = self.applier.existing(r, &self.session).await?;
-            let created_by_us = match existing {
+            let live = self.applier.existing(r, &self.session).await?;
+            // Labelled ours but not in our record: another checkout with a colliding
+            // label made it. Adopt it rather than claim it.
+            let created_by_us = match live.existing {
                 apply::Existing::Absent => true,
-                apply::Existing::Ours => self.record_says_created(r).unwrap_or(true),
+                apply::Existing::Ours => self.record_says_created(r).unwrap_or(false),
                 apply::Existing::Foreign => false,
             };
-            self.note(r, resource, created_by_us)?;
-            let existed = existing != apply::Existing::Absent;
-            match self
-                .applier
-                .apply(r, obj, live_hash.as_deref(), existed)
-                .await?
-            {
+            self.note(r, resource, created_by_us, None)?;
+            let (applied, uid) = self.applier.apply(r, obj, &live).await?;
+            self.note(r, resource, created_by_us, uid.as_deref())?;
+            match applied {
                 Applied::Created => counts.created += 1,
                 Applied::Configured => counts.configured += 1,
                 Applied::Unchanged => counts.unchanged += 1,
@@ -158,11 +165,17 @@ impl Deployer {
         self.record.lock().ok()?.get(r).map(|e| e.created)
     }
 
-    fn note(&self, r: &ObjectRef, resource: &str, created: bool) -> Result<(), DeployError> {
+    fn note(
+        &self,
+        r: &ObjectRef,
+        resource: &str,
+        created: bool,
+        uid: Option<&str>,
+    ) -> Result<(), DeployError> {
         let Ok(mut record) = self.record.lock() else {
             return Ok(());
         };
-        if record.note(r.clone(), resource, created) {
+        if record.note(r.clone(), resource, created, uid) {
             record
                 .save(&self.record_path)
                 .map_err(|source| DeployError::Record {
@@ -175,10 +188,19 @@ impl Deployer {
 }
 
 /// The ownership label value for the project rooted at `root`: its folder name for people,
-/// and a hash of its path so two checkouts never claim each other's objects.
+/// and a hash of this machine's name and the path, so two checkouts (also at the same
+/// path on two laptops) never claim each other's objects.
 pub fn session_id(root: &Path) -> String {
+    session_id_on(&host_name(), root)
+}
+
+fn session_id_on(host: &str, root: &Path) -> String {
     use sha2::{Digest as _, Sha256};
-    let hash = hex::encode(&Sha256::digest(root.to_string_lossy().as_bytes())[..5]);
+    let mut hash = Sha256::new();
+    hash.update(host.as_bytes());
+    hash.update([0]);
+    hash.update(root.to_string_lossy().as_bytes());
+    let hash = hex::encode(&hash.finalize()[..5]);
     let name: String = root
         .file_name()
         .map(|n| n.to_string_lossy().to_lowercase())
@@ -195,73 +217,78 @@ pub fn session_id(root: &Path) -> String {
     }
 }
 
+/// This machine's name, as the kernel has it.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default()
+}
+
 /// What `down` did.
 #[derive(Debug, Default)]
 pub struct DownReport {
     pub deleted: Vec<ObjectRef>,
     /// Objects that existed before `up` and were left in place.
     pub kept: Vec<ObjectRef>,
+    /// Objects of the record that are no longer tether's (re-created or taken by someone
+    /// else since): left untouched.
+    pub foreign: Vec<ObjectRef>,
     pub failures: Vec<String>,
 }
 
-/// Deletes everything the record says this project created in `context`, then sweeps
-/// the record's kinds and namespaces for anything else carrying this session's label.
+/// Deletes everything the record says this project created in the cluster `cluster_id`,
+/// each only while it is still the object tether made (see [`Applier::delete_owned`]).
 /// Namespaces are kept unless `delete_namespaces`: they may hold other people's work.
 pub async fn down(
     client: Client,
     root: &Path,
     context: &str,
+    cluster_id: &str,
     delete_namespaces: bool,
     mut progress: impl FnMut(&str),
 ) -> Result<DownReport, DeployError> {
-    let path = Record::path(root, context);
+    let mut path = Record::path(root, cluster_id);
+    if !path.exists() && Record::legacy_path(root, context).exists() {
+        path = Record::legacy_path(root, context);
+    }
     let record_err = |source| DeployError::Record {
         path: path.clone(),
         source,
     };
-    let session = session_id(root);
     let Some(record) = Record::load(&path).map_err(record_err)? else {
         progress(
-            "nothing to remove: this project has no record of applied objects in this context",
+            "nothing to remove: this project has no record of applied objects in this cluster",
         );
         return Ok(DownReport::default());
     };
     let applier = Applier::new(client);
     let mut report = DownReport::default();
-    let mut to_delete: Vec<ObjectRef> = Vec::new();
+    let mut to_delete = Vec::new();
     for e in &record.objects {
         let is_ns = e.object.kind == "Namespace";
         if e.created && (!is_ns || delete_namespaces) {
-            to_delete.push(e.object.clone());
+            to_delete.push(e);
         } else {
             report.kept.push(e.object.clone());
         }
     }
-    // Labelled leftovers of the same kinds, e.g. from a record written by an older run.
-    let mut probes: Vec<ObjectRef> = record.objects.iter().map(|e| e.object.clone()).collect();
-    probes.sort_by(|a, b| {
-        (&a.api_version, &a.kind, &a.namespace).cmp(&(&b.api_version, &b.kind, &b.namespace))
-    });
-    probes.dedup_by(|a, b| {
-        a.api_version == b.api_version && a.kind == b.kind && a.namespace == b.namespace
-    });
-    for probe in probes.iter().filter(|p| p.kind != "Namespace") {
-        match applier.labelled(probe, &session).await {
-            Ok(found) => to_delete.extend(found.into_iter().filter(|f| !report.kept.contains(f))),
-            Err(e) => report.failures.push(e.to_string()),
-        }
-    }
-    to_delete.sort();
-    to_delete.dedup();
     // Namespaces last, so their contents are not deleted out from under the report.
-    to_delete.sort_by_key(|r| r.kind == "Namespace");
-    for r in to_delete {
-        match applier.delete(&r).await {
-            Ok(true) => {
+    to_delete.sort_by_key(|e| (e.object.kind == "Namespace", e.object.clone()));
+    for e in to_delete {
+        let r = &e.object;
+        match applier
+            .delete_owned(r, &record.session, e.uid.as_deref())
+            .await
+        {
+            Ok(Deleted::Deleted) => {
                 progress(&format!("deleted {r}"));
-                report.deleted.push(r);
+                report.deleted.push(r.clone());
             }
-            Ok(false) => {}
+            Ok(Deleted::Gone) => {}
+            Ok(Deleted::NotOurs(why)) => {
+                progress(&format!("kept {r}: {why}"));
+                report.foreign.push(r.clone());
+            }
             Err(e) => report.failures.push(e.to_string()),
         }
     }
@@ -291,10 +318,18 @@ mod tests {
 
     #[test]
     fn session_ids_are_label_values_unique_per_path() {
-        let a = session_id(Path::new("/home/me/Shop Payments"));
+        let a = session_id_on("laptop", Path::new("/home/me/Shop Payments"));
         assert!(a.starts_with("shop-payments-"), "{a}");
         assert!(a.len() <= 63);
-        assert_ne!(a, session_id(Path::new("/other/Shop Payments")));
-        assert_eq!(session_id(Path::new("/")).len(), 10);
+        assert_ne!(
+            a,
+            session_id_on("laptop", Path::new("/other/Shop Payments"))
+        );
+        assert_ne!(
+            a,
+            session_id_on("other-laptop", Path::new("/home/me/Shop Payments")),
+            "the same path on two machines is two checkouts"
+        );
+        assert_eq!(session_id_on("laptop", Path::new("/")).len(), 10);
     }
 }

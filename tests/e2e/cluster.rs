@@ -82,7 +82,8 @@ async fn build_push_deploy_forward_dns_exec_logs() {
         port_forwards: vec![],
         declared_at: at,
     };
-    let deployer = Deployer::new(client.clone(), dir.path(), &cluster.context).unwrap();
+    let deployer =
+        Deployer::new(client.clone(), dir.path(), &cluster.context, &cluster.id).unwrap();
     let refs = BTreeMap::from([(image.name.clone(), built.reference.clone())]);
     let rendered = deployer.render(&resource, &refs).await.unwrap();
     let counts = deployer.apply("hello", &rendered).await.unwrap();

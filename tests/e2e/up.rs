@@ -268,7 +268,7 @@ fn a_context_that_does_not_look_local_is_refused_with_the_fix() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("refusing to deploy to kube context `prod-eu`"),
+        err.contains("refusing to change the cluster of kube context `prod-eu`"),
         "{err}"
     );
     assert!(err.contains(r#"allow_contexts = ["prod-eu"]"#), "{err}");
