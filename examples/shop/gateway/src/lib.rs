@@ -58,8 +58,8 @@ pub struct Config {
 }
 
 impl Config {
-    /// Reads `JWT_SECRET` (required) and the four peer URLs (defaults: the Services in
-    /// namespace `api`).
+    /// Reads `JWT_SECRET` (required) and the four peer URLs (defaults: the
+    /// Services in namespace `api`).
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
             jwt_secret: env.jwt_secret()?,
