@@ -49,7 +49,10 @@ echo "== 2. Log in"
 call POST /api/v1/users/login "{\"username\":\"$user\",\"password\":\"$password\"}"
 token="$(field token)"
 if [[ -z "$token" ]]; then
-    echo "no token in the login answer: stopping" >&2
+    echo "no token in the login answer: the gateway answered HTTP $code $reply: stopping" >&2
+    if [[ "$code" == 401 ]]; then
+        echo "(users-svc keeps accounts in memory: if it restarted after step 1, the account is gone; run the walkthrough again)" >&2
+    fi
     exit 1
 fi
 
@@ -65,7 +68,7 @@ call POST /api/v1/order/create '{"product_ids":["L9ECAV7KIM","UJZDE8GXD6"]}'
 order_id="$(field id)"
 amount="$(field amount)"
 if [[ -z "$order_id" || -z "$amount" ]]; then
-    echo "no order id or amount in the answer: stopping" >&2
+    echo "no order id or amount in the answer: the gateway answered HTTP $code $reply: stopping" >&2
     exit 1
 fi
 

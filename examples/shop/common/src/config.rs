@@ -38,10 +38,9 @@ pub mod vars {
     /// Default of [`PAYMENTS_URL`].
     pub const DEFAULT_PAYMENTS_URL: &str = "http://payments-svc.api";
     /// The HS256 key shared by users (signs) and the gateway (verifies).
+    /// Required: there is no default, so a service never starts with a key
+    /// that anyone who has read this code can forge tokens with.
     pub const JWT_SECRET: &str = "JWT_SECRET";
-    /// Used when [`JWT_SECRET`] is unset, with a warning in the log: good
-    /// for `cargo run` on a laptop, never for anything reachable by others.
-    pub const DEV_JWT_SECRET: &str = "insecure-dev-only-jwt-secret";
 }
 
 /// A variable that is set but unusable.
@@ -132,19 +131,19 @@ impl Env {
         Ok(url)
     }
 
-    /// `JWT_SECRET`, or the development secret with a loud warning.
-    pub fn jwt_secret(&self) -> JwtSecret {
-        match self.get(vars::JWT_SECRET) {
-            Some(secret) => JwtSecret::new(secret),
-            None => {
-                tracing::warn!(
-                    "JWT_SECRET is not set: using the built-in DEVELOPMENT secret. \
-                     Anyone can forge tokens for this service; set JWT_SECRET \
-                     (in the cluster it comes from the Secret shop-jwt)."
-                );
-                JwtSecret::new(vars::DEV_JWT_SECRET)
-            }
-        }
+    /// `JWT_SECRET`, which must be set and not empty.
+    pub fn jwt_secret(&self) -> Result<JwtSecret, ConfigError> {
+        self.get(vars::JWT_SECRET)
+            .map(JwtSecret::new)
+            .ok_or_else(|| ConfigError {
+                name: vars::JWT_SECRET.to_owned(),
+                value: String::new(),
+                reason: "it must be set to the key users signs tokens with and the \
+                         gateway checks them with (in the cluster it comes from the \
+                         Secret shop-jwt; on a laptop e.g. \
+                         export JWT_SECRET=\"$(openssl rand -hex 32)\" for both)"
+                    .to_owned(),
+            })
     }
 }
 
@@ -163,6 +162,20 @@ mod tests {
             err.to_string().starts_with("PORT=\"http\" is invalid"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn jwt_secret_is_required() {
+        for env in [Env::default(), Env::from_pairs([("JWT_SECRET", "")])] {
+            let err = env.jwt_secret().unwrap_err();
+            assert_eq!(err.name, "JWT_SECRET");
+            assert!(
+                err.to_string()
+                    .starts_with("JWT_SECRET=\"\" is invalid: it must be set"),
+                "{err}"
+            );
+        }
+        assert!(Env::from_pairs([("JWT_SECRET", "k")]).jwt_secret().is_ok());
     }
 
     #[test]

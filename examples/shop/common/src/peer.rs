@@ -80,6 +80,16 @@ impl Peer {
         self.send(self.http.get(self.url(segments))).await
     }
 
+    /// `GET` the path with a query string.
+    pub async fn get_query(
+        &self,
+        segments: &[&str],
+        query: &[(&str, &str)],
+    ) -> Result<PeerReply, ApiError> {
+        self.send(self.http.get(self.url(segments)).query(query))
+            .await
+    }
+
     /// `POST` `body` as JSON to the path.
     pub async fn post<B: Serialize + ?Sized>(
         &self,

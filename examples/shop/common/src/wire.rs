@@ -153,6 +153,39 @@ pub struct StatusQuery {
     pub status: String,
 }
 
+/// `?user_id=`: whose order or payment the caller may see. The gateway
+/// always sends the caller's id; another user's order or payment is then
+/// answered as unknown (404), so its existence is not revealed. Without it
+/// (calls inside the shop) every one is visible.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnerQuery {
+    /// The user the answer is for, if the caller speaks for one.
+    pub user_id: Option<String>,
+}
+
+impl OwnerQuery {
+    /// A query for `user_id`'s own things.
+    pub fn of(user_id: impl Into<String>) -> Self {
+        Self {
+            user_id: Some(user_id.into()),
+        }
+    }
+
+    /// Whether something owned by `owner` may be shown to this caller.
+    pub fn allows(&self, owner: &str) -> bool {
+        self.user_id.as_deref().is_none_or(|user| user == owner)
+    }
+
+    /// As query pairs for [`crate::Peer`]: none when no user is named.
+    pub fn pairs(&self) -> Vec<(&'static str, &str)> {
+        self.user_id
+            .as_deref()
+            .map(|user| ("user_id", user))
+            .into_iter()
+            .collect()
+    }
+}
+
 /// `POST /payments`'s body (the gateway fills `user_id` from the token).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewPayment {
@@ -210,6 +243,16 @@ mod tests {
         assert_eq!(from_cents(10908).to_string(), "109.08");
         assert_eq!(to_cents(f64::NAN), 0);
         assert_eq!(to_cents(1e300), i64::MAX);
+    }
+
+    #[test]
+    fn owner_query_allows_its_user_only() {
+        assert!(OwnerQuery::default().allows("u-1"));
+        assert!(OwnerQuery::of("u-1").allows("u-1"));
+        assert!(!OwnerQuery::of("u-2").allows("u-1"));
+        assert!(!OwnerQuery::of("").allows("u-1"));
+        assert_eq!(OwnerQuery::of("u-1").pairs(), [("user_id", "u-1")]);
+        assert!(OwnerQuery::default().pairs().is_empty());
     }
 
     #[test]

@@ -16,6 +16,10 @@
 //! - `POST /api/v1/payments/pay` `{"order_id","amount"}` → payments
 //! - `GET /api/v1/payments/status/{id}` → payments
 //!
+//! Each of these acts for the token's user only: the services are asked
+//! with `?user_id=` (or the payment's `user_id`), so another user's order
+//! or payment is a 404, the same as one that does not exist.
+//!
 //! The services' statuses and JSON bodies pass through unchanged; the
 //! gateway itself answers only 400 (a body it cannot parse), 401 (the
 //! token), and 502 when a service cannot be reached (`payments service
@@ -35,7 +39,7 @@ use shop_common::{
     config::vars,
     jwt,
     peer::{PeerReply, http_client},
-    wire::{Health, NewOrder, NewPayment},
+    wire::{Health, NewOrder, NewPayment, OwnerQuery},
 };
 
 /// What the gateway needs to start.
@@ -54,11 +58,11 @@ pub struct Config {
 }
 
 impl Config {
-    /// Reads `JWT_SECRET` and the four peer URLs (defaults: the Services in
-    /// namespace `api`).
+    /// Reads `JWT_SECRET` (required) and the four peer URLs (defaults: the
+    /// Services in namespace `api`).
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
-            jwt_secret: env.jwt_secret(),
+            jwt_secret: env.jwt_secret()?,
             users_url: env.peer_url(vars::USERS_URL, vars::DEFAULT_USERS_URL)?,
             products_url: env.peer_url(vars::PRODUCTS_URL, vars::DEFAULT_PRODUCTS_URL)?,
             orders_url: env.peer_url(vars::ORDERS_URL, vars::DEFAULT_ORDERS_URL)?,
@@ -227,8 +231,12 @@ async fn create_order(
     state.orders.post(&["orders"], &new).await
 }
 
-async fn order(State(state): State<AppState>, _user: AuthUser, Path(id): Path<String>) -> Passed {
-    state.orders.get(&["orders", &id]).await
+async fn order(State(state): State<AppState>, user: AuthUser, Path(id): Path<String>) -> Passed {
+    let owner = OwnerQuery::of(user.id);
+    state
+        .orders
+        .get_query(&["orders", &id], &owner.pairs())
+        .await
 }
 
 async fn pay(State(state): State<AppState>, user: AuthUser, Json(body): Json<Pay>) -> Passed {
@@ -240,6 +248,10 @@ async fn pay(State(state): State<AppState>, user: AuthUser, Json(body): Json<Pay
     state.payments.post(&["payments"], &payment).await
 }
 
-async fn payment(State(state): State<AppState>, _user: AuthUser, Path(id): Path<String>) -> Passed {
-    state.payments.get(&["payments", &id]).await
+async fn payment(State(state): State<AppState>, user: AuthUser, Path(id): Path<String>) -> Passed {
+    let owner = OwnerQuery::of(user.id);
+    state
+        .payments
+        .get_query(&["payments", &id], &owner.pairs())
+        .await
 }

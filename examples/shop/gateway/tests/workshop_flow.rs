@@ -376,3 +376,49 @@ async fn a_service_that_is_down_is_named() {
         "{error}"
     );
 }
+
+/// Through the gateway a user reads and pays only their own orders and
+/// reads only their own payments: another user's are a 404, the answer for
+/// an order that does not exist, so ids cannot be probed either.
+#[tokio::test]
+async fn another_users_order_and_payment_are_404() {
+    let shop = start().await;
+    let (_, ada) = shop.login("ada").await;
+    let (_, bob) = shop.login("bob").await;
+    let (order_id, _) = shop.order(&ada).await;
+    let order_not_found = (
+        StatusCode::NOT_FOUND,
+        json!({"error": format!("order {order_id} not found")}),
+    );
+    let order_path = format!("/api/v1/order/{order_id}");
+
+    assert_eq!(shop.get(&order_path, Some(&bob)).await, order_not_found);
+    assert_eq!(shop.pay(&bob, &order_id, 109.08).await, order_not_found);
+
+    let (status, payment) = shop.pay(&ada, &order_id, 109.08).await;
+    assert_eq!(status, StatusCode::CREATED, "bob's attempt left it payable");
+    assert_eq!(
+        shop.pay(&bob, &order_id, 109.08).await,
+        order_not_found,
+        "paid or not, it is not bob's"
+    );
+    let payment_path = format!(
+        "/api/v1/payments/status/{}",
+        payment["id"].as_str().expect("a payment id")
+    );
+    assert_eq!(
+        shop.get(&payment_path, Some(&bob)).await,
+        (
+            StatusCode::NOT_FOUND,
+            json!({"error": format!("payment {} not found", payment["id"].as_str().unwrap_or_default())})
+        )
+    );
+
+    assert_eq!(
+        shop.get(&payment_path, Some(&ada)).await,
+        (StatusCode::OK, payment)
+    );
+    let (status, order) = shop.get(&order_path, Some(&ada)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(order["order"]["status"], "paid");
+}

@@ -11,6 +11,10 @@
 //! - `PATCH /orders/{id}/status?status=paid` → 200, same shape; 400 unless
 //!   the status is `pending`, `paid` or `cancelled`; 404 if unknown
 //!
+//! Both take an optional `&user_id=`: then another user's order is a 404
+//! too, the same answer as an unknown id (the gateway and payments always
+//! send it for the caller, so nobody reads or pays someone else's order).
+//!
 //! The amount is the sum of the products' prices when the order is made,
 //! added up in cents. The payments service reads orders and marks them
 //! paid through these routes. Orders live in memory.
@@ -32,7 +36,8 @@ use shop_common::{
     config::vars,
     peer::http_client,
     wire::{
-        Health, NewOrder, Order, OrderStatus, OrderView, Product, StatusQuery, from_cents, to_cents,
+        Health, NewOrder, Order, OrderStatus, OrderView, OwnerQuery, Product, StatusQuery,
+        from_cents, to_cents,
     },
 };
 
@@ -156,10 +161,12 @@ async fn create(
 async fn by_id(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    Query(owner): Query<OwnerQuery>,
 ) -> Result<Json<OrderView>, ApiError> {
     state
         .orders()
         .get(&id)
+        .filter(|stored| owner.allows(&stored.order.user_id))
         .map(|stored| Json(stored.view()))
         .ok_or_else(|| not_found(&id))
 }
@@ -168,10 +175,14 @@ async fn set_status(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Query(query): Query<StatusQuery>,
+    Query(owner): Query<OwnerQuery>,
 ) -> Result<Json<OrderView>, ApiError> {
     let status: OrderStatus = query.status.parse().map_err(ApiError::bad_request)?;
     let mut orders = state.orders();
-    let stored = orders.get_mut(&id).ok_or_else(|| not_found(&id))?;
+    let stored = orders
+        .get_mut(&id)
+        .filter(|stored| owner.allows(&stored.order.user_id))
+        .ok_or_else(|| not_found(&id))?;
     stored.order.status = status;
     tracing::info!(%id, %status, "order status set");
     Ok(Json(stored.view()))

@@ -175,3 +175,35 @@ async fn products_down_is_502_naming_products() {
         "{error}"
     );
 }
+
+/// With `?user_id=`, another user's order is as unknown as one that does
+/// not exist: the same 404, and its status cannot be set.
+#[tokio::test]
+async fn another_users_order_is_404() {
+    let (orders, _products) = start().await;
+    let (_, body) = create(
+        &orders,
+        json!({"user_id": "u-1", "product_ids": ["J50CE9UVW5"]}),
+    )
+    .await;
+    let id = body["order"]["id"].as_str().expect("an order id");
+    let client = reqwest::Client::new();
+    let not_found = (
+        StatusCode::NOT_FOUND,
+        json!({"error": format!("order {id} not found")}),
+    );
+
+    let as_user = |user: &str| orders.at(&format!("/orders/{id}?user_id={user}"));
+    assert_eq!(send(client.get(as_user("u-2"))).await, not_found);
+    assert_eq!(send(client.get(as_user(""))).await, not_found);
+    let status_as =
+        |user: &str| orders.at(&format!("/orders/{id}/status?status=paid&user_id={user}"));
+    assert_eq!(send(client.patch(status_as("u-2"))).await, not_found);
+
+    let (status, own) = send(client.get(as_user("u-1"))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(own["order"]["status"], "pending", "u-2 changed nothing");
+    let (status, paid) = send(client.patch(status_as("u-1"))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(paid["order"]["status"], "paid");
+}

@@ -10,6 +10,11 @@
 //!   orders service cannot be reached ([`pay`])
 //! - `GET /payments/{id}` → 200 the payment; 404 if unknown
 //!
+//! A payer pays only their own orders: [`pay`] sees the orders service as
+//! the payer does (`?user_id=` on every call, see [`Orders::of`]), so
+//! someone else's order is a 404, as if it did not exist. With
+//! `?user_id=`, someone else's payment is a 404 too.
+//!
 //! # The flaw
 //!
 //! Paying an order that is already paid succeeds: the money is taken twice.
@@ -32,10 +37,12 @@ use axum::{
 };
 use reqwest::Url;
 use shop_common::{
-    ApiError, ConfigError, Env, Json, Path, Peer,
+    ApiError, ConfigError, Env, Json, Path, Peer, Query,
     config::vars,
     peer::http_client,
-    wire::{Health, NewPayment, OrderView, Payment, PaymentStatus, from_cents, to_cents},
+    wire::{
+        Health, NewPayment, OrderView, OwnerQuery, Payment, PaymentStatus, from_cents, to_cents,
+    },
 };
 
 #[cfg(not(feature = "solution"))]
@@ -64,20 +71,39 @@ impl Config {
     }
 }
 
-/// The orders service, as the payments service uses it.
+/// The orders service, as the payments service uses it: on behalf of one
+/// user ([`Orders::of`]), whose orders alone it finds.
 #[derive(Debug, Clone)]
-pub struct Orders(Peer);
+pub struct Orders {
+    peer: Peer,
+    /// Whose orders the calls may see.
+    owner: OwnerQuery,
+}
 
 impl Orders {
+    /// The same service, seeing only `user_id`'s orders: another user's
+    /// order is the orders service's 404, as if it did not exist.
+    pub fn of(&self, user_id: &str) -> Self {
+        Self {
+            peer: self.peer.clone(),
+            owner: OwnerQuery::of(user_id),
+        }
+    }
+
     /// The order `id` and its amount; its 404 passes through.
     pub async fn get(&self, id: &str) -> Result<OrderView, ApiError> {
-        self.0.get(&["orders", id]).await?.json()
+        self.peer
+            .get_query(&["orders", id], &self.owner.pairs())
+            .await?
+            .json()
     }
 
     /// Sets the order `id`'s status to `paid`.
     pub async fn mark_paid(&self, id: &str) -> Result<OrderView, ApiError> {
-        self.0
-            .patch_query(&["orders", id, "status"], &[("status", "paid")])
+        let mut query = vec![("status", "paid")];
+        query.extend(self.owner.pairs());
+        self.peer
+            .patch_query(&["orders", id, "status"], &query)
             .await?
             .json()
     }
@@ -127,7 +153,10 @@ impl AppState {
     /// State with no payments yet.
     pub fn new(config: Config) -> Self {
         Self {
-            orders: Orders(Peer::new("orders", config.orders_url, http_client())),
+            orders: Orders {
+                peer: Peer::new("orders", config.orders_url, http_client()),
+                owner: OwnerQuery::default(),
+            },
             payments: Payments::default(),
         }
     }
@@ -137,7 +166,7 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     let routes = Router::new()
         .route("/healthz", get(healthz))
-        .route("/payments", post(pay::create_payment))
+        .route("/payments", post(pay_own_order))
         .route("/payments/{id}", get(by_id))
         .with_state(state);
     shop_common::finish(routes)
@@ -152,13 +181,28 @@ async fn healthz() -> Json<Health> {
     Json(Health::ok())
 }
 
+/// `POST /payments`: [`pay::create_payment`] with the orders service seen
+/// as the payer sees it, so only the payer's own orders can be paid.
+async fn pay_own_order(
+    State(state): State<AppState>,
+    Json(request): Json<NewPayment>,
+) -> Result<(axum::http::StatusCode, Json<Payment>), ApiError> {
+    let payer = AppState {
+        orders: state.orders.of(&request.user_id),
+        payments: state.payments,
+    };
+    pay::create_payment(State(payer), Json(request)).await
+}
+
 async fn by_id(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    Query(owner): Query<OwnerQuery>,
 ) -> Result<Json<Payment>, ApiError> {
     state
         .payments
         .get(&id)
+        .filter(|payment| owner.allows(&payment.user_id))
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("payment {id} not found")))
 }

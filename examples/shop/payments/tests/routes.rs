@@ -205,3 +205,52 @@ async fn solution_paying_twice_is_403_already_paid() {
     );
     assert_eq!(shop.order_status(&order_id).await, "paid");
 }
+
+/// A payer can pay only their own orders and read only their own
+/// payments: someone else's are answered as if they did not exist (404,
+/// not 403), whether the order is still pending or already paid.
+#[tokio::test]
+async fn another_users_order_and_payment_are_404() {
+    let shop = start().await;
+    let order_id = shop.order().await;
+    let pay_as = |user: &'static str| {
+        let order_id = order_id.clone();
+        let at = shop.payments.at("/payments");
+        async move {
+            send(
+                reqwest::Client::new()
+                    .post(at)
+                    .json(&json!({"order_id": order_id, "amount": 109.08, "user_id": user})),
+            )
+            .await
+        }
+    };
+    let order_not_found = (
+        StatusCode::NOT_FOUND,
+        json!({"error": format!("order {order_id} not found")}),
+    );
+
+    assert_eq!(pay_as("u-2").await, order_not_found);
+    assert_eq!(shop.order_status(&order_id).await, "pending");
+
+    let (status, payment) = pay_as("u-1").await;
+    assert_eq!(status, StatusCode::CREATED, "{payment}");
+    assert_eq!(
+        pay_as("u-2").await,
+        order_not_found,
+        "already paid, still 404"
+    );
+
+    let id = payment["id"].as_str().expect("a payment id");
+    let read_as = |user: &str| {
+        reqwest::Client::new().get(shop.payments.at(&format!("/payments/{id}?user_id={user}")))
+    };
+    assert_eq!(
+        send(read_as("u-2")).await,
+        (
+            StatusCode::NOT_FOUND,
+            json!({"error": format!("payment {id} not found")})
+        )
+    );
+    assert_eq!(send(read_as("u-1")).await, (StatusCode::OK, payment));
+}

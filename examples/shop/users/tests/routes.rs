@@ -162,3 +162,45 @@ async fn default_cost_hashes_and_verifies() {
     assert_eq!(post(&service, "/signup", ADA).await.0, StatusCode::CREATED);
     assert_eq!(post(&service, "/login", ADA).await.0, StatusCode::OK);
 }
+
+/// The median of `samples`, in seconds.
+fn median(mut samples: Vec<f64>) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
+}
+
+/// A login for a name that does not exist costs a password check too, so
+/// its answer time does not tell which names exist. Timed over interleaved
+/// runs with a cost that makes one check take a clear while; the bound is
+/// generous (a loaded machine slows both alike), while a login that skips
+/// the check for unknown names answers in a few milliseconds instead.
+#[tokio::test]
+async fn unknown_users_take_as_long_to_refuse_as_wrong_passwords() {
+    let mut config = users::Config::new(JwtSecret::new(SECRET));
+    config.password_hashing =
+        users::argon2::Params::new(4096, 2, 1, None).expect("valid argon2 params");
+    let service = spawn(users::app(config))
+        .await
+        .expect("bind a loopback port");
+    assert_eq!(post(&service, "/signup", ADA).await.0, StatusCode::CREATED);
+
+    let timed = |body: &'static str| {
+        let service = &service;
+        async move {
+            let started = std::time::Instant::now();
+            let (status, _) = post(service, "/login", body).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+            started.elapsed().as_secs_f64()
+        }
+    };
+    let (mut known, mut unknown) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        known.push(timed(r#"{"username":"ada","password":"nope"}"#).await);
+        unknown.push(timed(r#"{"username":"nobody","password":"nope"}"#).await);
+    }
+    let (known, unknown) = (median(known), median(unknown));
+    assert!(
+        unknown > known * 0.5,
+        "an unknown user was refused in {unknown:.4} s, a wrong password in {known:.4} s"
+    );
+}
