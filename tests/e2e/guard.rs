@@ -117,7 +117,9 @@ async fn web(client: &Client, ns: &str) {
         .unwrap();
 }
 
-async fn versions(client: &Client, ns: &str) -> (Option<String>, Option<String>) {
+/// What a change by tether would alter: the Deployment's generation, spec and annotations
+/// (its status and resourceVersion move with the controller), the Service's version.
+async fn versions(client: &Client, ns: &str) -> (Option<i64>, String, Option<String>) {
     let d = Api::<Deployment>::namespaced(client.clone(), ns)
         .get("web")
         .await
@@ -126,7 +128,8 @@ async fn versions(client: &Client, ns: &str) -> (Option<String>, Option<String>)
         .get("web")
         .await
         .unwrap();
-    (d.metadata.resource_version, s.metadata.resource_version)
+    let spec = serde_json::to_string(&(&d.spec, &d.metadata.annotations)).unwrap();
+    (d.metadata.generation, spec, s.metadata.resource_version)
 }
 
 #[test]
