@@ -92,6 +92,16 @@ impl HashCache {
 /// The digest of everything that decides an image's content: its input files (paths
 /// relative to the config's folder, and bytes), the Dockerfile and the host build command.
 pub fn digest(image: &Image, cache: &mut HashCache) -> io::Result<String> {
+    digest_of(image, &input_files(image)?, cache)
+}
+
+/// [`digest`] over `files`, the image's input files as a walk already found them (sorted),
+/// so one walk serves both "is this file an input" and the digest.
+pub fn digest_of<'a>(
+    image: &Image,
+    files: impl IntoIterator<Item = &'a PathBuf>,
+    cache: &mut HashCache,
+) -> io::Result<String> {
     let base = image.context.as_path();
     let mut h = Sha256::new();
     h.update(b"tether-input-digest-v1\0");
@@ -101,10 +111,10 @@ pub fn digest(image: &Image, cache: &mut HashCache) -> io::Result<String> {
     }
     h.update(fs::read(&image.dockerfile)?);
     h.update(b"\0");
-    for file in input_files(image)? {
-        h.update(relative(&file, base).as_bytes());
+    for file in files {
+        h.update(relative(file, base).as_bytes());
         h.update(b"\0");
-        h.update(cache.file_hash(&file)?);
+        h.update(cache.file_hash(file)?);
     }
     Ok(hex::encode(h.finalize()))
 }

@@ -153,7 +153,7 @@ pub async fn run(target: Target, ci: bool, no_tui: bool, timeout: u64) -> Result
         f = session.start() => f,
         _ = shutdown.cancelled() => vec![engine::Failure {
             resource: "tether up".into(),
-            error: "stopped before everything was ready".into(),
+            error: Arc::new(engine::RoundError::Stopped),
         }],
     };
     if ci {
@@ -173,7 +173,7 @@ pub async fn run(target: Target, ci: bool, no_tui: bool, timeout: u64) -> Result
         }
         let report = failures
             .iter()
-            .map(|f| format!("  {}: {}", f.resource, f.error))
+            .map(|f| format!("  {}: {}", f.resource, engine::report(&*f.error)))
             .collect::<Vec<_>>()
             .join("\n");
         return Err(Failure::Failed(anyhow::anyhow!("not ready:\n{report}")));
@@ -181,8 +181,8 @@ pub async fn run(target: Target, ci: bool, no_tui: bool, timeout: u64) -> Result
 
     if !shutdown.is_cancelled() {
         let (change_tx, change_rx) = mpsc::channel(16);
-        let folders = match watch::spawn(&session.watch_roots(), change_tx, shutdown.clone()) {
-            Ok(f) => f,
+        let watch = match watch::spawn(&session.watch_roots(), change_tx, shutdown.clone()) {
+            Ok(w) => w,
             Err(e) => {
                 // Give the terminal back before the error is printed.
                 shutdown.cancel();
@@ -192,8 +192,10 @@ pub async fn run(target: Target, ci: bool, no_tui: bool, timeout: u64) -> Result
                 return Err(e.into());
             }
         };
-        let _ = event_tx.send(Event::Watching { folders });
-        session.run(change_rx, trigger_rx).await;
+        let _ = event_tx.send(Event::Watching {
+            folders: watch.folders(),
+        });
+        session.run(watch, change_rx, trigger_rx).await;
         // Also when the loop ended on its own (the watcher gone): the TUI must not
         // stay up over a session that no longer runs.
         shutdown.cancel();

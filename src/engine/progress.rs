@@ -3,7 +3,10 @@
 
 use std::{fmt::Write as _, time::Duration};
 
-use super::event::{Event, UpdateTiming};
+use super::{
+    error::report,
+    event::{Event, UpdateTiming},
+};
 use crate::forward::Health;
 
 /// The line for `event`, or `None` for events this view does not show.
@@ -14,13 +17,16 @@ pub fn line(event: &Event) -> Option<String> {
             images,
             resources,
             unrelated,
+            rescan,
+            unwatched,
         } => {
             let mut s = String::from("change:");
             if !images.is_empty() {
                 let _ = write!(s, " rebuild {}", images.join(", "));
             }
             if !resources.is_empty() {
-                let _ = write!(s, "; redeploy {}", resources.join(", "));
+                let names: Vec<&str> = resources.keys().map(String::as_str).collect();
+                let _ = write!(s, "; redeploy {}", names.join(", "));
             }
             if images.is_empty() && resources.is_empty() {
                 s.push_str(" nothing to build or deploy");
@@ -33,8 +39,41 @@ pub fn line(event: &Event) -> Option<String> {
                     names.join(", ")
                 );
             }
+            if let Some(why) = rescan {
+                let _ = write!(s, " (every input looked at again: {why})");
+            }
+            for e in unwatched {
+                let _ = write!(s, "; changes there go unseen: {}", report(&**e));
+            }
             s
         }
+        Event::ConfigReloaded { change } => {
+            let mut parts = Vec::new();
+            for (what, names) in [
+                ("added", &change.added),
+                ("changed", &change.changed),
+                ("removed", &change.removed),
+            ] {
+                if !names.is_empty() {
+                    parts.push(format!("{what} {}", names.join(", ")));
+                }
+            }
+            if parts.is_empty() {
+                parts.push("no resource changed".into());
+            }
+            let mut s = format!("config: reloaded tether.toml ({})", parts.join("; "));
+            if !change.removed.is_empty() {
+                s.push_str("; what removed resources deployed stays until `tether down`");
+            }
+            if !change.added.is_empty() {
+                s.push_str("; port-forwards of added resources start with the next `tether up`");
+            }
+            s
+        }
+        Event::ConfigRejected { error } => format!(
+            "config: the edited tether.toml is invalid, the running one stays: {}",
+            report(&**error)
+        ),
         Event::BuildStarted { image } => format!("[{image}] build: checking inputs"),
         Event::BuildOutput { image, line } => format!("[{image}] build: {line}"),
         Event::BuildDone {
@@ -59,7 +98,7 @@ pub fn line(event: &Event) -> Option<String> {
         Event::BuildDone {
             image,
             result: Err(e),
-        } => format!("[{image}] build FAILED: {e}"),
+        } => format!("[{image}] build FAILED: {}", report(&**e)),
         Event::DeployStarted { resource } => format!("[{resource}] deploy: applying"),
         Event::Applied { resource, counts } => format!(
             "[{resource}] deploy: {} created, {} configured, {} unchanged",
@@ -78,7 +117,9 @@ pub fn line(event: &Event) -> Option<String> {
             resource,
             update: Some(t),
         } => format!("[{resource}] ready: {}", update_line(t)),
-        Event::Failed { resource, error } => format!("[{resource}] FAILED: {error}"),
+        Event::Failed { resource, error } => {
+            format!("[{resource}] FAILED: {}", report(&**error))
+        }
         Event::Forward(h) => match &h.health {
             Health::Waiting => format!(
                 "[{}] forward http://localhost:{}: waiting for a ready pod",

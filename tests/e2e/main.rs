@@ -4,6 +4,7 @@
 mod cluster;
 mod intercept;
 mod process;
+mod reload;
 mod support;
 mod tui;
 mod up;
