@@ -125,13 +125,14 @@ pub async fn run(target: Target, ci: bool, no_tui: bool, timeout: u64) -> Result
         })
     });
     drop(trigger_tx);
+    let tasks = session.tasks();
     if !ci {
         let (health_tx, mut health_rx) = mpsc::unbounded_channel();
         for (resource, remote, listener) in listeners {
             let Some(target) = session.forward_target(&resource) else {
                 continue;
             };
-            tokio::spawn(forward::serve(
+            tasks.spawn(forward::serve(
                 listener,
                 cluster.client.clone(),
                 resource,
@@ -142,7 +143,7 @@ pub async fn run(target: Target, ci: bool, no_tui: bool, timeout: u64) -> Result
             ));
         }
         let tx = event_tx.clone();
-        tokio::spawn(async move {
+        tasks.spawn(async move {
             while let Some(h) = health_rx.recv().await {
                 let _ = tx.send(Event::Forward(h));
             }
@@ -157,16 +158,16 @@ pub async fn run(target: Target, ci: bool, no_tui: bool, timeout: u64) -> Result
         }],
     };
     if ci {
-        // Stop followers and let the views print what is queued.
+        // Stop followers, wait until they have ended, and let the views print what is
+        // queued: the store ends with the last event sender.
         shutdown.cancel();
         drop((session, event_tx, views));
-        let _ = tokio::time::timeout(Duration::from_secs(5), async {
-            let _ = store.await;
-            if let Some(printer) = printer {
-                let _ = printer.await;
-            }
-        })
-        .await;
+        tasks.close();
+        tasks.wait().await;
+        let _ = store.await;
+        if let Some(printer) = printer {
+            let _ = printer.await;
+        }
         if failures.is_empty() {
             println!("all resources ready");
             return Ok(());
@@ -208,6 +209,16 @@ pub async fn run(target: Target, ci: bool, no_tui: bool, timeout: u64) -> Result
             Err(e) => return Err(Failure::Failed(anyhow::anyhow!("the TUI task failed: {e}"))),
         },
     };
+    // Forwards release their ports and followers stop before anything else happens;
+    // then the plain view prints what is still queued.
+    drop(session);
+    tasks.close();
+    tasks.wait().await;
+    drop((event_tx, views));
+    let _ = store.await;
+    if let Some(printer) = printer {
+        let _ = printer.await;
+    }
     if std::fs::metadata(&diagnostics).is_ok_and(|m| m.len() > 0) {
         eprintln!(
             "tether up: diagnostics written while the TUI ran are in {}",
@@ -222,7 +233,6 @@ pub async fn run(target: Target, ci: bool, no_tui: bool, timeout: u64) -> Result
         Exit::Remove => {
             eprintln!("tether up: stopped; removing what it deployed");
             // The session has stopped, so nothing re-applies what `down` deletes.
-            drop(session);
             let result = super::down::run(target, false).await;
             drop(instance);
             result

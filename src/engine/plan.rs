@@ -56,6 +56,9 @@ pub struct ConfigChange {
     pub removed: Vec<String>,
     /// Resources whose declaration changed (manifests, namespace, dependencies, forwards).
     pub changed: Vec<String>,
+    /// Added resources that declare port-forwards: those bind when `up` starts, so they
+    /// wait for the next one.
+    pub unforwarded: Vec<String>,
 }
 
 impl Plan {
@@ -151,7 +154,12 @@ pub fn reloaded(
     let mut diff = ConfigChange::default();
     for (name, r) in &new.resources {
         match old.resources.get(name) {
-            None => diff.added.push(name.clone()),
+            None => {
+                diff.added.push(name.clone());
+                if !r.port_forwards.is_empty() {
+                    diff.unforwarded.push(name.clone());
+                }
+            }
             Some(was) if declared_differently(was, r) => diff.changed.push(name.clone()),
             Some(_) => {}
         }

@@ -65,8 +65,12 @@ pub fn line(event: &Event) -> Option<String> {
             if !change.removed.is_empty() {
                 s.push_str("; what removed resources deployed stays until `tether down`");
             }
-            if !change.added.is_empty() {
-                s.push_str("; port-forwards of added resources start with the next `tether up`");
+            if !change.unforwarded.is_empty() {
+                let _ = write!(
+                    s,
+                    "; the port-forwards of {} start with the next `tether up`",
+                    change.unforwarded.join(", ")
+                );
             }
             s
         }

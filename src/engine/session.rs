@@ -21,7 +21,7 @@ use tokio::{
     sync::{Mutex, mpsc, watch},
     task::JoinSet,
 };
-use tokio_util::sync::CancellationToken;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use super::{
     error::RoundError,
@@ -89,6 +89,9 @@ struct Inner {
     /// Per resource: the workloads whose logs are followed, and the token that stops that.
     tailing: std::sync::Mutex<BTreeMap<String, (Vec<Workload>, CancellationToken)>>,
     log_tx: mpsc::Sender<logs::LogLine>,
+    /// Tasks that outlive a round (the log relay, forwards): `up` waits for them to end
+    /// after shutdown instead of guessing how long they take.
+    tasks: TaskTracker,
 }
 
 impl Session {
@@ -109,7 +112,8 @@ impl Session {
         // follower, never the engine.
         let (log_tx, mut log_rx) = mpsc::channel::<logs::LogLine>(1024);
         let forward_tx = event_tx.clone();
-        tokio::spawn(async move {
+        let tasks = TaskTracker::new();
+        tasks.spawn(async move {
             while let Some(line) = log_rx.recv().await {
                 if forward_tx.send(Event::Log(line)).is_err() {
                     return;
@@ -130,8 +134,15 @@ impl Session {
                 targets,
                 tailing: std::sync::Mutex::new(BTreeMap::new()),
                 log_tx,
+                tasks,
             }),
         }
+    }
+
+    /// The tracker of tasks that outlive a round. Once the session is dropped and the
+    /// shutdown token cancelled, `close` + `wait` returns when they have all ended.
+    pub fn tasks(&self) -> TaskTracker {
+        self.inner.tasks.clone()
     }
 
     /// Images each resource uses, for views that list them before anything is built.

@@ -242,6 +242,7 @@ mod tests {
                 added: vec!["extra".into()],
                 removed: vec!["web".into()],
                 changed: vec![],
+                unforwarded: vec![],
             },
         });
         assert_eq!(s.resources.keys().collect::<Vec<_>>(), ["extra"]);

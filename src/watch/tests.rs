@@ -128,3 +128,30 @@ async fn a_watcher_error_rescans_every_input() {
     );
     shutdown.cancel();
 }
+
+#[tokio::test]
+async fn a_folder_removed_and_made_again_is_watched_again() {
+    let (_t, d) = tree();
+    let (tx, mut rx) = mpsc::channel(8);
+    let shutdown = CancellationToken::new();
+    spawn(std::slice::from_ref(&d), tx, shutdown.clone()).unwrap();
+    std::fs::remove_dir_all(d.join("src")).unwrap();
+    assert!(
+        until_seen(&mut rx, &d.join("src"), Duration::from_secs(3))
+            .await
+            .is_some(),
+        "the removal was reported"
+    );
+    std::fs::create_dir(d.join("src")).unwrap();
+    // Reported with the folder, once it is watched again.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let again = d.join("src/b.rs");
+    std::fs::write(&again, "2").unwrap();
+    assert!(
+        until_seen(&mut rx, &again, Duration::from_secs(3))
+            .await
+            .is_some(),
+        "a write into the folder made again was never reported"
+    );
+    shutdown.cancel();
+}

@@ -241,6 +241,7 @@ fn a_tether_toml_change_reloads_and_the_new_file_plans_what_it_adds_or_changes()
             added: vec!["extra".into()],
             removed: vec!["orders".into()],
             changed: vec!["users".into()],
+            unforwarded: vec![],
         }
     );
     assert_eq!(applies(&plan), set(&["extra", "users"]));
