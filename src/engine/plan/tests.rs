@@ -7,7 +7,7 @@ use std::{
 };
 
 use super::*;
-use crate::config::{Image, Location, Resource};
+use crate::config::{Image, Location, PortForward, Resource};
 
 fn p(s: &str) -> PathBuf {
     PathBuf::from("/p").join(s)
@@ -226,8 +226,12 @@ fn a_tether_toml_change_reloads_and_the_new_file_plans_what_it_adds_or_changes()
         .unwrap()
         .manifests
         .push(p("users/cm.yaml"));
-    new.resources
-        .insert("extra".into(), resource("extra", &["extra.yaml"]));
+    let mut extra = resource("extra", &["extra.yaml"]);
+    extra.port_forwards.push(PortForward {
+        local: 9000,
+        remote: 80,
+    });
+    new.resources.insert("extra".into(), extra);
     new.resources.remove("orders");
     let (plan, diff) = reloaded(
         &old,
@@ -241,7 +245,7 @@ fn a_tether_toml_change_reloads_and_the_new_file_plans_what_it_adds_or_changes()
             added: vec!["extra".into()],
             removed: vec!["orders".into()],
             changed: vec!["users".into()],
-            unforwarded: vec![],
+            unforwarded: vec!["extra".into()],
         }
     );
     assert_eq!(applies(&plan), set(&["extra", "users"]));
