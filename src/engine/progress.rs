@@ -20,17 +20,18 @@ pub fn line(event: &Event) -> Option<String> {
             rescan,
             unwatched,
         } => {
-            let mut s = String::from("change:");
+            let mut actions = Vec::new();
             if !images.is_empty() {
-                let _ = write!(s, " rebuild {}", images.join(", "));
+                actions.push(format!("rebuild {}", images.join(", ")));
             }
             if !resources.is_empty() {
                 let names: Vec<&str> = resources.keys().map(String::as_str).collect();
-                let _ = write!(s, "; redeploy {}", names.join(", "));
+                actions.push(format!("redeploy {}", names.join(", ")));
             }
-            if images.is_empty() && resources.is_empty() {
-                s.push_str(" nothing to build or deploy");
+            if actions.is_empty() {
+                actions.push("nothing to build or deploy".into());
             }
+            let mut s = format!("change: {}", actions.join("; "));
             if !unrelated.is_empty() {
                 let names: Vec<_> = unrelated.iter().map(|p| p.display().to_string()).collect();
                 let _ = write!(
@@ -167,4 +168,41 @@ fn secs(d: Duration) -> String {
 /// The distinguishing tail of a pod name (`users-7d9c-x2x4q` → `x2x4q`).
 fn short_pod(pod: &str) -> &str {
     pod.rsplit('-').next().unwrap_or(pod)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn change(images: &[&str], resources: &[&str]) -> Event {
+        Event::ChangeSeen {
+            images: images.iter().map(|i| i.to_string()).collect(),
+            resources: resources
+                .iter()
+                .map(|r| (r.to_string(), vec![]))
+                .collect::<BTreeMap<_, _>>(),
+            unrelated: vec!["NOTES.md".into()],
+            rescan: None,
+            unwatched: vec![],
+        }
+    }
+
+    #[test]
+    fn a_change_line_says_what_it_rebuilds_and_redeploys() {
+        assert_eq!(
+            line(&change(&[], &["extra"])).unwrap(),
+            "change: redeploy extra (NOTES.md not an input of any image or manifest)"
+        );
+        assert_eq!(
+            line(&change(&["web"], &["web"])).unwrap(),
+            "change: rebuild web; redeploy web (NOTES.md not an input of any image or manifest)"
+        );
+        assert!(
+            line(&change(&[], &[]))
+                .unwrap()
+                .starts_with("change: nothing to build or deploy")
+        );
+    }
 }
