@@ -267,7 +267,7 @@ impl Inner {
     async fn on_change(self: Arc<Self>, set: ChangeSet, watch: &Watch) {
         let mut project = self.project();
         let last = self.last_digests();
-        let (mut facts, mut walk) = self.gather(&project, &set.paths).await;
+        let (facts, mut walk) = self.gather(&project, &set.paths).await;
         let mut plan = plan::plan(&set, &project, &facts, &last);
         let mut unwatched = set.unwatched.clone();
         if plan.reload {
@@ -280,7 +280,7 @@ impl Inner {
                     let (new_facts, new_walk) = self.gather(&new, &set.paths).await;
                     let (reload_plan, change) = plan::reloaded(&project, &new, &new_facts, &last);
                     plan = plan::plan(&set, &new, &new_facts, &last).merge(reload_plan);
-                    (facts, walk) = (new_facts, walk + new_walk);
+                    walk += new_walk;
                     *self.project.lock().unwrap_or_else(|e| e.into_inner()) = new.clone();
                     project = new;
                     self.emit(Event::ConfigReloaded { change });
@@ -290,7 +290,6 @@ impl Inner {
                 }),
             }
         }
-        drop(facts);
         self.emit(Event::ChangeSeen {
             images: plan.builds.keys().cloned().collect(),
             resources: plan

@@ -71,6 +71,14 @@ fn an_edited_tether_toml_is_reloaded_and_an_invalid_one_keeps_the_old_one_runnin
     let forward = format!("http://127.0.0.1:{port}/");
     let config = write_project(dir, &ns.name, port);
 
+    // Headless first: it exits once ready, after its tasks have ended, with every line
+    // printed.
+    let out = tether(dir, &["up", "--ci"]);
+    assert!(out.status.success(), "tether up --ci failed");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("[hello] ready"), "{stdout}");
+    assert!(stdout.contains("all resources ready"), "{stdout}");
+
     let mut up = Running::start(dir, &["up", "--no-tui"]);
     up.wait_for(0, Duration::from_secs(180), "hello to be ready", |l| {
         l.contains("[hello] ready")
