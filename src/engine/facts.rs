@@ -53,3 +53,78 @@ pub fn gather(
     }
     facts
 }
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+
+    use super::*;
+    use crate::config::{Image, Location, Resource};
+
+    #[test]
+    fn one_walk_gives_inputs_digests_uses_and_what_is_gone() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path();
+        fs::create_dir_all(d.join("src")).unwrap();
+        fs::write(d.join("Dockerfile"), "FROM scratch\n").unwrap();
+        fs::write(d.join("src/main.rs"), "fn main() {}").unwrap();
+        fs::write(
+            d.join("k8s.yaml"),
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec:\n  containers:\n  - {name: web, image: web}\n  - {name: side, image: busybox}\n",
+        )
+        .unwrap();
+        let at = Location {
+            file: d.join("tether.toml"),
+            line: 1,
+            col: 1,
+        };
+        let project = Project {
+            root: d.to_path_buf(),
+            allow_contexts: vec![],
+            registry: None,
+            images: BTreeMap::from([(
+                "web".to_owned(),
+                Image {
+                    name: "web".into(),
+                    context: d.to_path_buf(),
+                    dockerfile: d.join("Dockerfile"),
+                    host_build: None,
+                    inputs: vec![d.join("src")],
+                    declared_at: at.clone(),
+                },
+            )]),
+            resources: BTreeMap::from([(
+                "web".to_owned(),
+                Resource {
+                    name: "web".into(),
+                    namespace: "api".into(),
+                    manifests: vec![d.join("k8s.yaml")],
+                    depends_on: vec![],
+                    port_forwards: vec![],
+                    declared_at: at,
+                },
+            )]),
+        };
+        let mut caches = BTreeMap::new();
+        let changed = BTreeSet::from([d.join("src/main.rs"), d.join("src/old.rs")]);
+        let facts = gather(&project, &mut caches, &changed);
+        assert_eq!(facts.inputs["web"], BTreeSet::from([d.join("src/main.rs")]));
+        assert_eq!(
+            facts.uses["web"],
+            BTreeSet::from(["web".to_owned()]),
+            "busybox is not an image of the project"
+        );
+        assert_eq!(facts.gone, BTreeSet::from([d.join("src/old.rs")]));
+        let first = facts.digests["web"].as_ref().unwrap().clone();
+        assert_eq!(
+            Some(&first),
+            crate::build::inputs::digest(&project.images["web"], &mut HashCache::default())
+                .ok()
+                .as_ref(),
+            "the same digest a build would take"
+        );
+        fs::write(d.join("src/main.rs"), "fn main() { edited() }").unwrap();
+        let again = gather(&project, &mut caches, &changed);
+        assert_ne!(again.digests["web"].as_ref().unwrap(), &first);
+    }
+}
