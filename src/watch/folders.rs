@@ -11,7 +11,7 @@ use std::{
 
 use notify::{RecursiveMode, Watcher as _};
 
-use super::{RawTx, error::WatchError};
+use super::{error::WatchError, start::RawTx};
 use crate::build::inputs::walker;
 
 /// The watcher and what it watches; cheap to clone, shared by the debounce task and the

@@ -8,6 +8,7 @@
 //! - [`debounce`]: gathers events until the tree is quiet, turns lost events (a queue
 //!   overflow, a watcher error) into a rescan, and hands on one set.
 //! - [`error`]: what can fail when watching.
+//! - `start`: ties them together, [`spawn`].
 //!
 //! Data flows notify's thread → an unbounded channel → the debounce task → `change_tx`.
 
@@ -15,6 +16,7 @@ mod change;
 mod debounce;
 mod error;
 mod folders;
+mod start;
 #[cfg(test)]
 mod tests;
 
@@ -23,37 +25,5 @@ pub use self::{
     debounce::{MAX_WAIT, QUIET},
     error::WatchError,
     folders::Watch,
+    start::spawn,
 };
-
-use std::path::PathBuf;
-
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
-
-/// Watches `roots` (folders walked, files watched through their folder) and sends change
-/// sets on `change_tx` until `shutdown`. The returned handle adds roots later (a reloaded
-/// `tether.toml` may name new ones).
-pub fn spawn(
-    roots: &[PathBuf],
-    change_tx: mpsc::Sender<ChangeSet>,
-    shutdown: CancellationToken,
-) -> Result<Watch, WatchError> {
-    start(roots, change_tx, shutdown).map(|(watch, _)| watch)
-}
-
-/// What notify's thread sends: events, errors and overflow notices alike.
-type RawTx = mpsc::UnboundedSender<notify::Result<notify::Event>>;
-
-/// [`spawn`], also returning the sender notify's thread uses, so tests can report what the
-/// kernel rarely does on demand (an overflow, a read error).
-fn start(
-    roots: &[PathBuf],
-    change_tx: mpsc::Sender<ChangeSet>,
-    shutdown: CancellationToken,
-) -> Result<(Watch, RawTx), WatchError> {
-    let (raw_tx, raw_rx) = mpsc::unbounded_channel();
-    let watch = Watch::new(raw_tx.clone())?;
-    watch.add(roots)?;
-    tokio::spawn(debounce::run(raw_rx, watch.clone(), change_tx, shutdown));
-    Ok((watch, raw_tx))
-}

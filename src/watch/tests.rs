@@ -9,7 +9,7 @@ use notify::EventKind;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{ChangeSet, Rescan, spawn, start};
+use super::{ChangeSet, Rescan, spawn, start::start};
 #[tokio::test]
 async fn a_burst_of_writes_is_one_change_set_and_ignored_trees_are_not_watched() {
     let t = tempfile::tempdir().unwrap();
