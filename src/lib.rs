@@ -5,6 +5,8 @@
 //! - [`watch`]: file events to change sets.
 //! - [`build`]: input digests, host builds, image builds and pushes (bollard).
 //! - [`deploy`]: rendering, server-side apply, the record `down` reads, readiness.
+//! - [`kube`]: the cluster as tether observes it: one pod cache per workload, kept current
+//!   by a watch, that readiness, forwards and logs all read.
 //! - [`forward`], [`logs`]: port-forwards and log followers that track pods as they change.
 //! - [`engine`]: the session that runs rounds, its events and its state store.
 //! - [`tui`], [`control`], [`logs_history`]: the views of a running `up` (the terminal UI,
@@ -25,6 +27,7 @@ pub mod deploy;
 pub mod engine;
 pub mod forward;
 pub mod intercept;
+pub mod kube;
 pub mod logs;
 pub mod logs_history;
 pub mod tui;

@@ -133,7 +133,6 @@ pub async fn run(target: Target, ci: bool, no_tui: bool, timeout: u64) -> Result
             };
             tokio::spawn(forward::serve(
                 listener,
-                cluster.client.clone(),
                 resource,
                 remote,
                 target,

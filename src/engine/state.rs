@@ -103,6 +103,10 @@ impl State {
             Event::Waiting { resource, reason } => {
                 if let Some(r) = self.resources.get_mut(resource) {
                     r.waiting_for = Some(reason.clone());
+                    // A ready resource whose pods stop being ready is not ready any more.
+                    if r.deploy == Phase::Ok {
+                        r.deploy = Phase::Running;
+                    }
                 }
             }
             Event::Pods { resource, counts } => {
@@ -188,5 +192,24 @@ mod tests {
         }
         assert_eq!(s.logs.len(), LOG_LINES_IN_MEMORY);
         assert_eq!(s.logs.front().unwrap().text, "5");
+    }
+
+    #[test]
+    fn a_ready_resource_whose_pods_fail_is_not_ready_until_they_recover() {
+        let mut s = State::new(BTreeMap::from([("web".to_owned(), vec![])]));
+        let ready = Event::Ready {
+            resource: "web".into(),
+            update: None,
+        };
+        s.apply(&ready);
+        s.apply(&Event::Waiting {
+            resource: "web".into(),
+            reason: "pod web-1: container web exited (exit code 3)".into(),
+        });
+        assert_eq!(s.resources["web"].deploy, Phase::Running);
+        assert!(!s.all_ready());
+        s.apply(&ready);
+        assert!(s.all_ready());
+        assert_eq!(s.resources["web"].waiting_for, None);
     }
 }
