@@ -349,10 +349,29 @@ async fn probe(set: &PodSet, pod: &str, port: u16) -> Result<(), ForwardError> {
     }
 }
 
+/// The newest ready pod, waiting up to `limit` for one: a connection made just as `up`
+/// starts, or while the only pod restarts, is carried once a pod is ready again instead
+/// of being cut.
+async fn ready_pod_within(set: &PodSet, limit: Duration) -> Option<Arc<Pod>> {
+    let mut changes = set.changes();
+    let wait = async {
+        loop {
+            if let Some(pod) = set.newest_ready() {
+                return pod;
+            }
+            if changes.changed().await.is_err() {
+                // The set's watch only ends when the set is dropped, which we prevent.
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::time::timeout(limit, wait).await.ok()
+}
+
 /// Carries one connection to `port` on the newest ready pod; returns the pod's name.
 async fn tunnel(mut conn: TcpStream, set: &PodSet, port: u16) -> Result<String, ForwardError> {
-    let pod = set
-        .newest_ready()
+    let pod = ready_pod_within(set, DIAL_TIMEOUT)
+        .await
         .map(|p| p.name_any())
         .ok_or_else(|| no_ready_pod(set))?;
     let mut dialed = dial(set.api(), &pod, port).await?;
