@@ -301,6 +301,16 @@ fn a_forward_to_a_port_nobody_listens_on_shows_unhealthy_with_the_reason() {
         |s| forward(s, served)["health"] == "healthy",
     );
     assert!(forward(&s, served)["pod"].is_string(), "{s:#}");
+
+    // A redeploy of the same workload: ready means the new pod serves, through the same
+    // forward.
+    let mark = up.mark();
+    std::fs::write(dir.path().join("index.html"), "edited\n").unwrap();
+    up.wait_for(mark, Duration::from_secs(300), "the edit to be served", |l| {
+        l.contains(&format!("[{name}] ready: serving the change"))
+    });
+    let body = get(served).expect("the forward to 8080 answers after the redeploy");
+    assert_eq!(rt2.block_on(body.text()).unwrap(), "edited\n");
     assert!(up.interrupt(), "tether up stops on Ctrl-C");
 }
 
