@@ -6,6 +6,8 @@
 //!   rescan, new folders are watched with the files already in them.
 //! - [`build`]: input digests, host builds, image builds and pushes (bollard).
 //! - [`deploy`]: rendering, server-side apply, the record `down` reads, readiness.
+//! - [`kube`]: the cluster as tether observes it: one pod cache per workload, kept current
+//!   by a watch, that readiness, forwards and logs all read.
 //! - [`forward`], [`logs`]: port-forwards and log followers that track pods as they change.
 //! - [`engine`]: one walk per change set ([`engine::facts`]), the pure planner
 //!   ([`engine::plan`]: what to build, what to apply, what was an input of nothing), the
@@ -29,6 +31,7 @@ pub mod deploy;
 pub mod engine;
 pub mod forward;
 pub mod intercept;
+pub mod kube;
 pub mod logs;
 pub mod logs_history;
 pub mod tui;

@@ -134,7 +134,6 @@ pub async fn run(target: Target, ci: bool, no_tui: bool, timeout: u64) -> Result
             };
             tasks.spawn(forward::serve(
                 listener,
-                cluster.client.clone(),
                 resource,
                 remote,
                 target,

@@ -10,11 +10,14 @@
 //! - [`event`], [`error`]: what the tasks report on one channel, errors kept typed.
 //! - [`state`], [`store`]: [`state::State::apply`] is the only writer of state; the store
 //!   publishes snapshots and passes events on.
+//! - [`observe`]: keeps the pods, logs and readiness of each deployed resource reported
+//!   while it stays deployed, from one pod cache per workload.
 //! - [`progress`]: the plain view, one line per event; views hold no logic of their own.
 
 pub mod error;
 pub mod event;
 pub mod facts;
+mod observe;
 pub mod plan;
 pub mod progress;
 pub mod session;

@@ -27,12 +27,14 @@ use super::{
     error::RoundError,
     event::{Event, UpdateTiming},
     facts,
+    observe::Observing,
     plan::{self, Digest, Facts, Plan},
 };
 use crate::{
     build::{BuildError, BuildTimings, Builder, Built, HashCache},
     config::Project,
     deploy::{Deployer, Workload, manifest, rollout},
+    kube::PodSet,
     logs,
     watch::{ChangeSet, Watch},
 };
@@ -84,10 +86,10 @@ struct Inner {
     last: SyncMutex<BTreeMap<String, Built>>,
     /// The resources ready for their dependents.
     ready: watch::Sender<BTreeSet<String>>,
-    /// Per resource: where its forwards send traffic.
-    targets: BTreeMap<String, watch::Sender<Option<Workload>>>,
-    /// Per resource: the workloads whose logs are followed, and the token that stops that.
-    tailing: std::sync::Mutex<BTreeMap<String, (Vec<Workload>, CancellationToken)>>,
+    /// Per resource: the pods its forwards send traffic to.
+    targets: BTreeMap<String, watch::Sender<Option<PodSet>>>,
+    /// Per resource: the watches of its pods, logs and rollout.
+    observing: std::sync::Mutex<BTreeMap<String, Observing>>,
     log_tx: mpsc::Sender<logs::LogLine>,
     /// Tasks that outlive a round (the log relay, forwards): `up` waits for them to end
     /// after shutdown instead of guessing how long they take.
@@ -132,7 +134,7 @@ impl Session {
                 last: SyncMutex::new(BTreeMap::new()),
                 ready: watch::channel(BTreeSet::new()).0,
                 targets,
-                tailing: std::sync::Mutex::new(BTreeMap::new()),
+                observing: std::sync::Mutex::new(BTreeMap::new()),
                 log_tx,
                 tasks,
             }),
@@ -156,7 +158,7 @@ impl Session {
     }
 
     /// Where the forwards of `resource` find their pods.
-    pub fn forward_target(&self, resource: &str) -> Option<watch::Receiver<Option<Workload>>> {
+    pub fn forward_target(&self, resource: &str) -> Option<watch::Receiver<Option<PodSet>>> {
         self.inner
             .targets
             .get(resource)
@@ -527,13 +529,10 @@ impl Inner {
             resource: name.to_owned(),
             counts,
         });
-        if let Some(tx) = self.targets.get(name) {
-            tx.send_replace(rendered.workloads.first().cloned());
-        }
-        self.tail(name, &rendered.workloads);
+        let observed = self.observe(name, &rendered.workloads);
 
         let t = Instant::now();
-        self.wait_ready(name, &rendered.workloads)
+        self.wait_ready(name, observed)
             .await
             .map_err(RoundError::NotReady)?;
         timing.rollout = t.elapsed();
@@ -542,49 +541,32 @@ impl Inner {
             timing.total = c.first_event.elapsed();
             timing
         });
-        self.ready.send_modify(|ready| {
-            ready.insert(name.to_owned());
-        });
+        // Ready first: what the resource's observer reports from now on comes after it.
         self.emit(Event::Ready {
             resource: name.to_owned(),
             update,
         });
+        self.ready.send_modify(|ready| {
+            ready.insert(name.to_owned());
+        });
         Ok(())
     }
 
-    /// Polls readiness, reporting pod counts and the reason for waiting as they change.
-    async fn wait_ready(&self, name: &str, workloads: &[Workload]) -> Result<(), String> {
-        let client = self.deployer.client();
-        let deadline = Instant::now() + self.options.timeout;
+    /// Waits until the rollout of the last apply is done, saying why not as that changes.
+    /// In `--ci` mode gives up at a reason waiting cannot fix, or after the timeout.
+    async fn wait_ready(
+        &self,
+        name: &str,
+        mut observed: watch::Receiver<rollout::Observed>,
+    ) -> Result<(), String> {
         let mut last_reason: Option<String> = None;
-        let mut last_counts = None;
-        loop {
-            let mut all = true;
-            let mut counts = rollout::PodCounts::default();
-            for w in workloads {
-                let done = rollout::rolled_out(client, w)
-                    .await
-                    .map_err(|e| format!("cannot read {} {}: {e}", w.kind, w.name))?;
-                all &= done;
-                if let Ok(pods) = w.pods(client).await {
-                    let c = rollout::count(&pods);
-                    counts.ready += c.ready;
-                    counts.total += c.total;
-                    counts.restarts += c.restarts;
+        let wait = async {
+            loop {
+                let now = observed.borrow_and_update().clone();
+                if now.rolled_out {
+                    return Ok(());
                 }
-            }
-            if last_counts != Some(counts) {
-                last_counts = Some(counts);
-                self.emit(Event::Pods {
-                    resource: name.to_owned(),
-                    counts,
-                });
-            }
-            if all {
-                return Ok(());
-            }
-            for w in workloads {
-                if let Some(why) = rollout::explain(client, w).await {
+                if let Some(why) = now.trouble {
                     if self.options.ci && why.fatal {
                         return Err(why.reason);
                     }
@@ -595,45 +577,47 @@ impl Inner {
                         });
                         last_reason = Some(why.reason);
                     }
-                    break;
+                }
+                tokio::select! {
+                    _ = self.shutdown.cancelled() => return Err("stopped".to_owned()),
+                    r = observed.changed() => if r.is_err() { return Err("stopped".to_owned()) },
                 }
             }
-            if self.options.ci && Instant::now() > deadline {
-                return Err(format!(
-                    "not ready after {}s{}",
-                    self.options.timeout.as_secs(),
-                    last_reason.map(|r| format!(": {r}")).unwrap_or_default()
-                ));
-            }
-            tokio::select! {
-                _ = self.shutdown.cancelled() => return Err("stopped".into()),
-                _ = tokio::time::sleep(rollout::POLL) => {}
-            }
+        };
+        if !self.options.ci {
+            return wait.await;
+        }
+        match tokio::time::timeout(self.options.timeout, wait).await {
+            Ok(result) => result,
+            Err(_) => Err(format!(
+                "not ready after {}s{}",
+                self.options.timeout.as_secs(),
+                last_reason.map(|r| format!(": {r}")).unwrap_or_default()
+            )),
         }
     }
 
-    /// Keeps one log follower per workload of the resource.
-    fn tail(&self, name: &str, workloads: &[Workload]) {
-        let Ok(mut tailing) = self.tailing.lock() else {
-            return;
-        };
-        if tailing.get(name).is_some_and(|(w, _)| w == workloads) {
-            return;
-        }
-        if let Some((_, old)) = tailing.remove(name) {
-            old.cancel();
-        }
-        let token = self.shutdown.child_token();
-        for w in workloads {
-            tokio::spawn(logs::follow(
-                self.deployer.client().clone(),
-                name.to_owned(),
-                w.clone(),
-                self.log_tx.clone(),
-                token.clone(),
-            ));
-        }
-        tailing.insert(name.to_owned(), (workloads.to_vec(), token));
+    /// Keeps one set of watches per resource: its pods (for forwards, logs and readiness)
+    /// while its workloads stay the same, and a fresh rollout observer for each apply.
+    fn observe(&self, name: &str, workloads: &[Workload]) -> watch::Receiver<rollout::Observed> {
+        let client = self.deployer.client();
+        let settled = self.ready.subscribe();
+        // A panic elsewhere while the lock was held leaves the map usable.
+        let mut observing = self.observing.lock().unwrap_or_else(|e| e.into_inner());
+        // Other workloads: the old watches stop as they drop.
+        let kept = observing
+            .remove(name)
+            .filter(|o| o.workloads() == workloads);
+        let mut o = kept.unwrap_or_else(|| {
+            let fresh = Observing::start(client, name, workloads, &self.log_tx, &self.shutdown);
+            if let Some(tx) = self.targets.get(name) {
+                tx.send_replace(fresh.forward_target());
+            }
+            fresh
+        });
+        let observed = o.applied(client, name, settled, &self.event_tx, &self.shutdown);
+        observing.insert(name.to_owned(), o);
+        observed
     }
 }
 

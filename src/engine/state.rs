@@ -121,6 +121,10 @@ impl State {
             Event::Waiting { resource, reason } => {
                 if let Some(r) = self.resources.get_mut(resource) {
                     r.waiting_for = Some(reason.clone());
+                    // A ready resource whose pods stop being ready is not ready any more.
+                    if r.deploy == Phase::Ok {
+                        r.deploy = Phase::Running;
+                    }
                 }
             }
             Event::Pods { resource, counts } => {
@@ -247,5 +251,24 @@ mod tests {
         });
         assert_eq!(s.resources.keys().collect::<Vec<_>>(), ["extra"]);
         assert_eq!(s.resources["extra"].deploy, Phase::Pending);
+    }
+
+    #[test]
+    fn a_ready_resource_whose_pods_fail_is_not_ready_until_they_recover() {
+        let mut s = State::new(BTreeMap::from([("web".to_owned(), vec![])]));
+        let ready = Event::Ready {
+            resource: "web".into(),
+            update: None,
+        };
+        s.apply(&ready);
+        s.apply(&Event::Waiting {
+            resource: "web".into(),
+            reason: "pod web-1: container web exited (exit code 3)".into(),
+        });
+        assert_eq!(s.resources["web"].deploy, Phase::Running);
+        assert!(!s.all_ready());
+        s.apply(&ready);
+        assert!(s.all_ready());
+        assert_eq!(s.resources["web"].waiting_for, None);
     }
 }

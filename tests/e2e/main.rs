@@ -3,6 +3,7 @@
 
 mod cluster;
 mod intercept;
+mod observe;
 mod process;
 mod reload;
 mod support;
