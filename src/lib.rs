@@ -2,11 +2,17 @@
 //!
 //! Layout, following the data of `tether up` (watch → plan → build → push → apply → observe):
 //! - [`config`]: `tether.toml`, validated into a [`config::Project`].
-//! - [`watch`]: file events to change sets.
+//! - [`watch`]: file events to change sets; lost events (an overflow, an error) become a
+//!   rescan, new folders are watched with the files already in them.
 //! - [`build`]: input digests, host builds, image builds and pushes (bollard).
 //! - [`deploy`]: rendering, server-side apply, the record `down` reads, readiness.
+//! - [`kube`]: the cluster as tether observes it: one pod cache per workload, kept current
+//!   by a watch, that readiness, forwards and logs all read.
 //! - [`forward`], [`logs`]: port-forwards and log followers that track pods as they change.
-//! - [`engine`]: the session that runs rounds, its events and its state store.
+//! - [`engine`]: one walk per change set ([`engine::facts`]), the pure planner
+//!   ([`engine::plan`]: what to build, what to apply, what was an input of nothing), the
+//!   session that reloads `tether.toml` and runs each round, its typed events and the state
+//!   store whose reducer is the only writer.
 //! - [`tui`], [`control`], [`logs_history`]: the views of a running `up` (the terminal UI,
 //!   the local socket behind `status`/`logs`/`trigger`) and the bounded on-disk log history.
 //! - [`cluster`]: the kube context, the cluster's identity, and the guard on every command
@@ -27,6 +33,7 @@ pub mod deploy;
 pub mod engine;
 pub mod forward;
 pub mod intercept;
+pub mod kube;
 pub mod logs;
 pub mod logs_history;
 pub mod state_dir;

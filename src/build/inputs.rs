@@ -53,7 +53,9 @@ pub fn input_files(image: &Image) -> io::Result<Vec<PathBuf>> {
 }
 
 /// A walk of `dir` that honours `.gitignore` files (in or out of a git checkout), keeps
-/// hidden files (`.env` can matter to a build) and never enters `.git`.
+/// hidden files (`.env` can matter to a build) and never enters `.git` or tether's own
+/// `.tether` state folder (its lock and logs appear before its `.gitignore` does, and
+/// would otherwise change the digest of an image whose context is the project root).
 pub fn walker(dir: &Path) -> ignore::WalkBuilder {
     let mut w = ignore::WalkBuilder::new(dir);
     w.hidden(false)
@@ -62,7 +64,7 @@ pub fn walker(dir: &Path) -> ignore::WalkBuilder {
         .git_exclude(false)
         .require_git(false)
         .parents(true)
-        .filter_entry(|e| e.file_name() != ".git");
+        .filter_entry(|e| e.file_name() != ".git" && e.file_name() != ".tether");
     w
 }
 
@@ -92,6 +94,16 @@ impl HashCache {
 /// The digest of everything that decides an image's content: its input files (paths
 /// relative to the config's folder, and bytes), the Dockerfile and the host build command.
 pub fn digest(image: &Image, cache: &mut HashCache) -> io::Result<String> {
+    digest_of(image, &input_files(image)?, cache)
+}
+
+/// [`digest`] over `files`, the image's input files as a walk already found them (sorted),
+/// so one walk serves both "is this file an input" and the digest.
+pub fn digest_of<'a>(
+    image: &Image,
+    files: impl IntoIterator<Item = &'a PathBuf>,
+    cache: &mut HashCache,
+) -> io::Result<String> {
     let base = image.context.as_path();
     let mut h = Sha256::new();
     h.update(b"tether-input-digest-v1\0");
@@ -101,10 +113,10 @@ pub fn digest(image: &Image, cache: &mut HashCache) -> io::Result<String> {
     }
     h.update(fs::read(&image.dockerfile)?);
     h.update(b"\0");
-    for file in input_files(image)? {
-        h.update(relative(&file, base).as_bytes());
+    for file in files {
+        h.update(relative(file, base).as_bytes());
         h.update(b"\0");
-        h.update(cache.file_hash(&file)?);
+        h.update(cache.file_hash(file)?);
     }
     Ok(hex::encode(h.finalize()))
 }
@@ -184,5 +196,28 @@ mod tests {
             "{files:?}"
         );
         assert!(files.contains(&d.join("README.md")));
+    }
+
+    #[test]
+    fn tethers_own_state_folder_is_never_an_input() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path();
+        fs::write(d.join("Dockerfile"), "FROM scratch\n").unwrap();
+        fs::write(d.join("index.html"), "hi").unwrap();
+        // What `up` writes beside tether.toml before its record's `.gitignore` exists.
+        fs::create_dir_all(d.join(".tether/logs/web")).unwrap();
+        fs::write(d.join(".tether/up.lock"), "").unwrap();
+        fs::write(d.join(".tether/logs/web/1.log"), "line").unwrap();
+        let img = image(d, vec![d.to_path_buf()]);
+        let files = input_files(&img).unwrap();
+        assert!(
+            !files.iter().any(|f| f.starts_with(d.join(".tether"))),
+            "{files:?}"
+        );
+        let mut cache = HashCache::default();
+        let before = digest(&img, &mut cache).unwrap();
+        fs::write(d.join(".tether/.gitignore"), "*\n").unwrap();
+        fs::write(d.join(".tether/logs/web/1.log"), "more lines").unwrap();
+        assert_eq!(digest(&img, &mut cache).unwrap(), before);
     }
 }

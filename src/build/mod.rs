@@ -33,8 +33,9 @@ pub enum BuildError {
     #[error("cannot read the inputs of image `{image}`")]
     Inputs {
         image: String,
+        /// Shared: the engine takes a digest once and hands its outcome to the build.
         #[source]
-        source: std::io::Error,
+        source: std::sync::Arc<std::io::Error>,
     },
     #[error("host build `{command}` failed ({status}){}", tail(output))]
     HostBuild {
@@ -117,15 +118,29 @@ impl Builder {
         image: &Image,
         cache: &mut HashCache,
         force: bool,
-        mut progress: impl FnMut(&str) + Send,
+        progress: impl FnMut(&str) + Send,
     ) -> Result<Built, BuildError> {
         let mut timings = BuildTimings::default();
         let started = Instant::now();
         let digest = inputs::digest(image, cache).map_err(|source| BuildError::Inputs {
             image: image.name.clone(),
-            source,
+            source: source.into(),
         })?;
         timings.digest = started.elapsed();
+        self.ensure_at(image, digest, timings, force, progress)
+            .await
+    }
+
+    /// [`Builder::ensure`] for inputs whose `digest` the caller already took (the engine
+    /// takes one per image per round, in the same walk that planned the round).
+    pub async fn ensure_at(
+        &self,
+        image: &Image,
+        digest: String,
+        mut timings: BuildTimings,
+        force: bool,
+        mut progress: impl FnMut(&str) + Send,
+    ) -> Result<Built, BuildError> {
         let tag = Self::tag_for(&digest);
         let repository = format!("{}/{}", self.registry.push, image.name);
         let reference = format!("{}/{}:{tag}", self.registry.pull, image.name);
@@ -153,7 +168,7 @@ impl Builder {
             .map_err(|e| BuildError::Engine(format!("packing the context panicked: {e}")))?
             .map_err(|source| BuildError::Inputs {
                 image: image.name.clone(),
-                source,
+                source: source.into(),
             })?;
         let local = format!("{repository}:{tag}");
         engine.build(tar, &local, &mut progress).await?;

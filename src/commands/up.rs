@@ -129,15 +129,15 @@ pub async fn run(target: Target, ci: bool, no_tui: bool, timeout: u64) -> Result
         })
     });
     drop(trigger_tx);
+    let tasks = session.tasks();
     if !ci {
         let (health_tx, mut health_rx) = mpsc::unbounded_channel();
         for (resource, remote, listener) in listeners {
             let Some(target) = session.forward_target(&resource) else {
                 continue;
             };
-            tokio::spawn(forward::serve(
+            tasks.spawn(forward::serve(
                 listener,
-                cluster.client.clone(),
                 resource,
                 remote,
                 target,
@@ -146,7 +146,7 @@ pub async fn run(target: Target, ci: bool, no_tui: bool, timeout: u64) -> Result
             ));
         }
         let tx = event_tx.clone();
-        tokio::spawn(async move {
+        tasks.spawn(async move {
             while let Some(h) = health_rx.recv().await {
                 let _ = tx.send(Event::Forward(h));
             }
@@ -157,27 +157,27 @@ pub async fn run(target: Target, ci: bool, no_tui: bool, timeout: u64) -> Result
         f = session.start() => f,
         _ = shutdown.cancelled() => vec![engine::Failure {
             resource: "tether up".into(),
-            error: "stopped before everything was ready".into(),
+            error: Arc::new(engine::RoundError::Stopped),
         }],
     };
     if ci {
-        // Stop followers and let the views print what is queued.
+        // Stop followers, wait until they have ended, and let the views print what is
+        // queued: the store ends with the last event sender.
         shutdown.cancel();
         drop((session, event_tx, views));
-        let _ = tokio::time::timeout(Duration::from_secs(5), async {
-            let _ = store.await;
-            if let Some(printer) = printer {
-                let _ = printer.await;
-            }
-        })
-        .await;
+        tasks.close();
+        tasks.wait().await;
+        let _ = store.await;
+        if let Some(printer) = printer {
+            let _ = printer.await;
+        }
         if failures.is_empty() {
             println!("all resources ready");
             return Ok(());
         }
         let report = failures
             .iter()
-            .map(|f| format!("  {}: {}", f.resource, f.error))
+            .map(|f| format!("  {}: {}", f.resource, engine::report(&*f.error)))
             .collect::<Vec<_>>()
             .join("\n");
         return Err(Failure::Failed(anyhow::anyhow!("not ready:\n{report}")));
@@ -185,8 +185,8 @@ pub async fn run(target: Target, ci: bool, no_tui: bool, timeout: u64) -> Result
 
     if !shutdown.is_cancelled() {
         let (change_tx, change_rx) = mpsc::channel(16);
-        let folders = match watch::spawn(&session.watch_roots(), change_tx, shutdown.clone()) {
-            Ok(f) => f,
+        let watch = match watch::spawn(&session.watch_roots(), change_tx, shutdown.clone()) {
+            Ok(w) => w,
             Err(e) => {
                 // Give the terminal back before the error is printed.
                 shutdown.cancel();
@@ -196,8 +196,10 @@ pub async fn run(target: Target, ci: bool, no_tui: bool, timeout: u64) -> Result
                 return Err(e.into());
             }
         };
-        let _ = event_tx.send(Event::Watching { folders });
-        session.run(change_rx, trigger_rx).await;
+        let _ = event_tx.send(Event::Watching {
+            folders: watch.folders(),
+        });
+        session.run(watch, change_rx, trigger_rx).await;
         // Also when the loop ended on its own (the watcher gone): the TUI must not
         // stay up over a session that no longer runs.
         shutdown.cancel();
@@ -210,6 +212,16 @@ pub async fn run(target: Target, ci: bool, no_tui: bool, timeout: u64) -> Result
             Err(e) => return Err(Failure::Failed(anyhow::anyhow!("the TUI task failed: {e}"))),
         },
     };
+    // Forwards release their ports and followers stop before anything else happens;
+    // then the plain view prints what is still queued.
+    drop(session);
+    tasks.close();
+    tasks.wait().await;
+    drop((event_tx, views));
+    let _ = store.await;
+    if let Some(printer) = printer {
+        let _ = printer.await;
+    }
     if std::fs::metadata(&diagnostics).is_ok_and(|m| m.len() > 0) {
         eprintln!(
             "tether up: diagnostics written while the TUI ran are in {}",
@@ -224,7 +236,6 @@ pub async fn run(target: Target, ci: bool, no_tui: bool, timeout: u64) -> Result
         Exit::Remove => {
             eprintln!("tether up: stopped; removing what it deployed");
             // The session has stopped, so nothing re-applies what `down` deletes.
-            drop(session);
             let result = super::down::run(target, false).await;
             drop(instance);
             result

@@ -1,149 +1,86 @@
-//! Waiting for workloads to be ready, and saying in words why they are not.
+//! Whether workloads are rolled out and their pods ready, and saying in words why not.
 //!
-//! A reason is read from what the cluster already knows: container states (image pull,
-//! crash loop, with the crashed container's last log lines), pod conditions
-//! (unschedulable) and events (failing probes).
+//! [`Observer`] follows one resource's workloads as long as they are deployed: each
+//! workload object through a watch of its own (rolled out or not) and its pods through
+//! the [`PodSet`]s that forwards and logs share. Every change gives a new [`Observed`]:
+//! pod counts, restarts, readiness and the reason a pod is not ready, read from what the
+//! cluster already knows: container states (image pull, crash loop, with the crashed
+//! container's last log lines), pod conditions (unschedulable) and events (failing probes).
+//! Nothing here polls; callers put their own timeout around a wait.
 
-use std::{collections::BTreeMap, time::Duration};
+use std::{sync::Arc, time::Duration};
 
+use futures::{Stream, StreamExt, stream::BoxStream};
 use k8s_openapi::api::{
     apps::v1::{DaemonSet, Deployment, StatefulSet},
-    core::v1::{Event, Pod},
+    core::v1::{ContainerStatus, Event, Pod},
 };
 use kube::{
-    Api, Client, ResourceExt,
-    api::{DynamicObject, ListParams, LogParams},
+    Api, Client, Resource, ResourceExt,
+    api::{ListParams, LogParams},
+    runtime::{WatchStreamExt, watcher},
 };
+use serde::de::DeserializeOwned;
+use tokio::sync::watch;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
-/// A workload whose pods tether waits for, forwards to and tails.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Workload {
-    pub kind: String,
-    pub namespace: String,
-    pub name: String,
-    /// `spec.selector.matchLabels`: how its pods are found.
-    pub selector: BTreeMap<String, String>,
+use crate::kube::{PodSet, WatchState};
+
+// These moved to the kube layer; re-exported for the callers that name them here.
+pub use crate::kube::{PodCounts, Workload, count, is_ready};
+
+/// Whether the Deployment's latest spec is fully rolled out and available.
+pub fn deployment_rolled_out(d: &Deployment) -> bool {
+    let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let generation = d.metadata.generation.unwrap_or(0);
+    d.status.as_ref().is_some_and(|s| {
+        s.observed_generation.unwrap_or(0) >= generation
+            && s.updated_replicas.unwrap_or(0) == want
+            && s.replicas.unwrap_or(0) == want
+            && s.available_replicas.unwrap_or(0) == want
+    })
 }
 
-impl Workload {
-    /// The workloads among rendered objects (namespace already filled in).
-    pub fn from_objects(objects: &[DynamicObject]) -> Vec<Workload> {
-        objects
-            .iter()
-            .filter_map(|o| {
-                let kind = o.types.as_ref()?.kind.clone();
-                if !matches!(kind.as_str(), "Deployment" | "StatefulSet" | "DaemonSet") {
-                    return None;
-                }
-                let labels = o.data.pointer("/spec/selector/matchLabels")?.as_object()?;
-                let selector = labels
-                    .iter()
-                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
-                    .collect();
-                Some(Workload {
-                    kind,
-                    namespace: o.metadata.namespace.clone()?,
-                    name: o.metadata.name.clone()?,
-                    selector,
-                })
-            })
-            .collect()
-    }
-
-    pub fn label_selector(&self) -> String {
-        self.selector
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(",")
-    }
-
-    /// The workload's pods now.
-    pub async fn pods(&self, client: &Client) -> kube::Result<Vec<Pod>> {
-        let api: Api<Pod> = Api::namespaced(client.clone(), &self.namespace);
-        Ok(api
-            .list(&ListParams::default().labels(&self.label_selector()))
-            .await?
-            .items)
-    }
+pub fn stateful_set_rolled_out(d: &StatefulSet) -> bool {
+    let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let generation = d.metadata.generation.unwrap_or(0);
+    d.status.as_ref().is_some_and(|s| {
+        s.observed_generation.unwrap_or(0) >= generation
+            && s.ready_replicas.unwrap_or(0) == want
+            && s.updated_replicas.unwrap_or(0) == want
+            && s.current_revision == s.update_revision
+    })
 }
 
-/// Pod counts for display.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PodCounts {
-    pub ready: usize,
-    pub total: usize,
-    pub restarts: u32,
+pub fn daemon_set_rolled_out(d: &DaemonSet) -> bool {
+    let generation = d.metadata.generation.unwrap_or(0);
+    d.status.as_ref().is_some_and(|s| {
+        s.observed_generation.unwrap_or(0) >= generation
+            && s.number_ready == s.desired_number_scheduled
+            && s.updated_number_scheduled.unwrap_or(0) == s.desired_number_scheduled
+    })
 }
 
-pub fn count(pods: &[Pod]) -> PodCounts {
-    let mut c = PodCounts::default();
-    for p in pods
-        .iter()
-        .filter(|p| p.metadata.deletion_timestamp.is_none())
-    {
-        c.total += 1;
-        if is_ready(p) {
-            c.ready += 1;
-        }
-        c.restarts += p
-            .status
-            .iter()
-            .flat_map(|s| s.container_statuses.iter().flatten())
-            .map(|cs| cs.restart_count.max(0) as u32)
-            .sum::<u32>();
-    }
-    c
-}
-
-pub fn is_ready(p: &Pod) -> bool {
-    p.metadata.deletion_timestamp.is_none()
-        && p.status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
-
-/// Whether the workload's latest spec is fully rolled out and available.
+/// Whether the workload's latest spec is fully rolled out and available, read once: for
+/// one-off commands; a running `up` watches through [`Observer`].
 pub async fn rolled_out(client: &Client, w: &Workload) -> kube::Result<bool> {
+    let ns = &w.namespace;
     Ok(match w.kind.as_str() {
-        "Deployment" => {
-            let d = Api::<Deployment>::namespaced(client.clone(), &w.namespace)
+        "Deployment" => deployment_rolled_out(
+            &Api::<Deployment>::namespaced(client.clone(), ns)
                 .get(&w.name)
-                .await?;
-            let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-            let generation = d.metadata.generation.unwrap_or(0);
-            d.status.is_some_and(|s| {
-                s.observed_generation.unwrap_or(0) >= generation
-                    && s.updated_replicas.unwrap_or(0) == want
-                    && s.replicas.unwrap_or(0) == want
-                    && s.available_replicas.unwrap_or(0) == want
-            })
-        }
-        "StatefulSet" => {
-            let d = Api::<StatefulSet>::namespaced(client.clone(), &w.namespace)
+                .await?,
+        ),
+        "StatefulSet" => stateful_set_rolled_out(
+            &Api::<StatefulSet>::namespaced(client.clone(), ns)
                 .get(&w.name)
-                .await?;
-            let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-            let generation = d.metadata.generation.unwrap_or(0);
-            d.status.is_some_and(|s| {
-                s.observed_generation.unwrap_or(0) >= generation
-                    && s.ready_replicas.unwrap_or(0) == want
-                    && s.updated_replicas.unwrap_or(0) == want
-                    && s.current_revision == s.update_revision
-            })
-        }
-        "DaemonSet" => {
-            let d = Api::<DaemonSet>::namespaced(client.clone(), &w.namespace)
+                .await?,
+        ),
+        "DaemonSet" => daemon_set_rolled_out(
+            &Api::<DaemonSet>::namespaced(client.clone(), ns)
                 .get(&w.name)
-                .await?;
-            let generation = d.metadata.generation.unwrap_or(0);
-            d.status.is_some_and(|s| {
-                s.observed_generation.unwrap_or(0) >= generation
-                    && s.number_ready == s.desired_number_scheduled
-                    && s.updated_number_scheduled.unwrap_or(0) == s.desired_number_scheduled
-            })
-        }
+                .await?,
+        ),
         _ => true,
     })
 }
@@ -157,55 +94,54 @@ pub struct NotReady {
     pub fatal: bool,
 }
 
-/// Looks at the workload's pods and says what holds the first unready one back.
+/// Lists the workload's pods once and says what holds the first unready one back: for
+/// one-off commands; a running `up` reads [`Observed::trouble`].
 pub async fn explain(client: &Client, w: &Workload) -> Option<NotReady> {
     let pods = w.pods(client).await.ok()?;
+    explain_pods(client, pods.iter()).await
+}
+
+/// What holds the first unready pod among `pods` back. Reads the pod's status, and only
+/// for a crash loop or a running container its previous logs or its events.
+pub async fn explain_pods<'a>(
+    client: &Client,
+    pods: impl IntoIterator<Item = &'a Pod>,
+) -> Option<NotReady> {
     let pod = pods
-        .iter()
+        .into_iter()
         .find(|p| !is_ready(p) && p.metadata.deletion_timestamp.is_none())?;
     let name = pod.name_any();
+    let namespace = pod.namespace().unwrap_or_default();
     let status = pod.status.as_ref()?;
-    for cs in status
+    let init = status
         .init_container_statuses
         .iter()
         .flatten()
-        .chain(status.container_statuses.iter().flatten())
-    {
-        let Some(waiting) = cs.state.as_ref().and_then(|s| s.waiting.as_ref()) else {
-            continue;
-        };
-        let reason = waiting.reason.as_deref().unwrap_or("");
-        let message = waiting.message.as_deref().unwrap_or("").trim();
-        match reason {
-            "ErrImagePull" | "ImagePullBackOff" | "InvalidImageName" => {
-                return Some(NotReady {
-                    reason: format!("pod {name}: cannot pull image {}: {message}", cs.image),
-                    fatal: reason != "ErrImagePull",
-                });
-            }
-            "CrashLoopBackOff" => {
-                let exit = cs
-                    .last_state
-                    .as_ref()
-                    .and_then(|s| s.terminated.as_ref())
-                    .map(|t| format!("exit code {}", t.exit_code))
-                    .unwrap_or_else(|| "exited".into());
-                let logs = last_logs(client, &w.namespace, &name, &cs.name).await;
-                return Some(NotReady {
-                    reason: format!(
-                        "pod {name}: container {} keeps crashing ({exit}, {} restarts); last log lines:\n{logs}",
-                        cs.name, cs.restart_count
-                    ),
-                    fatal: cs.restart_count >= 2,
-                });
-            }
-            "CreateContainerConfigError" | "CreateContainerError" | "RunContainerError" => {
-                return Some(NotReady {
-                    reason: format!("pod {name}: container {} cannot start: {message}", cs.name),
-                    fatal: true,
-                });
-            }
-            _ => {}
+        .map(|cs| (true, cs));
+    let main = status
+        .container_statuses
+        .iter()
+        .flatten()
+        .map(|cs| (false, cs));
+    for (is_init, cs) in init.chain(main) {
+        if let Some(why) = container_trouble(&name, cs, is_init) {
+            return Some(why);
+        }
+        let crash_looping = cs
+            .state
+            .as_ref()
+            .and_then(|s| s.waiting.as_ref())
+            .is_some_and(|w| w.reason.as_deref() == Some("CrashLoopBackOff"));
+        if crash_looping {
+            let exit = last_exit(cs).unwrap_or_else(|| "exited".into());
+            let logs = last_logs(client, &namespace, &name, &cs.name).await;
+            return Some(NotReady {
+                reason: format!(
+                    "pod {name}: container {} keeps crashing ({exit}, {} restarts); last log lines:\n{logs}",
+                    cs.name, cs.restart_count
+                ),
+                fatal: cs.restart_count >= 2,
+            });
         }
     }
     for c in status.conditions.iter().flatten() {
@@ -219,20 +155,81 @@ pub async fn explain(client: &Client, w: &Workload) -> Option<NotReady> {
             });
         }
     }
-    let running = status
+    let running: Vec<&ContainerStatus> = status
         .container_statuses
         .iter()
         .flatten()
-        .any(|cs| cs.state.as_ref().is_some_and(|s| s.running.is_some()));
-    if running {
-        if let Some(probe) = probe_failure(client, &w.namespace, &name).await {
+        .filter(|cs| cs.state.as_ref().is_some_and(|s| s.running.is_some()))
+        .collect();
+    if !running.is_empty() {
+        if let Some(probe) = probe_failure(client, &namespace, &name).await {
             return Some(NotReady {
                 reason: format!("pod {name}: {probe}"),
                 fatal: false,
             });
         }
     }
-    None
+    // A container that came back after dying and is not ready again yet.
+    running
+        .into_iter()
+        .find(|cs| !cs.ready && cs.restart_count > 0)
+        .map(|cs| NotReady {
+            reason: format!(
+                "pod {name}: container {} restarted ({}, {} restarts) and is not ready yet",
+                cs.name,
+                last_exit(cs).unwrap_or_else(|| "exited".into()),
+                cs.restart_count
+            ),
+            fatal: false,
+        })
+}
+
+/// What a container's own state says is wrong, without asking the API server. An init
+/// container that exited 0 did its job.
+fn container_trouble(pod: &str, cs: &ContainerStatus, is_init: bool) -> Option<NotReady> {
+    let state = cs.state.as_ref()?;
+    if let Some(t) = state
+        .terminated
+        .as_ref()
+        .filter(|t| !is_init || t.exit_code != 0)
+    {
+        return Some(NotReady {
+            reason: format!(
+                "pod {pod}: container {} exited (exit code {}{})",
+                cs.name,
+                t.exit_code,
+                t.reason
+                    .as_deref()
+                    .map(|r| format!(", {r}"))
+                    .unwrap_or_default()
+            ),
+            fatal: false,
+        });
+    }
+    let waiting = state.waiting.as_ref()?;
+    let reason = waiting.reason.as_deref().unwrap_or("");
+    let message = waiting.message.as_deref().unwrap_or("").trim();
+    match reason {
+        "ErrImagePull" | "ImagePullBackOff" | "InvalidImageName" => Some(NotReady {
+            reason: format!("pod {pod}: cannot pull image {}: {message}", cs.image),
+            fatal: reason != "ErrImagePull",
+        }),
+        "CreateContainerConfigError" | "CreateContainerError" | "RunContainerError" => {
+            Some(NotReady {
+                reason: format!("pod {pod}: container {} cannot start: {message}", cs.name),
+                fatal: true,
+            })
+        }
+        _ => None,
+    }
+}
+
+/// "exit code N" of the container's last run, when it has one.
+fn last_exit(cs: &ContainerStatus) -> Option<String> {
+    cs.last_state
+        .as_ref()
+        .and_then(|s| s.terminated.as_ref())
+        .map(|t| format!("exit code {}", t.exit_code))
 }
 
 /// The newest "Unhealthy" event of the pod: a failing readiness or liveness probe.
@@ -266,6 +263,216 @@ async fn last_logs(client: &Client, namespace: &str, pod: &str, container: &str)
     }
 }
 
-/// How often readiness is polled: short enough that "ready" shows promptly after a
-/// redeploy, long enough to be no load on the API server.
+/// How often one-off commands that keep no watch (intercept's install) poll readiness.
+/// `up` does not poll: it reads an [`Observer`].
 pub const POLL: Duration = Duration::from_millis(250);
+
+/// One resource's workloads and pods as they are now.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Observed {
+    pub counts: PodCounts,
+    /// Every workload's latest spec is rolled out and available (its controller says so).
+    pub rolled_out: bool,
+    /// Every pod is listed and ready: a pod that stops being ready shows here at once,
+    /// before its controller's status catches up.
+    pub pods_ready: bool,
+    /// Why a pod is not ready, when something is known to be wrong.
+    pub trouble: Option<NotReady>,
+}
+
+/// Follows one resource's workloads until dropped, publishing an [`Observed`] on every
+/// change.
+pub struct Observer {
+    observed: watch::Receiver<Observed>,
+    _stop: DropGuard,
+}
+
+impl Observer {
+    /// Starts observing the workloads of `sets` (on the current runtime).
+    pub fn start(client: Client, sets: Vec<PodSet>) -> Observer {
+        let (tx, observed) = watch::channel(Observed::default());
+        let stop = CancellationToken::new();
+        tokio::spawn(observe(client, sets, tx, stop.clone()));
+        Observer {
+            observed,
+            _stop: stop.drop_guard(),
+        }
+    }
+
+    /// The latest observation, waking on each change.
+    pub fn observed(&self) -> watch::Receiver<Observed> {
+        self.observed.clone()
+    }
+}
+
+async fn observe(
+    client: Client,
+    sets: Vec<PodSet>,
+    tx: watch::Sender<Observed>,
+    stop: CancellationToken,
+) {
+    let mut rolled_out = vec![false; sets.len()];
+    let mut rollouts = futures::stream::select_all(
+        sets.iter()
+            .enumerate()
+            .map(|(i, s)| rollout_watch(&client, s.workload()).map(move |r| (i, r))),
+    );
+    let mut changes: Vec<watch::Receiver<WatchState>> = sets.iter().map(PodSet::changes).collect();
+    loop {
+        let pods: Vec<Arc<Pod>> = sets.iter().flat_map(PodSet::live).collect();
+        let pods_ready = sets.iter().all(PodSet::listed) && pods.iter().all(|p| is_ready(p));
+        let trouble = if pods_ready {
+            None
+        } else {
+            explain_pods(&client, pods.iter().map(|p| &**p)).await
+        };
+        let now = Observed {
+            counts: count(pods.iter().map(|p| &**p)),
+            rolled_out: rolled_out.iter().all(|r| *r),
+            pods_ready,
+            trouble,
+        };
+        tx.send_if_modified(|o| {
+            let changed = *o != now;
+            *o = now;
+            changed
+        });
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            Some((i, r)) = rollouts.next() => match r {
+                Ok(Some(done)) => rolled_out[i] = done,
+                // Deleted (by someone else, or not yet created).
+                Ok(None) => rolled_out[i] = false,
+                // The watch retries with backoff; the last answer stands meanwhile.
+                Err(_) => {}
+            },
+            _ = any_changed(&mut changes) => {}
+        }
+    }
+}
+
+/// Resolves when any of the pod sets changes.
+async fn any_changed(changes: &mut [watch::Receiver<WatchState>]) {
+    if changes.is_empty() {
+        return std::future::pending().await;
+    }
+    let waits = changes.iter_mut().map(|c| Box::pin(c.changed()));
+    if futures::future::select_all(waits).await.0.is_err() {
+        // A pod set's watch only ends when the set is dropped, which this task prevents.
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Whether the workload is rolled out, each time its object changes.
+fn rollout_watch(
+    client: &Client,
+    w: &Workload,
+) -> BoxStream<'static, Result<Option<bool>, watcher::Error>> {
+    fn watch<K>(
+        api: Api<K>,
+        name: &str,
+        done: fn(&K) -> bool,
+    ) -> BoxStream<'static, Result<Option<bool>, watcher::Error>>
+    where
+        K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    {
+        watcher::watch_object(api, name)
+            .default_backoff()
+            .map(move |r| r.map(|o| o.as_ref().map(done)))
+            .boxed()
+    }
+    let (c, ns) = (client.clone(), w.namespace.as_str());
+    match w.kind.as_str() {
+        "Deployment" => watch(Api::namespaced(c, ns), &w.name, deployment_rolled_out),
+        "StatefulSet" => watch(Api::namespaced(c, ns), &w.name, stateful_set_rolled_out),
+        "DaemonSet" => watch(Api::namespaced(c, ns), &w.name, daemon_set_rolled_out),
+        _ => always_rolled_out().boxed(),
+    }
+}
+
+/// Kinds without a rollout of their own are done once applied.
+fn always_rolled_out() -> impl Stream<Item = Result<Option<bool>, watcher::Error>> {
+    futures::stream::once(async { Ok(Some(true)) }).chain(futures::stream::pending())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(statuses: serde_json::Value, ready: bool) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web-1", "namespace": "ns"},
+            "status": {
+                "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}],
+                "containerStatuses": statuses,
+            }
+        }))
+        .expect("a valid pod")
+    }
+
+    #[test]
+    fn counts_take_restarts_and_readiness_of_live_pods() {
+        let restarted = pod(
+            serde_json::json!([{"name": "web", "image": "i", "imageID": "", "ready": false,
+                "restartCount": 2, "state": {"running": {}}}]),
+            false,
+        );
+        let fine = pod(
+            serde_json::json!([{"name": "web", "image": "i", "imageID": "", "ready": true,
+                "restartCount": 0, "state": {"running": {}}}]),
+            true,
+        );
+        let mut leaving = fine.clone();
+        leaving.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                "2026-01-01T00:00:00Z".parse().expect("a timestamp"),
+            ));
+        assert_eq!(
+            count([&restarted, &fine, &leaving]),
+            PodCounts {
+                ready: 1,
+                total: 2,
+                restarts: 2
+            }
+        );
+    }
+
+    #[test]
+    fn a_container_that_exited_says_its_exit_code() {
+        let p = pod(
+            serde_json::json!([{"name": "web", "image": "i", "imageID": "", "ready": false,
+                "restartCount": 0, "state": {"terminated": {"exitCode": 3, "reason": "Error"}}}]),
+            false,
+        );
+        let cs = &p
+            .status
+            .as_ref()
+            .and_then(|s| s.container_statuses.clone())
+            .unwrap_or_default()[0];
+        let why = container_trouble("web-1", cs, false).expect("a reason");
+        assert_eq!(
+            why.reason,
+            "pod web-1: container web exited (exit code 3, Error)"
+        );
+        assert!(!why.fatal, "the kubelet restarts it");
+    }
+
+    #[test]
+    fn a_deployment_is_rolled_out_when_its_controller_caught_up() {
+        let d = |observed: i64, available: i32| -> Deployment {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "web", "generation": 2},
+                "spec": {"replicas": 1, "selector": {}, "template": {}},
+                "status": {"observedGeneration": observed, "replicas": 1, "updatedReplicas": 1,
+                    "availableReplicas": available}
+            }))
+            .expect("a valid deployment")
+        };
+        assert!(deployment_rolled_out(&d(2, 1)));
+        assert!(
+            !deployment_rolled_out(&d(1, 1)),
+            "the new spec is not seen yet"
+        );
+        assert!(!deployment_rolled_out(&d(2, 0)), "no pod is available");
+    }
+}

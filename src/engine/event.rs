@@ -1,13 +1,16 @@
 //! What the tasks of `up` report. Every view (progress lines, the TUI, the control socket)
 //! is built from these events alone.
 
-use std::{path::PathBuf, time::Duration};
+use std::{collections::BTreeMap, path::PathBuf, sync::Arc, time::Duration};
 
+use super::{error::RoundError, plan::ConfigChange};
 use crate::{
-    build::Built,
+    build::{BuildError, Built},
+    config::ConfigError,
     deploy::{ApplyCounts, rollout::PodCounts},
     forward::HealthEvent,
     logs::LogLine,
+    watch::{Rescan, WatchError},
 };
 
 #[derive(Debug, Clone)]
@@ -16,11 +19,25 @@ pub enum Event {
     Watching {
         folders: usize,
     },
-    /// A change set and what it touches; `unrelated` files are inputs of nothing.
+    /// A change set and the plan made of it: the images to build, the resources to
+    /// apply with the images each uses now (a manifest may have started using another),
+    /// and the files that are inputs of nothing.
     ChangeSeen {
         images: Vec<String>,
-        resources: Vec<String>,
+        resources: BTreeMap<String, Vec<String>>,
         unrelated: Vec<PathBuf>,
+        /// Events were lost and every input was looked at again, for this reason.
+        rescan: Option<Rescan>,
+        /// New folders that could not be watched.
+        unwatched: Vec<Arc<WatchError>>,
+    },
+    /// `tether.toml` changed and the new one runs from now on.
+    ConfigReloaded {
+        change: ConfigChange,
+    },
+    /// `tether.toml` changed but cannot be used; the previous one keeps running.
+    ConfigRejected {
+        error: Arc<ConfigError>,
     },
     BuildStarted {
         image: String,
@@ -31,7 +48,7 @@ pub enum Event {
     },
     BuildDone {
         image: String,
-        result: Result<Built, String>,
+        result: Result<Built, Arc<BuildError>>,
     },
     DeployStarted {
         resource: String,
@@ -55,7 +72,7 @@ pub enum Event {
     },
     Failed {
         resource: String,
-        error: String,
+        error: Arc<RoundError>,
     },
     Forward(HealthEvent),
     Log(LogLine),

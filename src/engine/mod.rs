@@ -1,18 +1,33 @@
 //! The daemon behind `tether up`.
 //!
-//! Layout: tasks (watcher, builds, deploys, forwards, log followers) report [`event::Event`]s
-//! on one channel; [`state::State::apply`] is the only writer of state; views
-//! ([`progress`] lines, later the TUI and the control socket) read events or snapshots and
-//! hold no logic of their own. [`session::Session`] runs the rounds.
+//! Layout, in the order a change flows through it:
+//! - [`facts`]: one walk of the project per change set (input files, digests, the images
+//!   each manifest names).
+//! - [`plan`]: the pure decision of what to build, what to apply and what was an input of
+//!   nothing, from a change set, the project, those facts and the last digests.
+//! - [`session`]: the loop that reloads `tether.toml` when it changed, plans, and runs each
+//!   round (build → apply → ready), every stage handing the next its value.
+//! - [`event`], [`error`]: what the tasks report on one channel, errors kept typed.
+//! - [`state`], [`store`]: [`state::State::apply`] is the only writer of state; the store
+//!   publishes snapshots and passes events on.
+//! - [`observe`]: keeps the pods, logs and readiness of each deployed resource reported
+//!   while it stays deployed, from one pod cache per workload.
+//! - [`progress`]: the plain view, one line per event; views hold no logic of their own.
 
+pub mod error;
 pub mod event;
+pub mod facts;
+mod observe;
+pub mod plan;
 pub mod progress;
 pub mod session;
 pub mod state;
 pub mod store;
 
 pub use self::{
+    error::{RoundError, report},
     event::{Event, UpdateTiming},
+    plan::Plan,
     session::{Failure, Options, Session},
     state::State,
     store::Views,

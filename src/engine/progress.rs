@@ -3,7 +3,10 @@
 
 use std::{fmt::Write as _, time::Duration};
 
-use super::event::{Event, UpdateTiming};
+use super::{
+    error::report,
+    event::{Event, UpdateTiming},
+};
 use crate::forward::Health;
 
 /// The line for `event`, or `None` for events this view does not show.
@@ -14,17 +17,21 @@ pub fn line(event: &Event) -> Option<String> {
             images,
             resources,
             unrelated,
+            rescan,
+            unwatched,
         } => {
-            let mut s = String::from("change:");
+            let mut actions = Vec::new();
             if !images.is_empty() {
-                let _ = write!(s, " rebuild {}", images.join(", "));
+                actions.push(format!("rebuild {}", images.join(", ")));
             }
             if !resources.is_empty() {
-                let _ = write!(s, "; redeploy {}", resources.join(", "));
+                let names: Vec<&str> = resources.keys().map(String::as_str).collect();
+                actions.push(format!("redeploy {}", names.join(", ")));
             }
-            if images.is_empty() && resources.is_empty() {
-                s.push_str(" nothing to build or deploy");
+            if actions.is_empty() {
+                actions.push("nothing to build or deploy".into());
             }
+            let mut s = format!("change: {}", actions.join("; "));
             if !unrelated.is_empty() {
                 let names: Vec<_> = unrelated.iter().map(|p| p.display().to_string()).collect();
                 let _ = write!(
@@ -33,8 +40,45 @@ pub fn line(event: &Event) -> Option<String> {
                     names.join(", ")
                 );
             }
+            if let Some(why) = rescan {
+                let _ = write!(s, " (every input looked at again: {why})");
+            }
+            for e in unwatched {
+                let _ = write!(s, "; changes there go unseen: {}", report(&**e));
+            }
             s
         }
+        Event::ConfigReloaded { change } => {
+            let mut parts = Vec::new();
+            for (what, names) in [
+                ("added", &change.added),
+                ("changed", &change.changed),
+                ("removed", &change.removed),
+            ] {
+                if !names.is_empty() {
+                    parts.push(format!("{what} {}", names.join(", ")));
+                }
+            }
+            if parts.is_empty() {
+                parts.push("no resource changed".into());
+            }
+            let mut s = format!("config: reloaded tether.toml ({})", parts.join("; "));
+            if !change.removed.is_empty() {
+                s.push_str("; what removed resources deployed stays until `tether down`");
+            }
+            if !change.unforwarded.is_empty() {
+                let _ = write!(
+                    s,
+                    "; the port-forwards of {} start with the next `tether up`",
+                    change.unforwarded.join(", ")
+                );
+            }
+            s
+        }
+        Event::ConfigRejected { error } => format!(
+            "config: the edited tether.toml is invalid, the running one stays: {}",
+            report(&**error)
+        ),
         Event::BuildStarted { image } => format!("[{image}] build: checking inputs"),
         Event::BuildOutput { image, line } => format!("[{image}] build: {line}"),
         Event::BuildDone {
@@ -59,7 +103,7 @@ pub fn line(event: &Event) -> Option<String> {
         Event::BuildDone {
             image,
             result: Err(e),
-        } => format!("[{image}] build FAILED: {e}"),
+        } => format!("[{image}] build FAILED: {}", report(&**e)),
         Event::DeployStarted { resource } => format!("[{resource}] deploy: applying"),
         Event::Applied { resource, counts } => format!(
             "[{resource}] deploy: {} created, {} configured, {} unchanged",
@@ -78,7 +122,9 @@ pub fn line(event: &Event) -> Option<String> {
             resource,
             update: Some(t),
         } => format!("[{resource}] ready: {}", update_line(t)),
-        Event::Failed { resource, error } => format!("[{resource}] FAILED: {error}"),
+        Event::Failed { resource, error } => {
+            format!("[{resource}] FAILED: {}", report(&**error))
+        }
         Event::Forward(h) => match &h.health {
             Health::Waiting => format!(
                 "[{}] forward http://localhost:{}: waiting for a ready pod",
@@ -122,4 +168,41 @@ fn secs(d: Duration) -> String {
 /// The distinguishing tail of a pod name (`users-7d9c-x2x4q` → `x2x4q`).
 fn short_pod(pod: &str) -> &str {
     pod.rsplit('-').next().unwrap_or(pod)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn change(images: &[&str], resources: &[&str]) -> Event {
+        Event::ChangeSeen {
+            images: images.iter().map(|i| i.to_string()).collect(),
+            resources: resources
+                .iter()
+                .map(|r| (r.to_string(), vec![]))
+                .collect::<BTreeMap<_, _>>(),
+            unrelated: vec!["NOTES.md".into()],
+            rescan: None,
+            unwatched: vec![],
+        }
+    }
+
+    #[test]
+    fn a_change_line_says_what_it_rebuilds_and_redeploys() {
+        assert_eq!(
+            line(&change(&[], &["extra"])).unwrap(),
+            "change: redeploy extra (NOTES.md not an input of any image or manifest)"
+        );
+        assert_eq!(
+            line(&change(&["web"], &["web"])).unwrap(),
+            "change: rebuild web; redeploy web (NOTES.md not an input of any image or manifest)"
+        );
+        assert!(
+            line(&change(&[], &[]))
+                .unwrap()
+                .starts_with("change: nothing to build or deploy")
+        );
+    }
 }

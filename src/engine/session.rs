@@ -1,29 +1,42 @@
-//! The inner loop of `tether up`: build what changed, deploy in dependency order, wait for
-//! readiness, keep forwards and log tailers pointed at the right pods, and go again on
-//! every change set.
+//! The inner loop of `tether up`: for each change set, gather the facts (one walk), plan
+//! (pure, `engine::plan`), then run the round: build what the plan says, deploy in
+//! dependency order, wait for readiness, keep forwards and log followers pointed at the
+//! right pods.
 //!
-//! A round takes a set of resources: the images they use are built in parallel, and each
-//! resource deploys as soon as its own images are built and the resources it depends on
-//! are ready. Rounds do not overlap; change sets that arrive during a round are merged
-//! into the next one.
+//! Each stage hands the next what it consumes: the plan carries one digest per image to
+//! its build, each build's result goes to the deploys that wait for it, and the round
+//! returns what it built, which the loop keeps for the next plan. A changed `tether.toml`
+//! is loaded again before planning; when it is invalid the running one stays, and the
+//! developer is told why. Rounds do not overlap; change sets that arrive during a round
+//! are merged into the next one.
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
-    path::{Path, PathBuf},
-    sync::Arc,
+    path::PathBuf,
+    sync::{Arc, Mutex as SyncMutex},
     time::{Duration, Instant},
 };
 
-use tokio::sync::{Mutex, mpsc, watch};
-use tokio_util::sync::CancellationToken;
+use tokio::{
+    sync::{Mutex, mpsc, watch},
+    task::JoinSet,
+};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use super::event::{Event, UpdateTiming};
+use super::{
+    error::RoundError,
+    event::{Event, UpdateTiming},
+    facts,
+    observe::Observing,
+    plan::{self, Digest, Facts, Plan},
+};
 use crate::{
-    build::{Builder, Built, HashCache, inputs},
+    build::{BuildError, BuildTimings, Builder, Built, HashCache},
     config::Project,
     deploy::{Deployer, Workload, manifest, rollout},
+    kube::PodSet,
     logs,
-    watch::ChangeSet,
+    watch::{ChangeSet, Watch},
 };
 
 /// How `up` behaves.
@@ -37,13 +50,20 @@ pub struct Options {
 }
 
 /// An image build's outcome as deploys wait for it: `None` while it runs.
-type BuildResult = watch::Receiver<Option<Result<Built, String>>>;
+type BuildResult = watch::Receiver<Option<Result<Built, Arc<BuildError>>>>;
 
-/// The result of the first round in `--ci` mode.
+/// A resource that did not become ready in a round.
 #[derive(Debug)]
 pub struct Failure {
     pub resource: String,
-    pub error: String,
+    pub error: Arc<RoundError>,
+}
+
+/// What a round hands back to the loop.
+struct Outcome {
+    failures: Vec<Failure>,
+    /// The images this round built (or found in the registry), by name.
+    built: BTreeMap<String, Built>,
 }
 
 pub struct Session {
@@ -51,25 +71,29 @@ pub struct Session {
 }
 
 struct Inner {
-    project: Project,
+    /// The project as last loaded; replaced only by the loop when `tether.toml` reloads.
+    /// A round is handed its own `Arc` and never reads this.
+    project: SyncMutex<Arc<Project>>,
     builder: Builder,
     deployer: Deployer,
     options: Options,
     event_tx: mpsc::UnboundedSender<Event>,
     shutdown: CancellationToken,
-    /// Per image: the digest cache, held for the whole build so one image never builds twice at once.
-    caches: HashMap<String, Mutex<HashCache>>,
-    /// Per image: the last successful build.
-    built: std::sync::Mutex<BTreeMap<String, Built>>,
-    /// Per resource: the images its manifests use.
-    uses: std::sync::Mutex<BTreeMap<String, Vec<String>>>,
-    /// Per resource: ready for dependents.
-    ready: BTreeMap<String, watch::Sender<bool>>,
-    /// Per resource: where its forwards send traffic.
-    targets: BTreeMap<String, watch::Sender<Option<Workload>>>,
-    /// Per resource: the workloads whose logs are followed, and the token that stops that.
-    tailing: std::sync::Mutex<BTreeMap<String, (Vec<Workload>, CancellationToken)>>,
+    /// Per image: file hashes kept between walks, so unchanged files are not read again.
+    caches: Mutex<BTreeMap<String, HashCache>>,
+    /// Per image: its last successful build. Written by the loop after each round; a
+    /// round is handed a copy.
+    last: SyncMutex<BTreeMap<String, Built>>,
+    /// The resources ready for their dependents.
+    ready: watch::Sender<BTreeSet<String>>,
+    /// Per resource: the pods its forwards send traffic to.
+    targets: BTreeMap<String, watch::Sender<Option<PodSet>>>,
+    /// Per resource: the watches of its pods, logs and rollout.
+    observing: std::sync::Mutex<BTreeMap<String, Observing>>,
     log_tx: mpsc::Sender<logs::LogLine>,
+    /// Tasks that outlive a round (the log relay, forwards): `up` waits for them to end
+    /// after shutdown instead of guessing how long they take.
+    tasks: TaskTracker,
 }
 
 impl Session {
@@ -81,31 +105,17 @@ impl Session {
         event_tx: mpsc::UnboundedSender<Event>,
         shutdown: CancellationToken,
     ) -> Session {
-        let caches = project
-            .images
-            .keys()
-            .map(|n| (n.clone(), Mutex::new(HashCache::default())))
-            .collect();
-        let ready = project
-            .resources
-            .keys()
-            .map(|n| (n.clone(), watch::channel(false).0))
-            .collect();
         let targets = project
             .resources
             .keys()
             .map(|n| (n.clone(), watch::channel(None).0))
             .collect();
-        let uses = project
-            .resources
-            .keys()
-            .map(|n| (n.clone(), images_used(&project, n)))
-            .collect();
         // Log lines pass through a bounded channel so a chatty pod slows its own
         // follower, never the engine.
         let (log_tx, mut log_rx) = mpsc::channel::<logs::LogLine>(1024);
         let forward_tx = event_tx.clone();
-        tokio::spawn(async move {
+        let tasks = TaskTracker::new();
+        tasks.spawn(async move {
             while let Some(line) = log_rx.recv().await {
                 if forward_tx.send(Event::Log(line)).is_err() {
                     return;
@@ -114,65 +124,67 @@ impl Session {
         });
         Session {
             inner: Arc::new(Inner {
-                project,
+                project: SyncMutex::new(Arc::new(project)),
                 builder,
                 deployer,
                 options,
                 event_tx,
                 shutdown,
-                caches,
-                built: std::sync::Mutex::new(BTreeMap::new()),
-                uses: std::sync::Mutex::new(uses),
-                ready,
+                caches: Mutex::new(BTreeMap::new()),
+                last: SyncMutex::new(BTreeMap::new()),
+                ready: watch::channel(BTreeSet::new()).0,
                 targets,
-                tailing: std::sync::Mutex::new(BTreeMap::new()),
+                observing: std::sync::Mutex::new(BTreeMap::new()),
                 log_tx,
+                tasks,
             }),
         }
     }
 
+    /// The tracker of tasks that outlive a round. Once the session is dropped and the
+    /// shutdown token cancelled, `close` + `wait` returns when they have all ended.
+    pub fn tasks(&self) -> TaskTracker {
+        self.inner.tasks.clone()
+    }
+
     /// Images each resource uses, for views that list them before anything is built.
     pub fn images_by_resource(&self) -> BTreeMap<String, Vec<String>> {
-        self.inner
-            .uses
-            .lock()
-            .map(|u| u.clone())
-            .unwrap_or_default()
+        let project = self.inner.project();
+        project
+            .resources
+            .keys()
+            .map(|r| (r.clone(), images_used(&project, r)))
+            .collect()
     }
 
     /// Where the forwards of `resource` find their pods.
-    pub fn forward_target(&self, resource: &str) -> Option<watch::Receiver<Option<Workload>>> {
+    pub fn forward_target(&self, resource: &str) -> Option<watch::Receiver<Option<PodSet>>> {
         self.inner
             .targets
             .get(resource)
             .map(watch::Sender::subscribe)
     }
 
-    /// Everything the watcher must watch: image inputs, manifests, config files.
+    /// Everything the watcher must watch: image inputs and Dockerfiles, manifests, config files.
     pub fn watch_roots(&self) -> Vec<PathBuf> {
-        let p = &self.inner.project;
-        let mut roots: BTreeSet<PathBuf> = p
-            .images
-            .values()
-            .flat_map(|i| i.inputs.iter().cloned())
-            .collect();
-        roots.extend(
-            p.resources
-                .values()
-                .flat_map(|r| r.manifests.iter().cloned()),
-        );
-        roots.into_iter().collect()
+        plan::watch_roots(&self.inner.project())
     }
 
     /// The first round over every resource. In `--ci` mode the failures, if any.
     pub async fn start(&self) -> Vec<Failure> {
-        let all: BTreeSet<String> = self.inner.project.resources.keys().cloned().collect();
-        self.inner.clone().round(all, None, false).await
+        let inner = &self.inner;
+        let project = inner.project();
+        let all: BTreeSet<String> = project.resources.keys().cloned().collect();
+        let (facts, walk) = inner.gather(&project, &BTreeSet::new()).await;
+        let plan = plan::resources(&project, &facts, &all);
+        inner.clone().round(project, plan, None, walk, false).await
     }
 
-    /// Runs rounds for change sets and triggers until shutdown.
+    /// Runs rounds for change sets and triggers until shutdown. `watch` learns the roots
+    /// of a reloaded `tether.toml`.
     pub async fn run(
         &self,
+        watch: Watch,
         mut change_rx: mpsc::Receiver<ChangeSet>,
         mut trigger_rx: mpsc::Receiver<String>,
     ) {
@@ -184,20 +196,19 @@ impl Session {
                     let Some(mut set) = set else { return };
                     // Merge what queued up during the last round.
                     while let Ok(more) = change_rx.try_recv() {
-                        set.paths.extend(more.paths);
-                        set.settled = more.settled;
+                        set.merge(more);
                     }
-                    let resources = inner.plan(&set).await;
-                    if !resources.is_empty() {
-                        inner.clone().round_until_shutdown(resources, Some(set), false).await;
-                    }
+                    inner.clone().on_change(set, &watch).await;
                 }
                 name = trigger_rx.recv() => {
                     let Some(name) = name else { return };
                     // A trigger rebuilds even when the registry has the image: the
                     // developer asked for it (a flaky build, a changed base image).
-                    if inner.project.resources.contains_key(&name) {
-                        inner.clone().round_until_shutdown(BTreeSet::from([name]), None, true).await;
+                    let project = inner.project();
+                    if project.resources.contains_key(&name) {
+                        let (facts, walk) = inner.gather(&project, &BTreeSet::new()).await;
+                        let plan = plan::resources(&project, &facts, &BTreeSet::from([name]));
+                        inner.clone().round_until_shutdown(project, plan, None, walk, true).await;
                     }
                 }
             }
@@ -210,158 +221,209 @@ impl Inner {
         let _ = self.event_tx.send(e);
     }
 
-    fn uses(&self, resource: &str) -> Vec<String> {
-        self.uses
+    fn project(&self) -> Arc<Project> {
+        self.project
             .lock()
-            .ok()
-            .and_then(|u| u.get(resource).cloned())
-            .unwrap_or_default()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
-    /// Which resources a change set affects. Reports the plan, including the files that
-    /// are inputs of nothing, so a developer always sees why something did or did not build.
-    async fn plan(&self, set: &ChangeSet) -> BTreeSet<String> {
-        let p = &self.project;
-        let mut images = BTreeSet::new();
-        let mut resources = BTreeSet::new();
-        let mut unrelated = Vec::new();
-        for path in &set.paths {
-            let mut related = false;
-            for image in p.images.values() {
-                if image
-                    .inputs
-                    .iter()
-                    .any(|i| path == i || path.starts_with(i))
-                    && is_input(image, path)
-                {
-                    images.insert(image.name.clone());
-                    related = true;
+    /// The digest of each image's last successful build.
+    fn last_digests(&self) -> BTreeMap<String, String> {
+        self.last
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(i, b)| (i.clone(), b.digest.clone()))
+            .collect()
+    }
+
+    /// One walk of `project` (off the async threads), and how long it took.
+    async fn gather(
+        &self,
+        project: &Arc<Project>,
+        changed: &BTreeSet<PathBuf>,
+    ) -> (Facts, Duration) {
+        let mut caches = self.caches.lock().await;
+        let mut taken = std::mem::take(&mut *caches);
+        let (project, changed) = (project.clone(), changed.clone());
+        let t = Instant::now();
+        let walked = tokio::task::spawn_blocking(move || {
+            let facts = facts::gather(&project, &mut taken, &changed);
+            (facts, taken)
+        })
+        .await;
+        match walked {
+            Ok((facts, kept)) => {
+                *caches = kept;
+                (facts, t.elapsed())
+            }
+            // The walk panicked: plan from nothing rather than stop the loop; the hash
+            // cache starts again empty.
+            Err(_) => (Facts::default(), t.elapsed()),
+        }
+    }
+
+    /// Plans a change set (reloading `tether.toml` first when it changed), says what the
+    /// plan is, including the files that are inputs of nothing, and runs it.
+    async fn on_change(self: Arc<Self>, set: ChangeSet, watch: &Watch) {
+        let mut project = self.project();
+        let last = self.last_digests();
+        let (facts, mut walk) = self.gather(&project, &set.paths).await;
+        let mut plan = plan::plan(&set, &project, &facts, &last);
+        let mut unwatched = set.unwatched.clone();
+        if plan.reload {
+            match Project::load(&project.root) {
+                Ok(new) => {
+                    let new = Arc::new(new);
+                    if let Err(e) = watch.add(&plan::watch_roots(&new)) {
+                        unwatched.push(Arc::new(e));
+                    }
+                    let (new_facts, new_walk) = self.gather(&new, &set.paths).await;
+                    let (reload_plan, change) = plan::reloaded(&project, &new, &new_facts, &last);
+                    plan = plan::plan(&set, &new, &new_facts, &last).merge(reload_plan);
+                    walk += new_walk;
+                    *self.project.lock().unwrap_or_else(|e| e.into_inner()) = new.clone();
+                    project = new;
+                    self.emit(Event::ConfigReloaded { change });
                 }
-            }
-            for r in p.resources.values() {
-                if r.manifests.iter().any(|m| m == path) {
-                    resources.insert(r.name.clone());
-                    related = true;
-                }
-            }
-            if !related {
-                // Relative to the project, as the developer thinks of it.
-                unrelated.push(path.strip_prefix(&p.root).unwrap_or(path).to_path_buf());
-            }
-        }
-        // A touched input whose content is unchanged (a save without edits) needs nothing.
-        let mut changed_images = BTreeSet::new();
-        for name in images {
-            let (Some(image), Some(cache)) = (p.images.get(&name), self.caches.get(&name)) else {
-                continue;
-            };
-            let digest = inputs::digest(image, &mut *cache.lock().await).ok();
-            let last = self
-                .built
-                .lock()
-                .ok()
-                .and_then(|b| b.get(&name).map(|b| b.digest.clone()));
-            if digest.is_none() || digest != last {
-                changed_images.insert(name);
-            }
-        }
-        // Manifests may now use other images.
-        if let Ok(mut uses) = self.uses.lock() {
-            for r in &resources {
-                uses.insert(r.clone(), images_used(p, r));
-            }
-        }
-        for (r, used) in self.uses.lock().map(|u| u.clone()).unwrap_or_default() {
-            if used.iter().any(|i| changed_images.contains(i)) {
-                resources.insert(r);
+                Err(error) => self.emit(Event::ConfigRejected {
+                    error: Arc::new(error),
+                }),
             }
         }
         self.emit(Event::ChangeSeen {
-            images: changed_images.iter().cloned().collect(),
-            resources: resources.iter().cloned().collect(),
-            unrelated,
+            images: plan.builds.keys().cloned().collect(),
+            resources: plan
+                .applies
+                .iter()
+                .map(|(r, used)| (r.clone(), used.iter().cloned().collect()))
+                .collect(),
+            unrelated: plan.unrelated.clone(),
+            rescan: set.rescan.clone(),
+            unwatched,
         });
-        resources
+        if !plan.applies.is_empty() || !plan.builds.is_empty() {
+            self.round_until_shutdown(project, plan, Some(set), walk, false)
+                .await;
+        }
     }
 
     /// A round that a shutdown cuts short.
     async fn round_until_shutdown(
         self: Arc<Self>,
-        resources: BTreeSet<String>,
+        project: Arc<Project>,
+        plan: Plan,
         change: Option<ChangeSet>,
+        walk: Duration,
         force: bool,
     ) {
         let shutdown = self.shutdown.clone();
         tokio::select! {
-            _ = self.round(resources, change, force) => {}
+            _ = self.round(project, plan, change, walk, force) => {}
             _ = shutdown.cancelled() => {}
         }
     }
 
-    /// Builds and deploys `resources`; returns the failures. `force` builds images even
-    /// when the registry already holds their content.
+    /// Runs `plan` and keeps what it built for the next plan; returns the failures.
     async fn round(
         self: Arc<Self>,
-        resources: BTreeSet<String>,
+        project: Arc<Project>,
+        plan: Plan,
         change: Option<ChangeSet>,
+        walk: Duration,
         force: bool,
     ) -> Vec<Failure> {
-        let images: BTreeSet<String> = resources.iter().flat_map(|r| self.uses(r)).collect();
-        for r in &resources {
-            if let Some(tx) = self.ready.get(r) {
-                tx.send_replace(false);
+        let last = self.last.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let outcome = self
+            .clone()
+            .carry_out(project, plan, last, change, walk, force)
+            .await;
+        self.last
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(outcome.built);
+        outcome.failures
+    }
+
+    /// Builds `plan.builds` and deploys `plan.applies`. Each deploy waits for its own
+    /// images' builds and pins the others at their `last` build. `force` builds images
+    /// even when the registry already holds their content.
+    async fn carry_out(
+        self: Arc<Self>,
+        project: Arc<Project>,
+        plan: Plan,
+        last: BTreeMap<String, Built>,
+        change: Option<ChangeSet>,
+        walk: Duration,
+        force: bool,
+    ) -> Outcome {
+        self.ready.send_modify(|ready| {
+            for r in plan.applies.keys() {
+                ready.remove(r);
             }
-        }
-        let mut image_results: HashMap<String, BuildResult> = HashMap::new();
-        for name in images {
+        });
+        let mut builds = JoinSet::new();
+        let mut results: HashMap<String, BuildResult> = HashMap::new();
+        for (name, digest) in plan.builds {
             let (tx, rx) = watch::channel(None);
-            image_results.insert(name.clone(), rx);
-            let me = self.clone();
-            tokio::spawn(async move {
-                let result = me.build(&name, force).await;
-                tx.send_replace(Some(result));
+            results.insert(name.clone(), rx);
+            let (me, project) = (self.clone(), project.clone());
+            builds.spawn(async move {
+                let result = me.build(&project, &name, digest, force).await;
+                tx.send_replace(Some(result.clone()));
+                (name, result)
             });
         }
-        let mut tasks = tokio::task::JoinSet::new();
-        for r in resources {
-            let me = self.clone();
-            let waits: Vec<_> = me
-                .uses(&r)
-                .into_iter()
-                .filter_map(|i| image_results.get(&i).cloned().map(|rx| (i, rx)))
+        let mut deploys = JoinSet::new();
+        for (r, images) in plan.applies {
+            let waits: Vec<(String, BuildResult)> = images
+                .iter()
+                .filter_map(|i| results.get(i).map(|rx| (i.clone(), rx.clone())))
                 .collect();
-            let change = change.clone();
-            tasks.spawn(async move {
-                let result = me.deploy(&r, waits, change.as_ref()).await;
-                match result {
-                    Ok(()) => None,
-                    Err(error) => {
-                        me.emit(Event::Failed {
-                            resource: r.clone(),
-                            error: error.clone(),
-                        });
-                        Some(Failure { resource: r, error })
-                    }
-                }
+            let pinned: BTreeMap<String, String> = images
+                .iter()
+                .filter(|i| !results.contains_key(*i))
+                .filter_map(|i| last.get(i).map(|b| (i.clone(), b.reference.clone())))
+                .collect();
+            let (me, project, change) = (self.clone(), project.clone(), change.clone());
+            deploys.spawn(async move {
+                let result = me
+                    .deploy(&project, &r, waits, pinned, change.as_ref(), walk)
+                    .await;
+                result.err().map(|error| {
+                    let error = Arc::new(error);
+                    me.emit(Event::Failed {
+                        resource: r.clone(),
+                        error: error.clone(),
+                    });
+                    Failure { resource: r, error }
+                })
             });
         }
         let mut failures = Vec::new();
-        while let Some(done) = tasks.join_next().await {
+        while let Some(done) = deploys.join_next().await {
             if let Ok(Some(f)) = done {
                 failures.push(f);
             }
         }
-        failures
+        let mut built = BTreeMap::new();
+        while let Some(done) = builds.join_next().await {
+            if let Ok((name, Ok(b))) = done {
+                built.insert(name, b);
+            }
+        }
+        Outcome { failures, built }
     }
 
-    async fn build(&self, name: &str, force: bool) -> Result<Built, String> {
-        let Some(image) = self.project.images.get(name) else {
-            return Err(format!("no image `{name}` in tether.toml"));
-        };
-        let Some(cache) = self.caches.get(name) else {
-            return Err(format!("no cache for image `{name}`"));
-        };
-        let mut cache = cache.lock().await;
+    /// Builds `name` at the `digest` the plan saw.
+    async fn build(
+        &self,
+        project: &Project,
+        name: &str,
+        digest: Digest,
+        force: bool,
+    ) -> Result<Built, Arc<BuildError>> {
         self.emit(Event::BuildStarted {
             image: name.to_owned(),
         });
@@ -372,13 +434,23 @@ impl Inner {
                 line: line.to_owned(),
             });
         };
-        let result = tokio::select! {
-            r = self.builder.ensure(image, &mut cache, force, progress) => r.map_err(|e| e.to_string()),
-            _ = self.shutdown.cancelled() => Err("stopped".to_owned()),
+        let inputs_error = |source| BuildError::Inputs {
+            image: name.to_owned(),
+            source,
         };
-        if let (Ok(b), Ok(mut built)) = (&result, self.built.lock()) {
-            built.insert(name.to_owned(), b.clone());
+        let result = match (project.images.get(name), digest) {
+            (Some(image), Ok(digest)) => {
+                self.builder
+                    .ensure_at(image, digest, BuildTimings::default(), force, progress)
+                    .await
+            }
+            (_, Err(source)) => Err(inputs_error(source)),
+            (None, Ok(_)) => Err(inputs_error(Arc::new(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "the image is no longer in tether.toml",
+            )))),
         }
+        .map_err(Arc::new);
         self.emit(Event::BuildDone {
             image: name.to_owned(),
             result: result.clone(),
@@ -386,134 +458,115 @@ impl Inner {
         result
     }
 
+    /// Deploys `name` once its images are built (`waits`) and the resources it depends
+    /// on are ready. `pinned` are the references of its images this round does not build.
     async fn deploy(
         &self,
+        project: &Project,
         name: &str,
         waits: Vec<(String, BuildResult)>,
+        mut pinned: BTreeMap<String, String>,
         change: Option<&ChangeSet>,
-    ) -> Result<(), String> {
-        let Some(resource) = self.project.resources.get(name) else {
-            return Err(format!("no resource `{name}`"));
+        walk: Duration,
+    ) -> Result<(), RoundError> {
+        let Some(resource) = project.resources.get(name) else {
+            return Err(RoundError::NoResource(name.to_owned()));
         };
         // This resource's images.
-        let mut timing = UpdateTiming::default();
+        let mut timing = UpdateTiming {
+            digest: walk,
+            ..UpdateTiming::default()
+        };
         for (image, mut rx) in waits {
             let result = rx
                 .wait_for(Option::is_some)
                 .await
-                .map_err(|_| format!("build of `{image}` was abandoned"))?
+                .map_err(|_| RoundError::Abandoned {
+                    image: image.clone(),
+                })?
                 .clone();
             match result {
                 Some(Ok(b)) => {
-                    timing.digest += b.timings.digest;
                     timing.host_build += b.timings.host_build;
                     timing.image_build += b.timings.image_build;
                     timing.push += b.timings.push;
+                    pinned.insert(image, b.reference);
                 }
-                Some(Err(e)) => return Err(format!("image `{image}` did not build: {e}")),
+                Some(Err(source)) => return Err(RoundError::Build { image, source }),
                 None => {}
             }
         }
         // The resources it depends on.
+        let mut ready = self.ready.subscribe();
         for dep in &resource.depends_on {
-            if let Some(tx) = self.ready.get(dep) {
-                let mut rx = tx.subscribe();
-                if !*rx.borrow() {
-                    self.emit(Event::Waiting {
-                        resource: name.to_owned(),
-                        reason: format!("waiting for `{dep}` to be ready"),
-                    });
-                }
-                tokio::select! {
-                    r = rx.wait_for(|ready| *ready) => { r.map_err(|_| "stopped".to_owned())?; }
-                    _ = self.shutdown.cancelled() => return Err("stopped".into()),
-                }
+            if !ready.borrow().contains(dep) {
+                self.emit(Event::Waiting {
+                    resource: name.to_owned(),
+                    reason: format!("waiting for `{dep}` to be ready"),
+                });
+            }
+            tokio::select! {
+                r = ready.wait_for(|ready| ready.contains(dep)) => { r.map_err(|_| RoundError::Stopped)?; }
+                _ = self.shutdown.cancelled() => return Err(RoundError::Stopped),
             }
         }
         self.emit(Event::DeployStarted {
             resource: name.to_owned(),
         });
-        let references: BTreeMap<String, String> = self
-            .built
-            .lock()
-            .map(|b| {
-                b.iter()
-                    .map(|(k, v)| (k.clone(), v.reference.clone()))
-                    .collect()
-            })
-            .unwrap_or_default();
         let t = Instant::now();
         let rendered = self
             .deployer
-            .render(resource, &references)
+            .render(resource, &pinned)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(RoundError::Deploy)?;
         let counts = self
             .deployer
             .apply(name, &rendered)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(RoundError::Deploy)?;
         timing.apply = t.elapsed();
         self.emit(Event::Applied {
             resource: name.to_owned(),
             counts,
         });
-        if let Some(tx) = self.targets.get(name) {
-            tx.send_replace(rendered.workloads.first().cloned());
-        }
-        self.tail(name, &rendered.workloads);
+        let observed = self.observe(name, &rendered.workloads);
 
         let t = Instant::now();
-        self.wait_ready(name, &rendered.workloads).await?;
+        self.wait_ready(name, observed)
+            .await
+            .map_err(RoundError::NotReady)?;
         timing.rollout = t.elapsed();
         let update = change.map(|c| {
             timing.watch = c.settled.duration_since(c.first_event);
             timing.total = c.first_event.elapsed();
             timing
         });
-        if let Some(tx) = self.ready.get(name) {
-            tx.send_replace(true);
-        }
+        // Ready first: what the resource's observer reports from now on comes after it.
         self.emit(Event::Ready {
             resource: name.to_owned(),
             update,
         });
+        self.ready.send_modify(|ready| {
+            ready.insert(name.to_owned());
+        });
         Ok(())
     }
 
-    /// Polls readiness, reporting pod counts and the reason for waiting as they change.
-    async fn wait_ready(&self, name: &str, workloads: &[Workload]) -> Result<(), String> {
-        let client = self.deployer.client();
-        let deadline = Instant::now() + self.options.timeout;
+    /// Waits until the rollout of the last apply is done, saying why not as that changes.
+    /// In `--ci` mode gives up at a reason waiting cannot fix, or after the timeout.
+    async fn wait_ready(
+        &self,
+        name: &str,
+        mut observed: watch::Receiver<rollout::Observed>,
+    ) -> Result<(), String> {
         let mut last_reason: Option<String> = None;
-        let mut last_counts = None;
-        loop {
-            let mut all = true;
-            let mut counts = rollout::PodCounts::default();
-            for w in workloads {
-                let done = rollout::rolled_out(client, w)
-                    .await
-                    .map_err(|e| format!("cannot read {} {}: {e}", w.kind, w.name))?;
-                all &= done;
-                if let Ok(pods) = w.pods(client).await {
-                    let c = rollout::count(&pods);
-                    counts.ready += c.ready;
-                    counts.total += c.total;
-                    counts.restarts += c.restarts;
+        let wait = async {
+            loop {
+                let now = observed.borrow_and_update().clone();
+                if now.rolled_out {
+                    return Ok(());
                 }
-            }
-            if last_counts != Some(counts) {
-                last_counts = Some(counts);
-                self.emit(Event::Pods {
-                    resource: name.to_owned(),
-                    counts,
-                });
-            }
-            if all {
-                return Ok(());
-            }
-            for w in workloads {
-                if let Some(why) = rollout::explain(client, w).await {
+                if let Some(why) = now.trouble {
                     if self.options.ci && why.fatal {
                         return Err(why.reason);
                     }
@@ -524,55 +577,48 @@ impl Inner {
                         });
                         last_reason = Some(why.reason);
                     }
-                    break;
+                }
+                tokio::select! {
+                    _ = self.shutdown.cancelled() => return Err("stopped".to_owned()),
+                    r = observed.changed() => if r.is_err() { return Err("stopped".to_owned()) },
                 }
             }
-            if self.options.ci && Instant::now() > deadline {
-                return Err(format!(
-                    "not ready after {}s{}",
-                    self.options.timeout.as_secs(),
-                    last_reason.map(|r| format!(": {r}")).unwrap_or_default()
-                ));
-            }
-            tokio::select! {
-                _ = self.shutdown.cancelled() => return Err("stopped".into()),
-                _ = tokio::time::sleep(rollout::POLL) => {}
-            }
-        }
-    }
-
-    /// Keeps one log follower per workload of the resource.
-    fn tail(&self, name: &str, workloads: &[Workload]) {
-        let Ok(mut tailing) = self.tailing.lock() else {
-            return;
         };
-        if tailing.get(name).is_some_and(|(w, _)| w == workloads) {
-            return;
+        if !self.options.ci {
+            return wait.await;
         }
-        if let Some((_, old)) = tailing.remove(name) {
-            old.cancel();
+        match tokio::time::timeout(self.options.timeout, wait).await {
+            Ok(result) => result,
+            Err(_) => Err(format!(
+                "not ready after {}s{}",
+                self.options.timeout.as_secs(),
+                last_reason.map(|r| format!(": {r}")).unwrap_or_default()
+            )),
         }
-        let token = self.shutdown.child_token();
-        for w in workloads {
-            tokio::spawn(logs::follow(
-                self.deployer.client().clone(),
-                name.to_owned(),
-                w.clone(),
-                self.log_tx.clone(),
-                token.clone(),
-            ));
-        }
-        tailing.insert(name.to_owned(), (workloads.to_vec(), token));
     }
-}
 
-/// Whether `path` is one of `image`'s inputs now (not ignored). A deleted file counts: its
-/// removal changes the digest.
-fn is_input(image: &crate::config::Image, path: &Path) -> bool {
-    if !path.exists() {
-        return true;
+    /// Keeps one set of watches per resource: its pods (for forwards, logs and readiness)
+    /// while its workloads stay the same, and a fresh rollout observer for each apply.
+    fn observe(&self, name: &str, workloads: &[Workload]) -> watch::Receiver<rollout::Observed> {
+        let client = self.deployer.client();
+        let settled = self.ready.subscribe();
+        // A panic elsewhere while the lock was held leaves the map usable.
+        let mut observing = self.observing.lock().unwrap_or_else(|e| e.into_inner());
+        // Other workloads: the old watches stop as they drop.
+        let kept = observing
+            .remove(name)
+            .filter(|o| o.workloads() == workloads);
+        let mut o = kept.unwrap_or_else(|| {
+            let fresh = Observing::start(client, name, workloads, &self.log_tx, &self.shutdown);
+            if let Some(tx) = self.targets.get(name) {
+                tx.send_replace(fresh.forward_target());
+            }
+            fresh
+        });
+        let observed = o.applied(client, name, settled, &self.event_tx, &self.shutdown);
+        observing.insert(name.to_owned(), o);
+        observed
     }
-    inputs::input_files(image).is_ok_and(|files| files.iter().any(|f| f == path))
 }
 
 /// The project's images that `resource`'s manifests name.

@@ -6,7 +6,10 @@ use std::{
     time::Duration,
 };
 
-use super::event::{Event, UpdateTiming};
+use super::{
+    error::report,
+    event::{Event, UpdateTiming},
+};
 use crate::{deploy::rollout::PodCounts, forward::Health};
 
 /// Log lines kept in memory for views; older lines are only in the on-disk history.
@@ -69,7 +72,22 @@ impl State {
     /// Applies one event: the only way state changes.
     pub fn apply(&mut self, event: &Event) {
         match event {
-            Event::Watching { .. } | Event::ChangeSeen { .. } | Event::BuildOutput { .. } => {}
+            Event::Watching { .. } | Event::BuildOutput { .. } | Event::ConfigRejected { .. } => {}
+            // The plan says which images each resource it applies uses now, so a build
+            // of an image a resource just started using shows on that resource.
+            Event::ChangeSeen { resources, .. } => {
+                for (name, images) in resources {
+                    self.resources.entry(name.clone()).or_default().images = images.clone();
+                }
+            }
+            Event::ConfigReloaded { change } => {
+                for name in &change.added {
+                    self.resources.entry(name.clone()).or_default();
+                }
+                for name in &change.removed {
+                    self.resources.remove(name);
+                }
+            }
             Event::BuildStarted { image } => {
                 for r in self.using(image) {
                     r.build = Phase::Running;
@@ -88,7 +106,7 @@ impl State {
                         }
                         Err(e) => {
                             r.build = Phase::Failed;
-                            r.last_error = Some(e.clone());
+                            r.last_error = Some(report(&**e));
                         }
                     }
                 }
@@ -103,6 +121,10 @@ impl State {
             Event::Waiting { resource, reason } => {
                 if let Some(r) = self.resources.get_mut(resource) {
                     r.waiting_for = Some(reason.clone());
+                    // A ready resource whose pods stop being ready is not ready any more.
+                    if r.deploy == Phase::Ok {
+                        r.deploy = Phase::Running;
+                    }
                 }
             }
             Event::Pods { resource, counts } => {
@@ -123,7 +145,7 @@ impl State {
             Event::Failed { resource, error } => {
                 if let Some(r) = self.resources.get_mut(resource) {
                     r.deploy = Phase::Failed;
-                    r.last_error = Some(error.clone());
+                    r.last_error = Some(report(&**error));
                 }
             }
             Event::Forward(h) => {
@@ -165,9 +187,14 @@ mod tests {
         assert_eq!(s.resources["db"].build, Phase::Pending);
         s.apply(&Event::BuildDone {
             image: "users".into(),
-            result: Err("boom".into()),
+            result: Err(std::sync::Arc::new(crate::build::BuildError::Registry(
+                "boom".into(),
+            ))),
         });
-        assert_eq!(s.resources["users"].last_error.as_deref(), Some("boom"));
+        assert_eq!(
+            s.resources["users"].last_error.as_deref(),
+            Some("registry: boom")
+        );
         s.apply(&Event::Ready {
             resource: "users".into(),
             update: None,
@@ -188,5 +215,60 @@ mod tests {
         }
         assert_eq!(s.logs.len(), LOG_LINES_IN_MEMORY);
         assert_eq!(s.logs.front().unwrap().text, "5");
+    }
+
+    #[test]
+    fn a_resource_that_starts_using_an_image_is_shown_building_it() {
+        let mut s = State::new(BTreeMap::from([("web".to_owned(), vec!["web".to_owned()])]));
+        // web's manifest now also runs the `worker` image.
+        s.apply(&Event::ChangeSeen {
+            images: vec!["worker".into()],
+            resources: BTreeMap::from([(
+                "web".to_owned(),
+                vec!["web".to_owned(), "worker".to_owned()],
+            )]),
+            unrelated: vec![],
+            rescan: None,
+            unwatched: vec![],
+        });
+        s.apply(&Event::BuildStarted {
+            image: "worker".into(),
+        });
+        assert_eq!(s.resources["web"].build, Phase::Running);
+        assert_eq!(s.resources["web"].images, ["web", "worker"]);
+    }
+
+    #[test]
+    fn a_reloaded_config_lists_new_resources_and_drops_removed_ones() {
+        let mut s = State::new(BTreeMap::from([("web".to_owned(), vec![])]));
+        s.apply(&Event::ConfigReloaded {
+            change: crate::engine::plan::ConfigChange {
+                added: vec!["extra".into()],
+                removed: vec!["web".into()],
+                changed: vec![],
+                unforwarded: vec![],
+            },
+        });
+        assert_eq!(s.resources.keys().collect::<Vec<_>>(), ["extra"]);
+        assert_eq!(s.resources["extra"].deploy, Phase::Pending);
+    }
+
+    #[test]
+    fn a_ready_resource_whose_pods_fail_is_not_ready_until_they_recover() {
+        let mut s = State::new(BTreeMap::from([("web".to_owned(), vec![])]));
+        let ready = Event::Ready {
+            resource: "web".into(),
+            update: None,
+        };
+        s.apply(&ready);
+        s.apply(&Event::Waiting {
+            resource: "web".into(),
+            reason: "pod web-1: container web exited (exit code 3)".into(),
+        });
+        assert_eq!(s.resources["web"].deploy, Phase::Running);
+        assert!(!s.all_ready());
+        s.apply(&ready);
+        assert!(s.all_ready());
+        assert_eq!(s.resources["web"].waiting_for, None);
     }
 }

@@ -2,7 +2,7 @@
 //! ratatui's `TestBackend`, compared with the `.snap` files in `snapshots/`. Colours are
 //! not in the snapshots, so the few that carry meaning are checked cell by cell.
 
-use std::{collections::BTreeMap, time::Duration};
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use ratatui::{Terminal, backend::TestBackend, buffer::Buffer, style::Color};
 
@@ -11,9 +11,9 @@ use super::{
     view,
 };
 use crate::{
-    build::{BuildTimings, Built},
+    build::{BuildError, BuildTimings, Built},
     deploy::rollout::PodCounts,
-    engine::{Event, State, UpdateTiming},
+    engine::{Event, RoundError, State, UpdateTiming},
     forward::{Health, HealthEvent},
     logs::LogLine,
 };
@@ -42,6 +42,15 @@ fn built(image: &str, secs: u64) -> Event {
             },
         }),
     }
+}
+
+fn host_build_failed() -> Arc<BuildError> {
+    Arc::new(BuildError::HostBuild {
+        command: "cargo build --release".into(),
+        status: "exit status 101".into(),
+        output: "error[E0425]: cannot find value `usr` in this scope\n  --> src/main.rs:14:5"
+            .into(),
+    })
 }
 
 fn forward(resource: &str, local: u16, health: Health) -> Event {
@@ -110,11 +119,14 @@ fn failed() -> State {
         [
             Event::BuildDone {
                 image: "users".into(),
-                result: Err("host build `cargo build --release` failed (exit status 101):\nerror[E0425]: cannot find value `usr` in this scope\n  --> src/main.rs:14:5".into()),
+                result: Err(host_build_failed()),
             },
             Event::Failed {
                 resource: "users".into(),
-                error: "image `users` did not build: host build `cargo build --release` failed (exit status 101):\nerror[E0425]: cannot find value `usr` in this scope\n  --> src/main.rs:14:5".into(),
+                error: Arc::new(RoundError::Build {
+                    image: "users".into(),
+                    source: host_build_failed(),
+                }),
             },
             built("gateway", 3),
             Event::DeployStarted {

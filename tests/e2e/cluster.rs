@@ -14,7 +14,9 @@ use tether::{
     build::{Builder, HashCache, Registry},
     config::{Image, Location, Resource},
     deploy::{Deployer, rollout},
-    forward, logs,
+    forward,
+    kube::PodSet,
+    logs,
 };
 use tokio::{io::AsyncReadExt, sync::mpsc};
 use tokio_util::sync::CancellationToken;
@@ -110,12 +112,12 @@ async fn build_push_deploy_forward_dns_exec_logs() {
     );
 
     // Follow its logs from now on.
+    let pods_of_hello = PodSet::watch(client.clone(), workload.clone());
     let (line_tx, mut line_rx) = mpsc::channel(64);
     let stop = CancellationToken::new();
     tokio::spawn(logs::follow(
-        client.clone(),
+        pods_of_hello.clone(),
         "hello".into(),
-        workload.clone(),
         line_tx,
         stop.clone(),
     ));
@@ -123,11 +125,10 @@ async fn build_push_deploy_forward_dns_exec_logs() {
     // HTTP through the API server's port-forward.
     let listener = forward::bind(0).await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    let (_target_tx, target_rx) = tokio::sync::watch::channel(Some(workload.clone()));
+    let (_target_tx, target_rx) = tokio::sync::watch::channel(Some(pods_of_hello.clone()));
     let (health_tx, _health_rx) = mpsc::unbounded_channel();
     tokio::spawn(forward::serve(
         listener,
-        client.clone(),
         "hello".into(),
         8080,
         target_rx,

@@ -4,7 +4,9 @@
 mod cluster;
 mod guard;
 mod intercept;
+mod observe;
 mod process;
+mod reload;
 mod support;
 mod tui;
 mod up;

@@ -1,0 +1,19 @@
+//! The cluster as tether observes it: caches that watches keep current (kube-runtime's
+//! `watcher` feeding a `reflector` store), shared by every reader, instead of each reader
+//! asking the API server on a timer.
+//!
+//! Layout:
+//! - `workload`: [`Workload`], a Deployment, StatefulSet or DaemonSet a resource
+//!   renders, and its pod selector.
+//! - `pods`: [`PodSet`], the pods of one workload, and the pure facts read from pods
+//!   (readiness, counts, restarts). Readiness ([`crate::deploy::rollout`]), forwards
+//!   (the newest ready pod, [`crate::forward`]) and log followers ([`crate::logs`]) all
+//!   read one set per workload and wait on its changes.
+
+mod pods;
+mod workload;
+
+pub use self::{
+    pods::{PodCounts, PodSet, WatchState, count, is_ready},
+    workload::Workload,
+};
