@@ -959,9 +959,15 @@ fn leave_keeps_what_others_changed_during_the_intercept_and_the_attach_secret_go
     );
 
     // Someone else changes the Deployment while the intercept runs.
-    kubectl(&web, &["set", "image", "deployment/web", &format!("web={v2}")]);
+    kubectl(
+        &web,
+        &["set", "image", "deployment/web", &format!("web={v2}")],
+    );
     kubectl(&web, &["scale", "deployment/web", "--replicas=3"]);
-    kubectl(&web, &["set", "env", "deployment/web", "-c", "web", "EXTRA=kept"]);
+    kubectl(
+        &web,
+        &["set", "env", "deployment/web", "-c", "web", "EXTRA=kept"],
+    );
     rt.block_on(web.wait_rolled_out());
 
     assert!(running.interrupt(), "tether intercept ends on Ctrl-C");
@@ -1022,7 +1028,11 @@ fn an_intercept_ended_elsewhere_says_so_and_exits_without_restoring_again() {
     let took = left.elapsed();
     eprintln!("the running intercept exited {took:?} after `leave` returned");
     assert!(took < Duration::from_secs(3), "it took {took:?}");
-    assert_eq!(status.code(), Some(1), "an intercept ended elsewhere exits 1");
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "an intercept ended elsewhere exits 1"
+    );
     let lines = running.since(mark);
     assert!(
         lines.iter().any(|l| l.contains("ended elsewhere")),
@@ -1084,17 +1094,18 @@ fn a_local_port_unlike_the_containers_is_intercepted_and_reported_as_json() {
             break p;
         }
     };
-    let web = rt.block_on(Web::deploy(&cluster.client, "tether-it-port", container_port));
+    let web = rt.block_on(Web::deploy(
+        &cluster.client,
+        "tether-it-port",
+        container_port,
+    ));
     let before = rt.block_on(web.specs());
     let mapping = format!("{}:http", local.port);
     let args = web.args(&["intercept", "web-svc", "-p", &mapping, "-o", "json"]);
     let mut running = Running::start(&std::env::temp_dir(), &as_strs(&args));
-    let line = running.wait_for(
-        0,
-        Duration::from_secs(900),
-        "the ready line",
-        |l| l.starts_with('{') && l.contains("\"ready\""),
-    );
+    let line = running.wait_for(0, Duration::from_secs(900), "the ready line", |l| {
+        l.starts_with('{') && l.contains("\"ready\"")
+    });
     let ready: serde_json::Value = serde_json::from_str(&line).unwrap();
     assert_eq!(ready["event"], "ready");
     assert_eq!(ready["service"], "web-svc");
@@ -1158,15 +1169,26 @@ fn ending_alice_keeps_bob_routing_and_the_last_one_out_restores() {
     let routed = |who: &'static str| {
         let deadline = Instant::now() + Duration::from_secs(10);
         while get(&web.url(), Some(("X-Dev", who))).as_deref() != Ok(who) {
-            assert!(Instant::now() < deadline, "{who}'s requests never reached {who}");
+            assert!(
+                Instant::now() < deadline,
+                "{who}'s requests never reached {who}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     };
     routed("alice");
     routed("bob");
     for i in 0..20 {
-        assert_eq!(get(&web.url(), Some(("X-Dev", "alice"))).unwrap(), "alice", "{i}");
-        assert_eq!(get(&web.url(), Some(("X-Dev", "bob"))).unwrap(), "bob", "{i}");
+        assert_eq!(
+            get(&web.url(), Some(("X-Dev", "alice"))).unwrap(),
+            "alice",
+            "{i}"
+        );
+        assert_eq!(
+            get(&web.url(), Some(("X-Dev", "bob"))).unwrap(),
+            "bob",
+            "{i}"
+        );
         assert_eq!(get(&web.url(), None).unwrap(), "app", "{i}");
     }
     let mark = a.mark();
@@ -1219,6 +1241,10 @@ fn a_second_all_traffic_laptop_is_refused_and_says_who_holds_it() {
         "it prints the agent's reason: {lines:?}"
     );
     for i in 0..10 {
-        assert_eq!(get(&web.url(), None).unwrap(), "laptop", "the first keeps it ({i})");
+        assert_eq!(
+            get(&web.url(), None).unwrap(),
+            "laptop",
+            "the first keeps it ({i})"
+        );
     }
 }
