@@ -408,7 +408,13 @@ pub async fn uninstall(args: UninstallArgs) -> Result<(), Failure> {
     let found = intercept::intercepted(&cluster.client, namespace.as_deref())
         .await
         .map_err(fail)?;
-    if found.is_empty() {
+    let orphans = intercept::orphan_secrets(&cluster.client, namespace.as_deref())
+        .await
+        .map_err(fail)?;
+    for o in &orphans {
+        println!("deleted: attach Secret {o}, which no agent used");
+    }
+    if found.is_empty() && orphans.is_empty() {
         match &namespace {
             Some(ns) => println!("nothing to uninstall in namespace {ns} (-A for every namespace)"),
             None => println!("nothing to uninstall"),

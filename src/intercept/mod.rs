@@ -43,6 +43,6 @@ pub use self::{
     find::{Found, find, local_listener},
     install::{Install, InstallKind, install},
     list::{Leftover, Row, intercepted, list},
-    restore::{Restored, restore},
+    restore::{Restored, orphan_secrets, restore},
     spec::{Installed, PortSpec, Remote, Target},
 };

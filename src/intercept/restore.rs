@@ -93,3 +93,48 @@ pub async fn restore(
     }
     Ok(done)
 }
+
+/// Deletes the attach Secrets (in `namespace`, or everywhere) whose Deployment no longer
+/// carries the agent: what a crash between creating the Secret and adding the agent
+/// leaves. Returns `namespace/name` of each one deleted.
+pub async fn orphan_secrets(
+    client: &Client,
+    namespace: Option<&str>,
+) -> Result<Vec<String>, InterceptError> {
+    use k8s_openapi::api::core::v1::Secret;
+    let api: Api<Secret> = match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let lp = ListParams::default().labels(&format!(
+        "{}={},{}",
+        secret::MANAGED_BY.0,
+        secret::MANAGED_BY.1,
+        secret::ATTACH_FOR
+    ));
+    let mut deleted = Vec::new();
+    for s in api
+        .list(&lp)
+        .await
+        .map_err(kube_err("listing tether's attach Secrets"))?
+        .items
+    {
+        let ns = s.namespace().unwrap_or_default();
+        let Some(deployment) = s
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(secret::ATTACH_FOR))
+        else {
+            continue;
+        };
+        let carries = Raw::new::<Deployment>(client, &ns)
+            .get(deployment)
+            .await?
+            .is_some_and(|live| patch::has_agent(&live));
+        if !carries && secret::delete(client, &ns, deployment).await? {
+            deleted.push(format!("{ns}/{}", s.name_any()));
+        }
+    }
+    Ok(deleted)
+}
