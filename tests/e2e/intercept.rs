@@ -1248,3 +1248,162 @@ fn a_second_all_traffic_laptop_is_refused_and_says_who_holds_it() {
         );
     }
 }
+
+#[test]
+fn an_unusual_template_is_intercepted_and_restored_exactly_or_refused_up_front() {
+    let rt = runtime();
+    let Some(cluster) = rt.block_on(cluster()) else {
+        return;
+    };
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let local = LocalServer::start();
+    let client = cluster.client.clone();
+    let ns = rt.block_on(TestNamespace::create(&client, "tether-it-odd"));
+    let image = rt.block_on(web_image(&client, "app"));
+    let (port, side) = (free_port(), free_port());
+    // A selector of matchExpressions only, an init container, a native sidecar, a big
+    // annotation; two Services on it, one of several ports with named targetPorts.
+    let deployment: Deployment = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "web", "annotations": {"big": "x".repeat(100 * 1024)}},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchExpressions": [{"key": "app", "operator": "In", "values": ["web"]}]},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {
+                    "terminationGracePeriodSeconds": 1,
+                    "initContainers": [
+                        {"name": "prepare", "image": image, "args": ["true"]},
+                        {"name": "sidecar", "image": image, "restartPolicy": "Always",
+                         "args": ["httpd", "-f", "-p", side.to_string(), "-h", "/www"],
+                         "ports": [{"name": "side", "containerPort": side}]},
+                    ],
+                    "containers": [{
+                        "name": "web", "image": image,
+                        "args": ["httpd", "-f", "-p", port.to_string(), "-h", "/www"],
+                        "ports": [{"name": "http", "containerPort": port}],
+                        "readinessProbe": {"tcpSocket": {"port": "http"}, "periodSeconds": 1},
+                    }],
+                },
+            },
+        },
+    }))
+    .unwrap();
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
+    rt.block_on(deployments.create(&PostParams::default(), &deployment))
+        .unwrap();
+    let services: Api<Service> = Api::namespaced(client.clone(), &ns.name);
+    let svc = |name: &str, ports: serde_json::Value| -> Service {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name},
+            "spec": {"selector": {"app": "web"}, "ports": ports},
+        }))
+        .unwrap()
+    };
+    let created = rt
+        .block_on(services.create(
+            &PostParams::default(),
+            &svc(
+                "web-svc",
+                serde_json::json!([
+                    {"name": "side", "port": 8080, "targetPort": "side"},
+                    {"name": "web", "port": 80, "targetPort": "http"},
+                ]),
+            ),
+        ))
+        .unwrap();
+    rt.block_on(services.create(
+        &PostParams::default(),
+        &svc(
+            "web-admin",
+            serde_json::json!([{"port": 80, "targetPort": "http"}]),
+        ),
+    ))
+    .unwrap();
+    let web = Web {
+        cluster_ip: created.spec.unwrap().cluster_ip.unwrap(),
+        ns,
+        port,
+        client: client.clone(),
+    };
+    rt.block_on(web.wait_rolled_out());
+    eventually_app(&web);
+    let side_url = format!("http://{}:8080/", web.cluster_ip);
+    let before = rt.block_on(web.specs());
+    let admin_before = rt.block_on(services.get("web-admin")).unwrap().spec;
+    let dir = std::env::temp_dir();
+    let lp = local.port.to_string();
+
+    // Several ports and no REMOTE: refused, naming them.
+    let out = tether(
+        &dir,
+        &as_strs(&web.args(&["intercept", "web-svc", "-p", &lp])),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("has several ports: side, web"));
+
+    let mapping = format!("{lp}:web");
+    let mut running = Running::start(
+        &dir,
+        &as_strs(&web.args(&["intercept", "web-svc", "-p", &mapping])),
+    );
+    running.wait_for(0, Duration::from_secs(900), "ready", |l| {
+        l.starts_with("ready: ")
+    });
+    eventually_laptop(&web);
+    assert_eq!(
+        get(&side_url, None).unwrap(),
+        "app",
+        "the other port is untouched"
+    );
+
+    // The second Service on the same Deployment is refused up front.
+    let out = tether(
+        &dir,
+        &as_strs(&web.args(&["intercept", "web-admin", "-p", &lp])),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("already carries tether's agent for Service `web-svc`"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    assert!(running.interrupt(), "tether intercept ends on Ctrl-C");
+    assert_eq!(rt.block_on(web.specs()), before, "restored exactly");
+    assert_eq!(
+        rt.block_on(services.get("web-admin")).unwrap().spec,
+        admin_before
+    );
+    rt.block_on(web.wait_rolled_out());
+
+    // Annotations so near the limit that tether's record would not fit: refused, and
+    // nothing changed (no half-install).
+    let revision = "deployment.kubernetes.io/revision".len() + 4;
+    let fits = 256 * 1024 - "big".len() - revision - 10;
+    rt.block_on(deployments.patch(
+        "web",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(serde_json::json!({
+            "metadata": {"annotations": {"big": "y".repeat(fits)}}
+        })),
+    ))
+    .unwrap();
+    let before = rt.block_on(web.specs());
+    let out = tether(
+        &dir,
+        &as_strs(&web.args(&["intercept", "web-svc", "-p", &mapping])),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("over Kubernetes' limit"));
+    assert_eq!(rt.block_on(web.specs()), before, "nothing was changed");
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(client.clone(), &web.ns.name);
+    assert!(
+        rt.block_on(secrets.get_opt("tether-attach-web"))
+            .unwrap()
+            .is_none(),
+        "not even the attach Secret"
+    );
+}
