@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -74,45 +74,13 @@ pub enum Command {
         resource: String,
     },
     /// Route a Service's traffic to a process on this machine.
-    Intercept {
-        service: String,
-        /// The local port the process listens on.
-        #[arg(long)]
-        port: u16,
-        #[arg(short, long)]
-        namespace: Option<String>,
-        /// Only HTTP requests carrying this header (NAME=VALUE) are routed here.
-        #[arg(long)]
-        header: Vec<String>,
-        /// Write the intercepted container's environment to this file (mode 0600).
-        #[arg(long)]
-        env_file: Option<PathBuf>,
-        #[arg(long)]
-        context: Option<String>,
-    },
-    /// End an intercept and restore the Service and workload exactly.
-    Leave {
-        service: String,
-        #[arg(short, long)]
-        namespace: Option<String>,
-        #[arg(long)]
-        context: Option<String>,
-    },
+    Intercept(InterceptArgs),
+    /// End an intercept: undo tether's changes to the Service and workload, keep others'.
+    Leave(LeaveArgs),
     /// List services that can be intercepted, and active intercepts.
-    List {
-        #[arg(short, long)]
-        namespace: Option<String>,
-        #[arg(long)]
-        context: Option<String>,
-    },
-    /// Remove every traffic agent and restore every intercepted spec, also after a crash.
-    Uninstall {
-        /// In every namespace, not only the current one.
-        #[arg(long)]
-        all: bool,
-        #[arg(long)]
-        context: Option<String>,
-    },
+    List(ListArgs),
+    /// Remove every traffic agent and undo tether's changes, also after a crash.
+    Uninstall(UninstallArgs),
     /// Reach cluster services by their cluster names from this machine.
     Connect {
         #[arg(long)]
@@ -128,4 +96,77 @@ pub enum Command {
         #[arg(trailing_var_arg = true)]
         args: Vec<String>,
     },
+}
+
+/// How a command prints its result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum Output {
+    /// Lines for a person.
+    #[default]
+    #[value(alias = "table")]
+    Text,
+    /// JSON for scripts: one object (or array) per result.
+    Json,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct InterceptArgs {
+    pub service: String,
+    /// LOCAL[:REMOTE]: the port the local process listens on, and the Service port (its
+    /// number or name) to take; REMOTE is needed only when the Service has several ports.
+    #[arg(
+        short = 'p',
+        long = "port",
+        value_name = "LOCAL[:REMOTE]",
+        required = true
+    )]
+    pub port: Vec<String>,
+    #[arg(short, long)]
+    pub namespace: Option<String>,
+    /// Only HTTP requests carrying this header (NAME=VALUE) are routed here.
+    #[arg(long)]
+    pub header: Vec<String>,
+    /// Write the intercepted container's environment to this file (mode 0600).
+    #[arg(long)]
+    pub env_file: Option<PathBuf>,
+    #[arg(long)]
+    pub context: Option<String>,
+    /// `json`: progress on stderr, the ready line on stdout as one JSON object.
+    #[arg(short = 'o', long, value_enum, default_value_t)]
+    pub output: Output,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct LeaveArgs {
+    pub service: String,
+    #[arg(short, long)]
+    pub namespace: Option<String>,
+    #[arg(long)]
+    pub context: Option<String>,
+    #[arg(short = 'o', long, value_enum, default_value_t)]
+    pub output: Output,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ListArgs {
+    #[arg(short, long, conflicts_with = "all_namespaces")]
+    pub namespace: Option<String>,
+    /// Every namespace, not only the current one.
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+    #[arg(long)]
+    pub context: Option<String>,
+    #[arg(short = 'o', long, value_enum, default_value_t)]
+    pub output: Output,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct UninstallArgs {
+    #[arg(short, long, conflicts_with = "all_namespaces")]
+    pub namespace: Option<String>,
+    /// In every namespace, not only the current one (`--all` is the older spelling).
+    #[arg(short = 'A', long, alias = "all")]
+    pub all_namespaces: bool,
+    #[arg(long)]
+    pub context: Option<String>,
 }

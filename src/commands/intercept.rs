@@ -2,13 +2,20 @@
 //! [`crate::intercept`] and [`crate::agent`], where their errors become reports.
 //!
 //! Ctrl-C (or SIGTERM) ends an intercept the way Telepresence users expect `leave` to:
-//! the Service and Deployment are restored from their records, so nothing of tether's
-//! stays in the cluster. If tether dies instead (SIGKILL, a crash, a laptop that sleeps),
-//! the agent sends traffic back to the app within a second and stays installed: running
-//! the same `tether intercept` again resumes on it without a rollout, and `tether leave`
-//! or `tether uninstall` restores the specs.
+//! tether's changes to the Service and Deployment are undone (others' are kept), unless
+//! another laptop is still attached to the agents (a personal intercept of someone else),
+//! in which case this laptop only detaches and the last one out restores. If tether dies
+//! instead (SIGKILL, a crash, a laptop that sleeps), the agent sends traffic back to the
+//! app within a second and stays installed: running the same `tether intercept` again
+//! resumes on it without a rollout, and `tether leave` or `tether uninstall` restores.
+//!
+//! A running intercept ended elsewhere (`tether leave` in another terminal, `uninstall`,
+//! the agent removed) says so and exits 1 at once, without restoring again: the process
+//! did not end by its own user's request, and a script should be able to tell. An agent
+//! that refuses this laptop (another laptop holds all traffic, or the same header filter)
+//! gives its reason, and tether exits 1 without touching what the other laptop uses.
 
-use std::{path::PathBuf, time::Instant};
+use std::{net::SocketAddr, time::Instant};
 
 use anyhow::anyhow;
 use tokio::sync::mpsc;
@@ -17,8 +24,12 @@ use tokio_util::sync::CancellationToken;
 use super::Failure;
 use crate::{
     build::Registry,
+    cli::{InterceptArgs, LeaveArgs, ListArgs, Output, UninstallArgs},
     cluster::{AllowList, Cluster},
-    intercept::{self, InstallKind, InterceptError, attach},
+    intercept::{
+        self, InstallKind, InterceptError, PortSpec, attach, ended,
+        leaving::{self, Decision},
+    },
     tunnel::Filter,
 };
 
@@ -44,18 +55,41 @@ fn namespace_of(cluster: &Cluster, namespace: Option<String>) -> String {
     namespace.unwrap_or_else(|| cluster.client.default_namespace().to_owned())
 }
 
-/// The arguments of `tether intercept`.
-pub struct InterceptArgs {
-    pub service: String,
-    pub port: u16,
-    pub namespace: Option<String>,
-    pub header: Vec<String>,
-    pub env_file: Option<PathBuf>,
-    pub context: Option<String>,
+fn json_line(value: &serde_json::Value) {
+    println!("{value}");
+}
+
+/// How `intercept` ended, when it did not fail.
+enum Ended {
+    /// Ctrl-C or SIGTERM: this laptop leaves.
+    Asked,
+    /// Someone else ended it (the reason): nothing to restore.
+    Elsewhere(String),
+    /// An agent refused this laptop (pod, reason): nothing of ours to restore.
+    Refused(String, String),
 }
 
 pub async fn intercept(args: InterceptArgs) -> Result<(), Failure> {
     let started = Instant::now();
+    let json = args.output == Output::Json;
+    // With `-o json` stdout carries only JSON; progress goes to stderr.
+    let say = |line: &str| {
+        if json {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    };
+    let ports = args
+        .port
+        .iter()
+        .map(|p| PortSpec::parse(p))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(fail)?;
+    let port = match ports.as_slice() {
+        [one] => one.clone(),
+        many => return Err(fail(InterceptError::ManyPorts(many.len()))),
+    };
     let mut filter = Filter::default();
     for h in &args.header {
         let pair =
@@ -67,10 +101,10 @@ pub async fn intercept(args: InterceptArgs) -> Result<(), Failure> {
     let namespace = namespace_of(&cluster, args.namespace);
 
     // Everything that can refuse is read or checked before the first change.
-    let found = intercept::find(&client, &namespace, &args.service, args.port)
+    let found = intercept::find(&client, &namespace, &args.service, &port)
         .await
         .map_err(fail)?;
-    let local = intercept::local_listener(args.port).await.map_err(fail)?;
+    let local = intercept::local_listener(port.local).await.map_err(fail)?;
     let t = found.target.clone();
     let what = if filter.is_all() {
         "all traffic".to_owned()
@@ -82,65 +116,43 @@ pub async fn intercept(args: InterceptArgs) -> Result<(), Failure> {
             .collect();
         format!("HTTP requests with {}", hs.join(", "))
     };
-    println!(
+    say(&format!(
         "intercept: Service {} in {} port {} (Deployment {}, container {} port {}) → {local}, {what}",
         t.service, t.namespace, t.service_port, t.deployment, t.container, t.app_port
-    );
+    ));
     let registry = Registry::resolve(None, &client).await?;
     let image = intercept::image::ensure(&registry, |line| eprintln!("  {line}"))
         .await
         .map_err(fail)?;
-    let (installed, kind) =
-        intercept::install(&client, &found, &image, |line| println!("agent: {line}"))
-            .await
-            .map_err(fail)?;
-    match kind {
-        InstallKind::Present => println!("agent: already installed, resuming on it"),
-        InstallKind::Fresh => println!(
+    let install = intercept::install(&client, &found, &image, |line| {
+        say(&format!("agent: {line}"))
+    })
+    .await
+    .map_err(fail)?;
+    let installed = &install.installed;
+    match install.kind {
+        InstallKind::Present => say("agent: already installed, resuming on it"),
+        InstallKind::Fresh => say(&format!(
             "agent: installed; Service port {} now leads to it",
             t.service_port
-        ),
-        InstallKind::Upgraded => println!("agent: replaced with this tether's version"),
+        )),
+        InstallKind::Upgraded => say("agent: replaced with this tether's version"),
     }
 
     if let Some(path) = &args.env_file {
-        let d = &found.deployment;
-        let container = d
-            .spec
-            .as_ref()
-            .and_then(|s| s.template.spec.as_ref())
-            .and_then(|p| p.containers.iter().find(|c| c.name == installed.container));
-        if let Some(container) = container {
-            let pods = crate::deploy::Workload {
-                kind: "Deployment".into(),
-                namespace: namespace.clone(),
-                name: t.deployment.clone(),
-                selector: intercept::selector_of(d),
-            }
-            .pods(&client)
-            .await
-            .unwrap_or_default();
-            let vars = intercept::env::resolve(&client, &namespace, container, pods.first())
-                .await
-                .map_err(fail)?;
-            intercept::env::write(path, &vars)
-                .map_err(|e| Failure::Failed(anyhow!("cannot write {}: {e}", path.display())))?;
-            println!(
-                "env: {} variables of container {} → {} (mode 0600)",
-                vars.len(),
-                container.name,
-                path.display()
-            );
-        }
+        write_env(&client, &found, installed, &namespace, path, &say).await?;
     }
 
     let shutdown = CancellationToken::new();
     let (event_tx, mut event_rx) = mpsc::unbounded_channel();
-    let selector = intercept::selector_of(&found.deployment)
+    let selector = found
+        .pod_selector
         .iter()
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join(",");
+    let me = attach::whoami();
+    let sessions = attach::Sessions::default();
     let attacher = tokio::spawn(attach::run(
         client.clone(),
         attach::Attach {
@@ -148,50 +160,89 @@ pub async fn intercept(args: InterceptArgs) -> Result<(), Failure> {
             selector,
             control_port: installed.control_port,
             local,
-            filter,
+            filter: filter.clone(),
+            token: install.token.clone(),
+            name: me.clone(),
         },
+        sessions.clone(),
         event_tx,
         shutdown.clone(),
     ));
+    let elsewhere = ended::ended_elsewhere(
+        client.clone(),
+        namespace.clone(),
+        t.service.clone(),
+        t.deployment.clone(),
+    );
+    tokio::pin!(elsewhere);
     let mut announced = false;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| Failure::Failed(anyhow!("cannot watch for SIGTERM: {e}")))?;
-    loop {
+    let ended = loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
-            _ = term.recv() => break,
+            _ = tokio::signal::ctrl_c() => break Ended::Asked,
+            _ = term.recv() => break Ended::Asked,
+            why = &mut elsewhere => break Ended::Elsewhere(why),
             Some(ev) = event_rx.recv() => match ev {
                 attach::Event::Attached { pod, attached, ready } => {
-                    println!("attached: pod {pod} ({attached}/{ready} replicas)");
+                    say(&format!("attached: pod {pod} ({attached}/{ready} replicas)"));
                     if !announced && attached >= ready {
                         announced = true;
-                        println!(
-                            "ready: Service {} port {} reaches {local} ({:.1}s); Ctrl-C ends the intercept and restores the Service",
-                            t.service,
-                            t.service_port,
-                            started.elapsed().as_secs_f64()
-                        );
+                        ready_line(json, &t, local, &filter, started.elapsed().as_secs_f64());
                     }
                 }
                 attach::Event::Detached { pod, reason } => {
-                    println!("detached: pod {pod}: {reason}");
+                    say(&format!("detached: pod {pod}: {reason}"));
                 }
+                attach::Event::Refused { pod, reason } => break Ended::Refused(pod, reason),
                 attach::Event::LocalRefused { error } => {
                     eprintln!("warning: a connection could not reach the local process: {error}");
                 }
             },
         }
-    }
+    };
+    let decision = match &ended {
+        // Ask before detaching: the answers travel on this laptop's sessions.
+        Ended::Asked => {
+            let openers: Vec<_> = sessions
+                .lock()
+                .map(|s| s.values().cloned().collect())
+                .unwrap_or_default();
+            leaving::decide((&me, &filter), &leaving::ask(openers).await)
+        }
+        Ended::Elsewhere(_) | Ended::Refused(..) => Decision::Stay { others: Vec::new() },
+    };
     shutdown.cancel();
     let _ = attacher.await;
-    println!(
+    match ended {
+        Ended::Elsewhere(why) => {
+            return Err(Failure::Failed(anyhow!(
+                "the intercept was ended elsewhere: {why}; nothing left to restore"
+            )));
+        }
+        Ended::Refused(pod, reason) => {
+            return Err(Failure::Failed(anyhow!(
+                "the agent in pod {pod} refused this laptop: {reason}\n  (nothing was changed; the laptop attached now keeps the intercept)"
+            )));
+        }
+        Ended::Asked => {}
+    }
+    if let Decision::Stay { others } = decision {
+        say(&format!(
+            "leaving: {} still attached, so the agent stays for them; the last one out restores Service {}",
+            others.join(", "),
+            t.service
+        ));
+        return Ok(());
+    }
+    say(&format!(
         "leaving: restoring Service {} and Deployment {} (Ctrl-C again to stop; then run `tether leave {}`)",
         t.service, t.deployment, t.service
-    );
+    ));
     tokio::select! {
         r = intercept::restore(&client, &namespace, &t.service) => {
             r.map_err(fail)?;
-            println!("restored: Service {} and Deployment {} are as they were", t.service, t.deployment);
+            say(&format!("restored: tether's changes to Service {} and Deployment {} are undone", t.service, t.deployment));
             Ok(())
         }
         _ = tokio::signal::ctrl_c() => Err(Failure::Failed(anyhow!(
@@ -200,18 +251,90 @@ pub async fn intercept(args: InterceptArgs) -> Result<(), Failure> {
     }
 }
 
-pub async fn leave(
-    service: String,
-    namespace: Option<String>,
-    context: Option<String>,
+/// `ready: …`, or with `-o json` one JSON object on stdout.
+fn ready_line(json: bool, t: &intercept::Target, local: SocketAddr, filter: &Filter, secs: f64) {
+    if json {
+        json_line(&serde_json::json!({
+            "event": "ready",
+            "service": t.service,
+            "namespace": t.namespace,
+            "service_port": t.service_port,
+            "deployment": t.deployment,
+            "container": t.container,
+            "app_port": t.app_port,
+            "local": local.to_string(),
+            "headers": filter.headers,
+            "seconds": secs,
+        }));
+    } else {
+        println!(
+            "ready: Service {} port {} reaches {local} ({secs:.1}s); Ctrl-C ends the intercept and restores the Service",
+            t.service, t.service_port
+        );
+    }
+}
+
+/// `--env-file`: the intercepted container's environment, resolved as in a pod.
+async fn write_env(
+    client: &kube::Client,
+    found: &intercept::Found,
+    installed: &intercept::Installed,
+    namespace: &str,
+    path: &std::path::Path,
+    say: &impl Fn(&str),
 ) -> Result<(), Failure> {
-    let cluster = connect(context.as_deref()).await?;
-    let namespace = namespace_of(&cluster, namespace);
+    let d = &found.deployment;
+    let Some(container) = d
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .and_then(|p| p.containers.iter().find(|c| c.name == installed.container))
+    else {
+        return Ok(());
+    };
+    let pods = crate::deploy::Workload {
+        kind: "Deployment".into(),
+        namespace: namespace.to_owned(),
+        name: installed.deployment.clone(),
+        selector: found.pod_selector.clone(),
+    }
+    .pods(client)
+    .await
+    .unwrap_or_default();
+    let vars = intercept::env::resolve(client, namespace, container, pods.first())
+        .await
+        .map_err(fail)?;
+    intercept::env::write(path, &vars).map_err(|e| {
+        Failure::Failed(anyhow!(e).context(format!("cannot write {}", path.display())))
+    })?;
+    say(&format!(
+        "env: {} variables of container {} → {} (mode 0600)",
+        vars.len(),
+        container.name,
+        path.display()
+    ));
+    Ok(())
+}
+
+pub async fn leave(args: LeaveArgs) -> Result<(), Failure> {
+    let cluster = connect(args.context.as_deref()).await?;
+    let namespace = namespace_of(&cluster, args.namespace);
+    let service = args.service;
     let done = intercept::restore(&cluster.client, &namespace, &service)
         .await
         .map_err(fail)?;
-    if !done.service && done.deployments.is_empty() {
+    if done.is_empty() {
         return Err(fail(InterceptError::NotIntercepted(service)));
+    }
+    if args.output == Output::Json {
+        json_line(&serde_json::json!({
+            "service": service,
+            "namespace": namespace,
+            "restored_service": done.service,
+            "restored_deployments": done.deployments,
+            "deleted_secrets": done.secrets,
+        }));
+        return Ok(());
     }
     println!(
         "restored: Service {service}{} in {namespace}",
@@ -223,17 +346,26 @@ pub async fn leave(
     Ok(())
 }
 
-pub async fn list(namespace: Option<String>, context: Option<String>) -> Result<(), Failure> {
+pub async fn list(args: ListArgs) -> Result<(), Failure> {
     // Reading only: no guard.
-    let cluster = Cluster::connect(context.as_deref())
+    let cluster = Cluster::connect(args.context.as_deref())
         .await
         .map_err(Failure::classify)?;
-    let namespace = namespace_of(&cluster, namespace);
-    let rows = intercept::list(&cluster.client, &namespace)
+    let namespace = (!args.all_namespaces).then(|| namespace_of(&cluster, args.namespace));
+    let rows = intercept::list(&cluster.client, namespace.as_deref())
         .await
         .map_err(fail)?;
+    if args.output == Output::Json {
+        let text = serde_json::to_string_pretty(&rows)
+            .map_err(|e| Failure::Failed(anyhow!(e).context("cannot print the list")))?;
+        println!("{text}");
+        return Ok(());
+    }
     if rows.is_empty() {
-        println!("no Services in namespace {namespace}");
+        match &namespace {
+            Some(ns) => println!("no Services in namespace {ns}"),
+            None => println!("no Services"),
+        }
         return Ok(());
     }
     let w = |f: fn(&intercept::Row) -> &str, title: &str| {
@@ -243,47 +375,69 @@ pub async fn list(namespace: Option<String>, context: Option<String>) -> Result<
             .unwrap_or(0)
             .max(title.len())
     };
-    let (a, b, c) = (
+    let (n, a, b, c) = (
+        w(|r| &r.namespace, "NAMESPACE"),
         w(|r| &r.service, "SERVICE"),
         w(|r| &r.ports, "PORTS"),
         w(|r| &r.workload, "WORKLOAD"),
     );
+    let all = namespace.is_none();
+    let ns_col = |v: &str| {
+        if all {
+            format!("{v:n$}  ")
+        } else {
+            String::new()
+        }
+    };
     println!(
-        "{:a$}  {:b$}  {:c$}  INTERCEPT",
-        "SERVICE", "PORTS", "WORKLOAD"
+        "{}{:a$}  {:b$}  {:c$}  INTERCEPT",
+        ns_col("NAMESPACE"),
+        "SERVICE",
+        "PORTS",
+        "WORKLOAD"
     );
     for r in &rows {
         println!(
-            "{:a$}  {:b$}  {:c$}  {}",
-            r.service, r.ports, r.workload, r.intercept
+            "{}{:a$}  {:b$}  {:c$}  {}",
+            ns_col(&r.namespace),
+            r.service,
+            r.ports,
+            r.workload,
+            r.intercept
         );
     }
     Ok(())
 }
 
-pub async fn uninstall(all: bool, context: Option<String>) -> Result<(), Failure> {
-    let cluster = connect(context.as_deref()).await?;
-    let namespace = cluster.client.default_namespace().to_owned();
-    let scope = (!all).then_some(namespace.as_str());
-    let found = intercept::intercepted(&cluster.client, scope)
+pub async fn uninstall(args: UninstallArgs) -> Result<(), Failure> {
+    let cluster = connect(args.context.as_deref()).await?;
+    let namespace = (!args.all_namespaces).then(|| namespace_of(&cluster, args.namespace));
+    let found = intercept::intercepted(&cluster.client, namespace.as_deref())
         .await
         .map_err(fail)?;
-    if found.is_empty() {
-        println!(
-            "nothing to uninstall{}",
-            if all {
-                String::new()
-            } else {
-                format!(" in namespace {namespace} (--all for every namespace)")
-            }
-        );
+    let orphans = intercept::orphan_secrets(&cluster.client, namespace.as_deref())
+        .await
+        .map_err(fail)?;
+    for o in &orphans {
+        println!("deleted: attach Secret {o}, which no agent used");
+    }
+    if found.is_empty() && orphans.is_empty() {
+        match &namespace {
+            Some(ns) => println!("nothing to uninstall in namespace {ns} (-A for every namespace)"),
+            None => println!("nothing to uninstall"),
+        }
         return Ok(());
     }
     let mut failures = Vec::new();
     for l in found {
         match intercept::restore(&cluster.client, &l.namespace, &l.service).await {
             Ok(_) => println!("restored: Service {} in {}", l.service, l.namespace),
-            Err(e) => failures.push(format!("{} in {}: {e}", l.service, l.namespace)),
+            Err(e) => failures.push(format!(
+                "{} in {}: {:#}",
+                l.service,
+                l.namespace,
+                anyhow!(e)
+            )),
         }
     }
     if failures.is_empty() {

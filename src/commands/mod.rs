@@ -83,31 +83,10 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             follow,
         } => logs::run(target, resource, follow).await,
         Command::Trigger { target, resource } => trigger::run(target, resource).await,
-        Command::Intercept {
-            service,
-            port,
-            namespace,
-            header,
-            env_file,
-            context,
-        } => {
-            intercept::intercept(intercept::InterceptArgs {
-                service,
-                port,
-                namespace,
-                header,
-                env_file,
-                context,
-            })
-            .await
-        }
-        Command::Leave {
-            service,
-            namespace,
-            context,
-        } => intercept::leave(service, namespace, context).await,
-        Command::List { namespace, context } => intercept::list(namespace, context).await,
-        Command::Uninstall { all, context } => intercept::uninstall(all, context).await,
+        Command::Intercept(args) => intercept::intercept(args).await,
+        Command::Leave(args) => intercept::leave(args).await,
+        Command::List(args) => intercept::list(args).await,
+        Command::Uninstall(args) => intercept::uninstall(args).await,
         Command::Connect { .. } | Command::Run { .. } => not_built("`connect` and `run`"),
         Command::Agent { args } => intercept::agent(args).await,
     }

@@ -1,24 +1,32 @@
 //! The laptop's side of a running intercept: one port-forward and tunnel session to the
-//! agent of every ready replica, following pods as they come and go, and every stream an
-//! agent opens carried to the local process.
+//! agent of every ready replica, following pods as they come and go (a reflector on the
+//! Service's pods, no polling), and every stream an agent opens carried to the local
+//! process. Each Hello carries the intercept's attach token.
 //!
-//! Events go out on `event_tx` for the command to print; nothing here prints.
+//! Events go out on `event_tx` for the command to print; nothing here prints. The
+//! sessions that are up are shared in [`Sessions`], so the command can ask their agents
+//! who is attached before it leaves.
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, HashMap},
     net::SocketAddr,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
+use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::Pod;
-use kube::{Api, Client, ResourceExt, api::ListParams};
+use kube::{
+    Api, Client, ResourceExt,
+    runtime::{WatchStreamExt as _, reflector, reflector::Store, watcher},
+};
 use tokio::{net::TcpStream, sync::mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::spec::AGENT_CONTAINER;
 use crate::{
     deploy::rollout,
-    tunnel::{Filter, Heartbeat, HelloMeta, Role, Session, Side},
+    tunnel::{Filter, Heartbeat, HelloMeta, Opener, Role, Session, Side, TunnelError},
 };
 
 /// What the attacher reports.
@@ -34,6 +42,12 @@ pub enum Event {
         pod: String,
         reason: String,
     },
+    /// The agent said no (another laptop holds what this one asked for, a bad token):
+    /// its reason, as it gave it. Not retried.
+    Refused {
+        pod: String,
+        reason: String,
+    },
     /// A connection the agent sent could not reach the local process.
     LocalRefused {
         error: String,
@@ -44,78 +58,88 @@ pub enum Event {
 #[derive(Debug, Clone)]
 pub struct Attach {
     pub namespace: String,
-    /// The Deployment's `matchLabels`, as a label selector.
+    /// The Service's selector, as a label selector: the pods the agent runs in.
     pub selector: String,
     pub control_port: u16,
     pub local: SocketAddr,
     pub filter: Filter,
+    /// The intercept's attach token, from its Secret.
+    pub token: String,
+    /// Who this laptop is, in every agent's view: [`whoami`].
+    pub name: String,
 }
+
+/// The sessions that are up, by pod.
+pub type Sessions = Arc<Mutex<BTreeMap<String, Opener>>>;
 
 /// Attaches to every ready agent until `shutdown`.
 pub async fn run(
     client: Client,
     attach: Attach,
+    sessions: Sessions,
     event_tx: mpsc::UnboundedSender<Event>,
     shutdown: CancellationToken,
 ) {
     let pods: Api<Pod> = Api::namespaced(client.clone(), &attach.namespace);
-    // pod name → (its task's token, whether its session is up)
+    let (store, writer) = reflector::store();
+    let cfg = watcher::Config::default().labels(&attach.selector);
+    let mut changes = reflector(writer, watcher(pods.clone(), cfg))
+        .default_backoff()
+        .boxed();
+    // pod name → its task's token
     let mut tasks: HashMap<String, CancellationToken> = HashMap::new();
     let (up_tx, mut up_rx) = mpsc::unbounded_channel::<(String, bool)>();
     let mut up: HashMap<String, bool> = HashMap::new();
     let mut ready_count = 0usize;
     loop {
-        if let Ok(list) = pods
-            .list(&ListParams::default().labels(&attach.selector))
-            .await
-        {
-            let ready: Vec<String> = list
-                .items
-                .iter()
-                .filter(|p| rollout::is_ready(p) && has_agent(p))
-                .map(|p| p.name_any())
-                .collect();
-            ready_count = ready.len();
-            for name in &ready {
-                if !tasks.contains_key(name) {
-                    let token = shutdown.child_token();
-                    tasks.insert(name.clone(), token.clone());
-                    tokio::spawn(pod_loop(
-                        pods.clone(),
-                        name.clone(),
-                        attach.clone(),
-                        event_tx.clone(),
-                        up_tx.clone(),
-                        token,
-                    ));
-                }
+        tokio::select! {
+            _ = shutdown.cancelled() => {
+                for t in tasks.values() { t.cancel(); }
+                return;
             }
-            tasks.retain(|name, token| {
-                let keep = ready.contains(name);
-                if !keep {
-                    token.cancel();
-                    up.remove(name);
-                }
-                keep
-            });
-        }
-        let deadline = tokio::time::sleep(Duration::from_secs(1));
-        tokio::pin!(deadline);
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => {
-                    for t in tasks.values() { t.cancel(); }
+            change = changes.next() => {
+                if change.is_none() {
                     return;
                 }
-                _ = &mut deadline => break,
-                Some((pod, is_up)) = up_rx.recv() => {
-                    if is_up && tasks.contains_key(&pod) {
-                        up.insert(pod.clone(), true);
-                        let attached = up.values().filter(|u| **u).count();
-                        let _ = event_tx.send(Event::Attached { pod, attached, ready: ready_count.max(attached) });
-                    } else {
-                        up.insert(pod, false);
+                let ready: Vec<String> = store
+                    .state()
+                    .iter()
+                    .filter(|p| rollout::is_ready(p) && has_agent(p))
+                    .map(|p| p.name_any())
+                    .collect();
+                ready_count = ready.len();
+                for name in &ready {
+                    if !tasks.contains_key(name) {
+                        let token = shutdown.child_token();
+                        tasks.insert(name.clone(), token.clone());
+                        tokio::spawn(pod_loop(
+                            pods.clone(),
+                            store.clone(),
+                            name.clone(),
+                            attach.clone(),
+                            sessions.clone(),
+                            event_tx.clone(),
+                            up_tx.clone(),
+                            token,
+                        ));
                     }
+                }
+                tasks.retain(|name, token| {
+                    let keep = ready.contains(name);
+                    if !keep {
+                        token.cancel();
+                        up.remove(name);
+                    }
+                    keep
+                });
+            }
+            Some((pod, is_up)) = up_rx.recv() => {
+                if is_up && tasks.contains_key(&pod) {
+                    up.insert(pod.clone(), true);
+                    let attached = up.values().filter(|u| **u).count();
+                    let _ = event_tx.send(Event::Attached { pod, attached, ready: ready_count.max(attached) });
+                } else {
+                    up.insert(pod, false);
                 }
             }
         }
@@ -128,11 +152,22 @@ fn has_agent(p: &Pod) -> bool {
         .is_some_and(|s| s.containers.iter().any(|c| c.name == AGENT_CONTAINER))
 }
 
+/// How one session ended.
+enum End {
+    /// The agent said no; retrying would get the same answer.
+    Refused(String),
+    /// The connection went; reconnect.
+    Dropped(String),
+}
+
 /// Keeps one pod's tunnel up until `token`: reconnects after a drop, quickly at first.
+#[allow(clippy::too_many_arguments)]
 async fn pod_loop(
     pods: Api<Pod>,
+    store: Store<Pod>,
     pod: String,
     attach: Attach,
+    sessions: Sessions,
     event_tx: mpsc::UnboundedSender<Event>,
     up_tx: mpsc::UnboundedSender<(String, bool)>,
     token: CancellationToken,
@@ -140,54 +175,97 @@ async fn pod_loop(
     let mut backoff = Duration::from_millis(200);
     loop {
         let started = Instant::now();
-        let reason = tokio::select! {
-            _ = token.cancelled() => return,
-            r = one_session(&pods, &pod, &attach, &event_tx, &up_tx) => r,
+        let end = tokio::select! {
+            _ = token.cancelled() => break,
+            r = one_session(&pods, &pod, &attach, &sessions, &event_tx, &up_tx) => r,
         };
+        if let Ok(mut s) = sessions.lock() {
+            s.remove(&pod);
+        }
         let _ = up_tx.send((pod.clone(), false));
-        let _ = event_tx.send(Event::Detached {
-            pod: pod.clone(),
-            reason,
-        });
+        let end = match end {
+            // An agent stopping with its pod is not a refusal.
+            End::Refused(reason) if terminating(&store, &pod) => End::Dropped(reason),
+            other => other,
+        };
+        match end {
+            End::Refused(reason) => {
+                let _ = event_tx.send(Event::Refused { pod, reason });
+                return;
+            }
+            End::Dropped(reason) => {
+                let _ = event_tx.send(Event::Detached {
+                    pod: pod.clone(),
+                    reason,
+                });
+            }
+        }
         if started.elapsed() > Duration::from_secs(10) {
             backoff = Duration::from_millis(200);
         }
         tokio::select! {
-            _ = token.cancelled() => return,
+            _ = token.cancelled() => break,
             _ = tokio::time::sleep(backoff) => {}
         }
         backoff = (backoff * 2).min(Duration::from_secs(5));
     }
+    if let Ok(mut s) = sessions.lock() {
+        s.remove(&pod);
+    }
 }
 
-/// One port-forward and session; returns why it ended.
+fn terminating(store: &Store<Pod>, pod: &str) -> bool {
+    store
+        .state()
+        .iter()
+        .find(|p| p.name_any() == pod)
+        .is_none_or(|p| p.metadata.deletion_timestamp.is_some())
+}
+
+/// The prefix the session gives its close reason when the peer sent GoAway.
+const PEER_LEFT: &str = "the peer left: ";
+
+/// One port-forward and session; how it ended.
 async fn one_session(
     pods: &Api<Pod>,
     pod: &str,
     attach: &Attach,
+    sessions: &Sessions,
     event_tx: &mpsc::UnboundedSender<Event>,
     up_tx: &mpsc::UnboundedSender<(String, bool)>,
-) -> String {
+) -> End {
     let mut pf = match pods.portforward(pod, &[attach.control_port]).await {
         Ok(pf) => pf,
-        Err(e) => return format!("port-forward to {pod}:{} failed: {e}", attach.control_port),
+        Err(e) => {
+            return End::Dropped(format!(
+                "port-forward to {pod}:{} failed: {e}",
+                attach.control_port
+            ));
+        }
     };
     let Some(stream) = pf.take_stream(attach.control_port) else {
-        return "the port-forward gave no stream".into();
+        return End::Dropped("the port-forward gave no stream".into());
     };
     let meta = HelloMeta {
         role: Role::Laptop,
-        name: whoami(),
+        name: attach.name.clone(),
         filter: attach.filter.clone(),
-        ..HelloMeta::default()
+        token: attach.token.clone(),
     };
     let mut session = match Session::start(stream, Side::Dialer, meta, Heartbeat::default()).await {
         Ok(s) => s,
+        Err(TunnelError::GoAway(reason)) => {
+            pf.abort();
+            return End::Refused(reason);
+        }
         Err(e) => {
             pf.abort();
-            return e.to_string();
+            return End::Dropped(e.to_string());
         }
     };
+    if let Ok(mut s) = sessions.lock() {
+        s.insert(pod.to_owned(), session.opener());
+    }
     let _ = up_tx.send((pod.to_owned(), true));
     while let Some(incoming) = session.accept().await {
         let (local, event_tx) = (attach.local, event_tx.clone());
@@ -209,14 +287,19 @@ async fn one_session(
     let reason = session.close_reason();
     drop(session);
     pf.abort();
-    reason
+    // The agent sends GoAway only to refuse a laptop (see the agent's attach).
+    match reason.strip_prefix(PEER_LEFT) {
+        Some(why) => End::Refused(why.to_owned()),
+        None => End::Dropped(reason),
+    }
 }
 
-/// `user@host`, for the agent's logs.
-fn whoami() -> String {
+/// `user@host pid N`: who this laptop is in the agents' logs and answers; the pid tells
+/// two laptops of one user on one machine apart.
+pub fn whoami() -> String {
     let user = std::env::var("USER").unwrap_or_else(|_| "someone".into());
     let host = std::fs::read_to_string("/etc/hostname")
         .map(|h| h.trim().to_owned())
         .unwrap_or_else(|_| "laptop".into());
-    format!("{user}@{host}")
+    format!("{user}@{host} pid {}", std::process::id())
 }

@@ -1,13 +1,21 @@
 //! The intercepted container's environment, resolved as the kubelet would (env values,
 //! ConfigMap and Secret references, envFrom, `$(VAR)` expansion, a few pod fields), and
-//! written as a dotenv file only its owner can read: it may hold secrets.
+//! written as a dotenv file only its owner can read: it may hold secrets. The file is
+//! written whole to a new file (mode 0600, in the same folder) and renamed into place, so
+//! nobody reading the old one sees it truncated and a symlink at the destination is
+//! replaced, never followed.
 
-use std::{collections::BTreeMap, io::Write as _, os::unix::fs::OpenOptionsExt as _, path::Path};
+use std::{
+    collections::BTreeMap,
+    io::{Read as _, Write as _},
+    os::unix::fs::OpenOptionsExt as _,
+    path::Path,
+};
 
 use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret};
 use kube::{Api, Client};
 
-use super::InterceptError;
+use super::{InterceptError, error::kube_err};
 
 /// Reads what the container's env refers to; `pod` fills field references when given.
 pub async fn resolve(
@@ -20,8 +28,6 @@ pub async fn resolve(
     let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let mut cm_cache: BTreeMap<String, Option<BTreeMap<String, String>>> = BTreeMap::new();
     let mut secret_cache: BTreeMap<String, Option<BTreeMap<String, String>>> = BTreeMap::new();
-    let kube_err =
-        |what: String| move |e: kube::Error| InterceptError::Kube(format!("{what}: {e}"));
 
     let mut vars: Vec<(String, String)> = Vec::new();
     let set = |vars: &mut Vec<(String, String)>, k: String, v: String| {
@@ -204,7 +210,8 @@ pub fn expand(value: &str, vars: &[(String, String)]) -> String {
     out
 }
 
-/// Writes `KEY=VALUE` lines, quoting values that need it, with mode 0600.
+/// Writes `KEY=VALUE` lines, quoting values that need it, to a new file created 0600
+/// next to `path`, then renames it over `path`.
 pub fn write(path: &Path, vars: &[(String, String)]) -> std::io::Result<()> {
     let mut text = String::new();
     for (k, v) in vars {
@@ -213,15 +220,43 @@ pub fn write(path: &Path, vars: &[(String, String)]) -> std::io::Result<()> {
         text.push_str(&quote(v));
         text.push('\n');
     }
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    // An existing file keeps its mode on open: make it private too.
-    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
-    f.write_all(text.as_bytes())
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "no file name"))?;
+    // A fresh name each try; `create_new` never opens (or follows) anything that exists.
+    let mut attempt = 0;
+    let (temp, mut f) = loop {
+        let mut suffix = [0u8; 6];
+        std::fs::File::open("/dev/urandom")?.read_exact(&mut suffix)?;
+        let mut name = std::ffi::OsString::from(".");
+        name.push(file_name);
+        name.push(format!(".{}.tmp", hex::encode(suffix)));
+        let temp = dir.join(name);
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temp)
+        {
+            Ok(f) => break (temp, f),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 10 => {
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    let written = f
+        .write_all(text.as_bytes())
+        .and_then(|()| f.sync_all())
+        .and_then(|()| std::fs::rename(&temp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    written
 }
 
 fn quote(v: &str) -> String {
@@ -282,5 +317,43 @@ mod tests {
         );
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
+    }
+
+    #[test]
+    fn a_symlink_at_the_destination_is_replaced_not_followed_and_readers_keep_the_old_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::write(&elsewhere, "someone else's file").unwrap();
+        let path = dir.path().join("payments.env");
+        std::os::unix::fs::symlink(&elsewhere, &path).unwrap();
+        write(&path, &[("A".into(), "1".into())]).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&elsewhere).unwrap(),
+            "someone else's file",
+            "the symlink's target is untouched"
+        );
+        assert!(
+            std::fs::symlink_metadata(&path)
+                .unwrap()
+                .file_type()
+                .is_file()
+        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "A=1\n");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+
+        // Someone has the file open while it is written again: they keep reading the
+        // old contents, whole, and no temporary file is left behind.
+        let mut open = std::fs::File::open(&path).unwrap();
+        write(&path, &[("A".into(), "2".into())]).unwrap();
+        let mut old = String::new();
+        open.read_to_string(&mut old).unwrap();
+        assert_eq!(old, "A=1\n");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "A=2\n");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
     }
 }

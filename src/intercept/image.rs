@@ -30,9 +30,12 @@ pub async fn ensure(
         }
     }
     let binary = static_binary(&mut progress).await?;
-    let bytes = tokio::fs::read(&binary).await.map_err(|e| {
-        InterceptError::AgentImage(format!("cannot read {}: {e}", binary.display()))
-    })?;
+    let bytes = tokio::fs::read(&binary)
+        .await
+        .map_err(|source| InterceptError::AgentImageIo {
+            what: format!("cannot read {}", binary.display()),
+            source,
+        })?;
     let tag = format!("tether-{}", &hex::encode(Sha256::digest(&bytes))[..20]);
     let reference = format!("{}/{REPOSITORY}:{tag}", registry.pull);
     if registry
@@ -43,7 +46,10 @@ pub async fn ensure(
         return Ok(reference);
     }
     progress(&format!("building the agent image {REPOSITORY}:{tag}"));
-    let tar = context(&bytes).map_err(|e| InterceptError::AgentImage(e.to_string()))?;
+    let tar = context(&bytes).map_err(|source| InterceptError::AgentImageIo {
+        what: "cannot make its build context".into(),
+        source,
+    })?;
     let engine = Engine::connect().await.map_err(agent_err)?;
     let repository = format!("{}/{REPOSITORY}", registry.push);
     engine
@@ -58,7 +64,7 @@ pub async fn ensure(
 }
 
 fn agent_err(e: crate::build::BuildError) -> InterceptError {
-    InterceptError::AgentImage(e.to_string())
+    InterceptError::AgentBuild(e)
 }
 
 /// The build context: the Dockerfile and the binary.
@@ -91,8 +97,10 @@ async fn static_binary(
             ))),
         };
     }
-    let exe = std::env::current_exe()
-        .map_err(|e| InterceptError::AgentImage(format!("cannot find this executable: {e}")))?;
+    let exe = std::env::current_exe().map_err(|source| InterceptError::AgentImageIo {
+        what: "cannot find this executable".into(),
+        source,
+    })?;
     let kind = elf_kind(&exe);
     if kind == ElfKind::StaticX86_64 {
         return Ok(exe);
@@ -139,7 +147,10 @@ async fn build_from_source(
         .stderr(std::process::Stdio::inherit())
         .output()
         .await
-        .map_err(|e| InterceptError::AgentImage(format!("cannot run cargo: {e}")))?;
+        .map_err(|source| InterceptError::AgentImageIo {
+            what: "cannot run cargo".into(),
+            source,
+        })?;
     if !out.status.success() {
         return Err(InterceptError::AgentImage(format!(
             "the static agent build failed ({})",

@@ -1,6 +1,7 @@
-//! The spec changes of an intercept, as pure functions on the Service and Deployment:
-//! which port and container are intercepted, the agent sidecar, the repointed Service,
-//! and the recorded originals that `leave` puts back. No cluster access here.
+//! What an intercept is, read from the Service and its Deployment without changing
+//! anything: which Service port (from `-p LOCAL[:REMOTE]`), which Deployment and container
+//! it leads to, the ports the agent may take, and the record tether keeps on the Service.
+//! Pure functions; the changes themselves are JSON patches in `patch`.
 
 use std::collections::BTreeMap;
 
@@ -15,13 +16,14 @@ use serde::{Deserialize, Serialize};
 
 use super::InterceptError;
 
-/// Holds the object's original spec as JSON; written in the same update as the first
-/// change, so a change never exists without its record.
-pub const ORIGINAL_SPEC: &str = "tether.dev/original-spec";
-/// On the Service: what is intercepted and how ([`Installed`] as JSON).
+/// On the Service: what is intercepted and how ([`Installed`] as JSON), including the
+/// one value tether changed there (the intercepted port's original targetPort).
 pub const INTERCEPT: &str = "tether.dev/intercept";
-/// On the Deployment: the Service it was changed for.
+/// On the Deployment: the Service it carries the agent for.
 pub const FOR_SERVICE: &str = "tether.dev/intercepted-for";
+/// Written by tether versions that recorded the whole original spec; read only to find
+/// an old intercept's targetPort, and removed on restore.
+pub const LEGACY_ORIGINAL_SPEC: &str = "tether.dev/original-spec";
 /// The sidecar's container name.
 pub const AGENT_CONTAINER: &str = "tether-agent";
 /// The agent's traffic and control ports, unless the pod already uses them.
@@ -39,6 +41,10 @@ pub struct Installed {
     pub agent_port: u16,
     pub control_port: u16,
     pub image: String,
+    /// The intercepted port's targetPort before tether pointed it at the agent: the only
+    /// value of the Service that restore puts back. Absent in records of older versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_target_port: Option<IntOrString>,
 }
 
 /// Where a Service's traffic goes now: the port, the workload and its container.
@@ -49,6 +55,8 @@ pub struct Target {
     /// Index into the Service's ports.
     pub port_index: usize,
     pub service_port: i32,
+    /// The port's targetPort before any intercept (what restore puts back).
+    pub original_target_port: Option<IntOrString>,
     pub app_port: u16,
     pub deployment: String,
     pub container: String,
@@ -61,39 +69,89 @@ pub struct OtherWorkload {
     pub name: String,
 }
 
-/// The Service's original spec: the recorded one when it is intercepted already.
-pub fn original_service(svc: &Service) -> Result<Service, InterceptError> {
+/// `-p LOCAL[:REMOTE]`: where the local process listens and which Service port it takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortSpec {
+    pub local: u16,
+    pub remote: Option<Remote>,
+}
+
+/// A Service port, by its number or its name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Remote {
+    Number(u16),
+    Name(String),
+}
+
+impl std::fmt::Display for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Remote::Number(n) => write!(f, "{n}"),
+            Remote::Name(n) => f.write_str(n),
+        }
+    }
+}
+
+impl PortSpec {
+    /// Parses `LOCAL` or `LOCAL:REMOTE` (REMOTE a number or a port name).
+    pub fn parse(text: &str) -> Result<PortSpec, InterceptError> {
+        let bad = || InterceptError::BadPort(text.to_owned());
+        let (local, remote) = match text.split_once(':') {
+            Some((l, r)) => (l, Some(r)),
+            None => (text, None),
+        };
+        let local: u16 = local.parse().map_err(|_| bad())?;
+        if local == 0 {
+            return Err(bad());
+        }
+        let remote = match remote {
+            None => None,
+            Some("") => return Err(bad()),
+            Some(r) => Some(match r.parse::<u16>() {
+                Ok(0) => return Err(bad()),
+                Ok(n) => Remote::Number(n),
+                Err(_) if r.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') => {
+                    Remote::Name(r.to_owned())
+                }
+                Err(_) => return Err(bad()),
+            }),
+        };
+        Ok(PortSpec { local, remote })
+    }
+}
+
+/// The Service as it is without tether: the intercepted port's targetPort put back from
+/// the record. Only for planning; nothing is written from it.
+pub fn original_service(svc: &Service) -> Service {
     let mut original = svc.clone();
-    if let Some(spec) = recorded_spec(&svc.metadata, "Service")? {
-        original.spec = Some(spec);
+    let Some(record) = installed(svc) else {
+        return original;
+    };
+    let before = record
+        .original_target_port
+        .clone()
+        .or_else(|| legacy_target_port(svc, record.service_port));
+    if let Some(port) = original
+        .spec
+        .as_mut()
+        .and_then(|s| s.ports.as_mut())
+        .and_then(|ps| ps.iter_mut().find(|p| p.port == record.service_port))
+    {
+        if port.target_port == Some(IntOrString::Int(i32::from(record.agent_port))) {
+            port.target_port = before;
+        }
     }
-    Ok(original)
+    original
 }
 
-/// Same for a Deployment.
-pub fn original_deployment(d: &Deployment) -> Result<Deployment, InterceptError> {
-    let mut original = d.clone();
-    if let Some(spec) = recorded_spec(&d.metadata, "Deployment")? {
-        original.spec = Some(spec);
-    }
-    Ok(original)
-}
-
-/// The spec recorded in the object's `ORIGINAL_SPEC` annotation, if any.
-fn recorded_spec<S: serde::de::DeserializeOwned>(
-    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-    kind: &str,
-) -> Result<Option<S>, InterceptError> {
-    annotation(&meta.annotations, ORIGINAL_SPEC)
-        .map(|text| {
-            serde_json::from_str(text).map_err(|e| {
-                InterceptError::Corrupt(format!(
-                    "the {ORIGINAL_SPEC} annotation of {kind} {} is not a {kind} spec: {e}",
-                    name(&meta.name)
-                ))
-            })
-        })
-        .transpose()
+/// An old record's targetPort for `port`, from the whole spec it kept.
+pub fn legacy_target_port(svc: &Service, port: i32) -> Option<IntOrString> {
+    let text = annotation(&svc.metadata.annotations, LEGACY_ORIGINAL_SPEC)?;
+    let spec: k8s_openapi::api::core::v1::ServiceSpec = serde_json::from_str(text).ok()?;
+    spec.ports?
+        .into_iter()
+        .find(|p| p.port == port)?
+        .target_port
 }
 
 pub fn annotation<'a>(a: &'a Option<BTreeMap<String, String>>, key: &str) -> Option<&'a str> {
@@ -104,14 +162,16 @@ fn name(n: &Option<String>) -> &str {
     n.as_deref().unwrap_or("?")
 }
 
-/// Finds what `port` means for `svc` (its original spec): a Service port, or the
-/// container port a Service port leads to; then the one Deployment behind it.
+/// Finds what `port` means for `svc` (taken as [`original_service`]): the Service port
+/// it names (the only one when it names none), the one Deployment whose pods the Service
+/// selects, and the container and port that Service port leads to.
 pub fn plan(
     svc: &Service,
     deployments: &[Deployment],
     others: &[OtherWorkload],
-    port: u16,
+    port: &PortSpec,
 ) -> Result<Target, InterceptError> {
+    let svc = original_service(svc);
     let svc_name = name(&svc.metadata.name).to_owned();
     let namespace = svc.metadata.namespace.clone().unwrap_or_default();
     let spec = svc.spec.as_ref();
@@ -157,48 +217,96 @@ pub fn plan(
             });
         }
     };
-    let containers: &[Container] = deployment
+    let deployment_name = name(&deployment.metadata.name).to_owned();
+    // One agent per Deployment: it serves one Service port.
+    if let Some(other) = annotation(&deployment.metadata.annotations, FOR_SERVICE) {
+        if other != svc_name {
+            return Err(InterceptError::OtherService {
+                deployment: deployment_name,
+                service: other.to_owned(),
+            });
+        }
+    }
+    // The app's containers: the agent (when installed) is not one of them.
+    let containers: Vec<Container> = deployment
         .spec
         .as_ref()
         .and_then(|s| s.template.spec.as_ref())
-        .map(|p| p.containers.as_slice())
-        .unwrap_or_default();
+        .map(|p| p.containers.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|c| c.name != AGENT_CONTAINER)
+        .collect();
     let ports = spec.and_then(|s| s.ports.clone()).unwrap_or_default();
     // Resolve each Service port to (container, container port).
     let resolved: Vec<Option<(String, u16)>> = ports
         .iter()
-        .map(|p| resolve_target(p.target_port.as_ref(), p.port, containers))
+        .map(|p| resolve_target(p.target_port.as_ref(), p.port, &containers))
         .collect();
-    let index = ports
+    let served: Vec<String> = ports
         .iter()
-        .position(|p| p.port == i32::from(port))
-        .or_else(|| {
-            resolved
-                .iter()
-                .position(|r| r.as_ref().is_some_and(|(_, n)| *n == port))
+        .zip(&resolved)
+        .map(|(p, r)| {
+            let label = match &p.name {
+                Some(n) if !n.is_empty() => format!("{} ({n})", p.port),
+                _ => p.port.to_string(),
+            };
+            match r {
+                Some((_, n)) => format!("{label} → {n}"),
+                None => label,
+            }
         })
-        .ok_or_else(|| InterceptError::PortNotServed {
-            service: svc_name.clone(),
-            port,
-            served: ports
-                .iter()
-                .zip(&resolved)
-                .map(|(p, r)| match r {
-                    Some((_, n)) => format!("{} → {n}", p.port),
-                    None => p.port.to_string(),
-                })
-                .collect(),
-        })?;
+        .collect();
+    let index = match &port.remote {
+        None if ports.len() == 1 => 0,
+        None => {
+            return Err(InterceptError::WhichPort {
+                service: svc_name,
+                local: port.local,
+                served: ports
+                    .iter()
+                    .map(|p| p.name.clone().unwrap_or_else(|| p.port.to_string()))
+                    .collect(),
+            });
+        }
+        // A Service port's number; else (as before) the container port it leads to.
+        Some(Remote::Number(n)) => ports
+            .iter()
+            .position(|p| p.port == i32::from(*n))
+            .or_else(|| {
+                resolved
+                    .iter()
+                    .position(|r| r.as_ref().is_some_and(|(_, c)| c == n))
+            })
+            .ok_or_else(|| InterceptError::PortNotServed {
+                service: svc_name.clone(),
+                port: n.to_string(),
+                served: served.clone(),
+            })?,
+        // A Service port's name; else the container port name its targetPort gives.
+        Some(Remote::Name(wanted)) => ports
+            .iter()
+            .position(|p| p.name.as_deref() == Some(wanted.as_str()))
+            .or_else(|| {
+                ports
+                    .iter()
+                    .position(|p| p.target_port == Some(IntOrString::String(wanted.clone())))
+            })
+            .ok_or_else(|| InterceptError::PortNotServed {
+                service: svc_name.clone(),
+                port: wanted.clone(),
+                served: served.clone(),
+            })?,
+    };
     let (container, app_port) =
         resolved[index]
             .clone()
             .ok_or_else(|| InterceptError::PortNotServed {
                 service: svc_name.clone(),
-                port,
+                port: ports[index].port.to_string(),
                 served: vec![format!(
-                    "{} (its targetPort names no port of Deployment {})",
+                    "{} (its targetPort names no port of Deployment {deployment_name})",
                     ports[index].port,
-                    name(&deployment.metadata.name)
                 )],
             })?;
     if ports[index].protocol.as_deref().is_some_and(|p| p != "TCP") {
@@ -209,8 +317,9 @@ pub fn plan(
         namespace,
         port_index: index,
         service_port: ports[index].port,
+        original_target_port: ports[index].target_port.clone(),
         app_port,
-        deployment: name(&deployment.metadata.name).to_owned(),
+        deployment: deployment_name,
         container,
     })
 }
@@ -248,13 +357,18 @@ fn resolve_target(
     }
 }
 
-/// Two free ports for the agent, avoiding every port the pod's containers declare.
+/// Two free ports for the agent, avoiding every port the pod's containers declare,
+/// init containers and native sidecars included (they share the pod's network).
 pub fn agent_ports(d: &Deployment, app_port: u16) -> (u16, u16) {
-    let used: Vec<u16> = d
-        .spec
-        .iter()
-        .filter_map(|s| s.template.spec.as_ref())
-        .flat_map(|p| p.containers.iter())
+    let pod = d.spec.as_ref().and_then(|s| s.template.spec.as_ref());
+    let used: Vec<u16> = pod
+        .into_iter()
+        .flat_map(|p| {
+            p.containers
+                .iter()
+                .chain(p.init_containers.iter().flatten())
+        })
+        .filter(|c| c.name != AGENT_CONTAINER)
         .flat_map(|c| c.ports.iter().flatten())
         .filter_map(|p| u16::try_from(p.container_port).ok())
         .chain([app_port])
@@ -265,122 +379,9 @@ pub fn agent_ports(d: &Deployment, app_port: u16) -> (u16, u16) {
     (listen, control)
 }
 
-/// The sidecar: one static binary, non-root, read-only, no capabilities, so it passes
-/// the "restricted" Pod Security level.
-pub fn agent_container(installed: &Installed) -> Result<Container, InterceptError> {
-    let json = serde_json::json!({
-        "name": AGENT_CONTAINER,
-        "image": installed.image,
-        // `--` because the CLI's `agent` takes its arguments as trailing values, which
-        // clap reads only after the first non-flag.
-        "args": [
-            "agent",
-            "--",
-            "--app-port", installed.app_port.to_string(),
-            "--listen", installed.agent_port.to_string(),
-            "--control", installed.control_port.to_string(),
-        ],
-        "env": [{"name": "TETHER_LOG", "value": "info"}],
-        "ports": [{"name": AGENT_CONTAINER, "containerPort": installed.agent_port, "protocol": "TCP"}],
-        "readinessProbe": {"tcpSocket": {"port": installed.agent_port}, "periodSeconds": 1},
-        "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}},
-        "securityContext": {
-            "runAsNonRoot": true,
-            "runAsUser": 65532,
-            "allowPrivilegeEscalation": false,
-            "readOnlyRootFilesystem": true,
-            "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
-    });
-    serde_json::from_value(json)
-        .map_err(|e| InterceptError::Corrupt(format!("the agent container: {e}")))
-}
-
-/// The Deployment with the sidecar (replacing an older one) and its original recorded.
-pub fn with_agent(
-    live: &Deployment,
-    installed: &Installed,
-    service: &str,
-) -> Result<Deployment, InterceptError> {
-    let original = original_deployment(live)?;
-    let mut d = live.clone();
-    let annotations = d.metadata.annotations.get_or_insert_with(BTreeMap::new);
-    if !annotations.contains_key(ORIGINAL_SPEC) {
-        annotations.insert(ORIGINAL_SPEC.into(), to_json(&original.spec)?);
-    }
-    annotations.insert(FOR_SERVICE.into(), service.to_owned());
-    let pod = d
-        .spec
-        .as_mut()
-        .and_then(|s| s.template.spec.as_mut())
-        .ok_or_else(|| InterceptError::Corrupt("the Deployment has no pod template".into()))?;
-    pod.containers.retain(|c| c.name != AGENT_CONTAINER);
-    pod.containers.push(agent_container(installed)?);
-    Ok(d)
-}
-
-/// The Service pointing the intercepted port at the agent, with its original recorded.
-pub fn repointed(
-    live: &Service,
-    target: &Target,
-    installed: &Installed,
-) -> Result<Service, InterceptError> {
-    let original = original_service(live)?;
-    let mut s = live.clone();
-    let annotations = s.metadata.annotations.get_or_insert_with(BTreeMap::new);
-    if !annotations.contains_key(ORIGINAL_SPEC) {
-        annotations.insert(ORIGINAL_SPEC.into(), to_json(&original.spec)?);
-    }
-    annotations.insert(INTERCEPT.into(), to_json(installed)?);
-    let port = s
-        .spec
-        .as_mut()
-        .and_then(|s| s.ports.as_mut())
-        .and_then(|p| p.get_mut(target.port_index))
-        .ok_or_else(|| InterceptError::Corrupt("the Service lost its port".into()))?;
-    port.target_port = Some(IntOrString::Int(i32::from(installed.agent_port)));
-    Ok(s)
-}
-
-/// The object as it was: spec from the record, tether's annotations gone. `None` when
-/// it carries no record.
-pub fn restored_service(live: &Service) -> Result<Option<Service>, InterceptError> {
-    if annotation(&live.metadata.annotations, ORIGINAL_SPEC).is_none() {
-        return Ok(None);
-    }
-    let mut s = original_service(live)?;
-    strip(&mut s.metadata.annotations);
-    Ok(Some(s))
-}
-
-pub fn restored_deployment(live: &Deployment) -> Result<Option<Deployment>, InterceptError> {
-    if annotation(&live.metadata.annotations, ORIGINAL_SPEC).is_none() {
-        return Ok(None);
-    }
-    let mut d = original_deployment(live)?;
-    strip(&mut d.metadata.annotations);
-    Ok(Some(d))
-}
-
-fn strip(a: &mut Option<BTreeMap<String, String>>) {
-    if let Some(map) = a {
-        map.remove(ORIGINAL_SPEC);
-        map.remove(INTERCEPT);
-        map.remove(FOR_SERVICE);
-        if map.is_empty() {
-            *a = None;
-        }
-    }
-}
-
 /// What is installed for a Service, from its annotation.
 pub fn installed(svc: &Service) -> Option<Installed> {
     serde_json::from_str(annotation(&svc.metadata.annotations, INTERCEPT)?).ok()
-}
-
-fn to_json<T: Serialize>(v: &T) -> Result<String, InterceptError> {
-    serde_json::to_string(v).map_err(|e| InterceptError::Corrupt(e.to_string()))
 }
 
 #[cfg(test)]
@@ -406,15 +407,53 @@ mod tests {
                 "selector": {"matchLabels": {"app": app}},
                 "template": {
                     "metadata": {"labels": {"app": app, "tier": "backend"}},
-                    "spec": {"containers": [
-                        {"name": "payments", "image": "payments:1",
-                         "ports": [{"name": "http", "containerPort": 8080}]},
-                        {"name": "metrics", "image": "m:1", "ports": [{"containerPort": 9900}]},
-                    ]}
+                    "spec": {
+                        "initContainers": [
+                            {"name": "proxy", "image": "p:1", "restartPolicy": "Always",
+                             "ports": [{"containerPort": 9901}]},
+                        ],
+                        "containers": [
+                            {"name": "payments", "image": "payments:1",
+                             "ports": [{"name": "http", "containerPort": 8080}]},
+                            {"name": "metrics", "image": "m:1", "ports": [{"containerPort": 9900}]},
+                        ]
+                    }
                 }
             }
         }))
         .unwrap()
+    }
+
+    fn port(text: &str) -> PortSpec {
+        PortSpec::parse(text).unwrap()
+    }
+
+    #[test]
+    fn ports_parse_as_local_and_an_optional_service_port() {
+        assert_eq!(
+            port("18777"),
+            PortSpec {
+                local: 18777,
+                remote: None
+            }
+        );
+        assert_eq!(port("18777:80").remote, Some(Remote::Number(80)));
+        assert_eq!(port("18777:http").remote, Some(Remote::Name("http".into())));
+        for bad in ["", "x", "0", "18777:", "18777:0", "70000", "1:a b", "1:2:3"] {
+            assert!(
+                matches!(PortSpec::parse(bad), Err(InterceptError::BadPort(_))),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_local_port_need_not_be_a_port_of_the_service() {
+        // The bug: `--port 18777` was looked up among the Service's ports.
+        let svc = service(serde_json::json!("http"));
+        let ds = [deployment("payments", "payments")];
+        let t = plan(&svc, &ds, &[], &port("18777")).unwrap();
+        assert_eq!((t.service_port, t.app_port), (80, 8080));
     }
 
     #[test]
@@ -424,24 +463,62 @@ mod tests {
             deployment("other", "orders"),
             deployment("payments", "payments"),
         ];
-        for port in [8080, 80] {
-            let t = plan(&svc, &ds, &[], port).unwrap();
+        for remote in ["1:8080", "1:80", "1:http"] {
+            let t = plan(&svc, &ds, &[], &port(remote)).unwrap();
             assert_eq!(
                 (
                     t.deployment.as_str(),
                     t.container.as_str(),
                     t.app_port,
-                    t.service_port
+                    t.service_port,
+                    t.original_target_port.clone(),
                 ),
-                ("payments", "payments", 8080, 80)
+                (
+                    "payments",
+                    "payments",
+                    8080,
+                    80,
+                    Some(IntOrString::String("http".into()))
+                ),
+                "{remote}"
             );
         }
-        let err = plan(&svc, &ds, &[], 3000).unwrap_err();
-        assert!(err.to_string().contains("80 → 8080"), "{err}");
+        let err = plan(&svc, &ds, &[], &port("1:3000")).unwrap_err();
+        assert!(err.to_string().contains("80 (http) → 8080"), "{err}");
+        assert!(err.is_bad_input());
     }
 
     #[test]
-    fn other_kinds_and_ambiguity_are_refused_in_words() {
+    fn several_service_ports_need_a_remote_and_pick_by_name_or_number() {
+        let svc: Service = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "payments-svc", "namespace": "api"},
+            "spec": {
+                "selector": {"app": "payments"},
+                "ports": [
+                    {"name": "metrics", "port": 9090, "targetPort": 9900},
+                    {"name": "web", "port": 80, "targetPort": "http"},
+                ],
+            }
+        }))
+        .unwrap();
+        let ds = [deployment("payments", "payments")];
+        let err = plan(&svc, &ds, &[], &port("18777")).unwrap_err();
+        assert!(
+            matches!(err, InterceptError::WhichPort { .. })
+                && err.to_string().contains("-p 18777:metrics"),
+            "{err}"
+        );
+        let t = plan(&svc, &ds, &[], &port("18777:web")).unwrap();
+        assert_eq!((t.port_index, t.app_port), (1, 8080));
+        let t = plan(&svc, &ds, &[], &port("18777:9090")).unwrap();
+        assert_eq!(
+            (t.port_index, t.container.as_str(), t.app_port),
+            (0, "metrics", 9900)
+        );
+    }
+
+    #[test]
+    fn other_kinds_ambiguity_and_a_second_service_are_refused_in_words() {
         let svc = service(serde_json::json!(8080));
         let err = plan(
             &svc,
@@ -450,99 +527,62 @@ mod tests {
                 kind: "StatefulSet".into(),
                 name: "payments".into(),
             }],
-            8080,
+            &port("8080"),
         )
         .unwrap_err();
         assert!(err.to_string().contains("StatefulSet payments"), "{err}");
         let two = [deployment("a", "payments"), deployment("b", "payments")];
         assert!(matches!(
-            plan(&svc, &two, &[], 8080),
+            plan(&svc, &two, &[], &port("8080")),
             Err(InterceptError::ManyWorkloads { .. })
         ));
+        // Two Services on one Deployment: the agent serves the first one only.
+        let mut d = deployment("payments", "payments");
+        d.metadata
+            .annotations
+            .get_or_insert_with(BTreeMap::new)
+            .insert(FOR_SERVICE.into(), "payments-admin".into());
+        let err = plan(&svc, &[d], &[], &port("8080")).unwrap_err();
+        assert!(
+            err.to_string().contains("for Service `payments-admin`") && err.is_bad_input(),
+            "{err}"
+        );
     }
 
     #[test]
-    fn install_then_restore_gives_back_the_exact_specs() {
+    fn agent_ports_avoid_native_sidecars_and_planning_sees_through_an_intercept() {
         let svc = service(serde_json::json!("http"));
         let d = deployment("payments", "payments");
-        let t = plan(&svc, std::slice::from_ref(&d), &[], 8080).unwrap();
-        let (agent_port, control_port) = agent_ports(&d, t.app_port);
         assert_eq!(
-            (agent_port, control_port),
-            (9901, 9902),
-            "9900 is taken by metrics"
+            agent_ports(&d, 8080),
+            (9902, 9903),
+            "9900 and 9901 are taken"
         );
-        let installed = Installed {
-            deployment: t.deployment.clone(),
-            container: t.container.clone(),
-            service_port: t.service_port,
-            app_port: t.app_port,
-            agent_port,
-            control_port,
-            image: "127.0.0.1:5000/tether-agent:abc".into(),
+        // An intercepted Service plans as its original.
+        let mut s2 = svc.clone();
+        s2.spec.as_mut().unwrap().ports.as_mut().unwrap()[0].target_port =
+            Some(IntOrString::Int(9902));
+        let record = Installed {
+            deployment: "payments".into(),
+            container: "payments".into(),
+            service_port: 80,
+            app_port: 8080,
+            agent_port: 9902,
+            control_port: 9903,
+            image: "agent:1".into(),
+            original_target_port: Some(IntOrString::String("http".into())),
         };
-        let d2 = with_agent(&d, &installed, "payments-svc").unwrap();
-        let s2 = repointed(&svc, &t, &installed).unwrap();
-        assert_eq!(installed_of(&s2), Some(installed.clone()));
-        let containers = &d2
-            .spec
-            .as_ref()
-            .unwrap()
-            .template
-            .spec
-            .as_ref()
-            .unwrap()
-            .containers;
-        assert_eq!(containers.len(), 3);
-        assert_eq!(
-            s2.spec.as_ref().unwrap().ports.as_ref().unwrap()[0].target_port,
-            Some(IntOrString::Int(9901))
+        s2.metadata.annotations = Some(
+            [(
+                INTERCEPT.to_owned(),
+                serde_json::to_string(&record).unwrap(),
+            )]
+            .into(),
         );
-        // Installing again (a newer agent image) keeps the first record.
-        let newer = Installed {
-            image: "127.0.0.1:5000/tether-agent:def".into(),
-            ..installed.clone()
-        };
-        let d3 = with_agent(&d2, &newer, "payments-svc").unwrap();
         assert_eq!(
-            d3.spec
-                .as_ref()
-                .unwrap()
-                .template
-                .spec
-                .as_ref()
-                .unwrap()
-                .containers
-                .len(),
-            3
+            plan(&s2, std::slice::from_ref(&d), &[], &port("1")).unwrap(),
+            plan(&svc, &[d], &[], &port("1")).unwrap()
         );
-        let s3 = repointed(&s2, &t, &newer).unwrap();
-        // Planning on an intercepted Service uses its recorded original.
-        let again = plan(
-            &original_service(&s3).unwrap(),
-            std::slice::from_ref(&d3),
-            &[],
-            8080,
-        )
-        .unwrap();
-        assert_eq!(again, t);
-
-        let back_d = restored_deployment(&d3).unwrap().unwrap();
-        let back_s = restored_service(&s3).unwrap().unwrap();
-        assert_eq!(
-            serde_json::to_value(&back_d.spec).unwrap(),
-            serde_json::to_value(&d.spec).unwrap()
-        );
-        assert_eq!(back_d.metadata.annotations, d.metadata.annotations);
-        assert_eq!(
-            serde_json::to_value(&back_s.spec).unwrap(),
-            serde_json::to_value(&svc.spec).unwrap()
-        );
-        assert_eq!(back_s.metadata.annotations, None);
-        assert!(restored_service(&svc).unwrap().is_none());
-    }
-
-    fn installed_of(s: &Service) -> Option<Installed> {
-        installed(s)
+        assert_eq!(installed(&s2), Some(record));
     }
 }

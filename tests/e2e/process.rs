@@ -112,6 +112,21 @@ impl Running {
         }
     }
 
+    /// Waits up to `timeout` for the process to exit by itself; its status if it did.
+    #[allow(dead_code)] // for benches/idle.rs, which shares this file
+    pub fn exited_within(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Ctrl-C, as a developer stops it; returns whether it exited by itself in time.
     pub fn interrupt(&mut self) -> bool {
         let _ = Command::new("kill")
