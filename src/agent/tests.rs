@@ -605,3 +605,71 @@ async fn ten_thousand_requests_at_fifty_connections_arrive_intact() {
         started.elapsed()
     );
 }
+
+/// Latency through agent and tunnel with the tunnel on a real TCP connection, as the
+/// port-forward is, once with Nagle's algorithm off on the laptop's socket and once on (as
+/// a client that does not set TCP_NODELAY leaves it). Figures only, nothing asserted:
+/// `cargo test -p tether --lib latency_through -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn latency_through_the_tunnel_with_and_without_nagle() {
+    for laptop_nodelay in [true, false] {
+        let (agent, addr) = agent_with_app(Some(TOKEN)).await;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let control = listener.local_addr().unwrap();
+        let a = agent.clone();
+        tokio::spawn(async move {
+            let (conn, _) = listener.accept().await.unwrap();
+            conn.set_nodelay(true).unwrap();
+            let _ = a.attach(conn).await;
+        });
+        let conn = tokio::net::TcpStream::connect(control).await.unwrap();
+        conn.set_nodelay(laptop_nodelay).unwrap();
+        let meta = HelloMeta {
+            role: Role::Laptop,
+            name: "bench@laptop".into(),
+            token: TOKEN.into(),
+            ..HelloMeta::default()
+        };
+        let mut session = Session::start(conn, Side::Dialer, meta, Heartbeat::default())
+            .await
+            .unwrap();
+        tokio::spawn(async move {
+            while let Some(inc) = session.accept().await {
+                tokio::spawn(serve_echo(inc.stream, "laptop"));
+            }
+        });
+        until_attached(&agent, "bench@laptop").await;
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(20)
+            .build()
+            .unwrap();
+        let mut tasks = Vec::new();
+        for t in 0..20 {
+            let client = client.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut took = Vec::new();
+                for i in 0..250 {
+                    let started = Instant::now();
+                    let got = post(&client, addr, format!("{t}-{i}"), None).await.unwrap();
+                    took.push(started.elapsed());
+                    assert!(got.starts_with("laptop:"));
+                }
+                took
+            }));
+        }
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.unwrap());
+        }
+        all.sort();
+        let at = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)];
+        eprintln!(
+            "laptop socket TCP_NODELAY={laptop_nodelay}: {} requests, p50 {:?}, p99 {:?}, max {:?}",
+            all.len(),
+            at(0.50),
+            at(0.99),
+            all[all.len() - 1]
+        );
+    }
+}

@@ -4,12 +4,15 @@ use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TunnelError {
-    #[error("the tunnel's byte stream failed")]
+    // The cause is in the message too: the laptop shows this error as one line.
+    #[error("the tunnel's byte stream failed: {0}")]
     Io(#[from] std::io::Error),
     #[error("the peer is not a tether tunnel (bad hello)")]
     NotTether,
-    #[error("the peer's hello is not valid: its settings do not parse")]
+    #[error("the peer's hello is not valid: {0}")]
     BadHello(#[source] serde_json::Error),
+    #[error("{0} streams are open on this session already, the most its peer allows")]
+    TooManyStreams(usize),
     #[error(
         "protocol version mismatch: this side speaks {ours}, the peer {theirs}; \
          the agent must come from the same tether version as the laptop"

@@ -183,7 +183,7 @@ mod tests {
     use bytes::{BufMut, BytesMut};
 
     use super::*;
-    use crate::tunnel::{Filter, MAX_PAYLOAD, Role};
+    use crate::tunnel::{Filter, MAGIC, MAX_PAYLOAD, Role, VERSION};
 
     fn all_frames() -> Vec<Frame> {
         vec![
@@ -271,6 +271,30 @@ mod tests {
     }
 
     #[test]
+    fn a_hello_of_this_version_whose_settings_do_not_parse_is_refused() {
+        for json in [&b"{\"token\": 42}"[..], b"not json", b"[1]"] {
+            let payload = [&MAGIC[..], &VERSION.to_be_bytes(), json].concat();
+            let mut hello = BytesMut::new();
+            hello.put_u8(kind::HELLO);
+            hello.put_u32(0);
+            hello.put_u32(payload.len() as u32);
+            hello.put_slice(&payload);
+            assert!(
+                matches!(Frame::decode(&hello), Err(TunnelError::BadHello(_))),
+                "{json:?}"
+            );
+        }
+        // Unknown fields are fine; another version's settings are not judged.
+        let payload = [&MAGIC[..], &VERSION.to_be_bytes(), b"{\"later\": 1}"].concat();
+        let mut hello = BytesMut::new();
+        hello.put_u8(kind::HELLO);
+        hello.put_u32(0);
+        hello.put_u32(payload.len() as u32);
+        hello.put_slice(&payload);
+        assert!(Frame::decode(&hello).unwrap().is_some());
+    }
+
+    #[test]
     fn malformed_input_is_an_error_not_a_panic() {
         let mut big = BytesMut::new();
         big.put_u8(kind::DATA);
@@ -301,6 +325,149 @@ mod tests {
                     (seed & 0xff) as u8
                 })
                 .collect();
+            let _ = Frame::decode(&bytes);
+        }
+    }
+}
+
+/// Property tests: any frame survives encode → decode, and any sequence of frames survives
+/// being cut into arbitrary pieces on the way (as a byte stream is).
+#[cfg(test)]
+mod properties {
+    use std::{
+        pin::Pin,
+        task::{Context, Poll},
+    };
+
+    use bytes::{Bytes, BytesMut};
+    use proptest::prelude::*;
+    use tokio::io::{AsyncRead, ReadBuf};
+
+    use super::Frame;
+    use crate::tunnel::{Filter, HelloMeta, MAX_PAYLOAD, Role};
+
+    fn meta() -> impl Strategy<Value = HelloMeta> {
+        (
+            any::<bool>(),
+            ".{0,20}",
+            proptest::collection::vec(("[a-z-]{1,8}", ".{0,8}"), 0..4),
+            ".{0,40}",
+        )
+            .prop_map(|(agent, name, headers, token)| HelloMeta {
+                role: if agent { Role::Agent } else { Role::Laptop },
+                name,
+                filter: Filter { headers },
+                token,
+            })
+    }
+
+    fn frame() -> impl Strategy<Value = Frame> {
+        prop_oneof![
+            (any::<u16>(), meta()).prop_map(|(version, meta)| Frame::Hello { version, meta }),
+            (any::<u32>(), ".{0,30}").prop_map(|(id, target)| Frame::Open { id, target }),
+            (
+                any::<u32>(),
+                prop_oneof![
+                    proptest::collection::vec(any::<u8>(), 0..64),
+                    proptest::collection::vec(any::<u8>(), MAX_PAYLOAD - 2..=MAX_PAYLOAD),
+                ]
+            )
+                .prop_map(|(id, data)| Frame::Data {
+                    id,
+                    data: Bytes::from(data)
+                }),
+            (any::<u32>(), any::<u32>()).prop_map(|(id, credit)| Frame::Window { id, credit }),
+            any::<u32>().prop_map(|id| Frame::Eof { id }),
+            any::<u32>().prop_map(|id| Frame::Reset { id }),
+            any::<u64>().prop_map(|nonce| Frame::Ping { nonce }),
+            any::<u64>().prop_map(|nonce| Frame::Pong { nonce }),
+            ".{0,60}".prop_map(|reason| Frame::GoAway { reason }),
+        ]
+    }
+
+    /// Hands out a byte stream in the given pieces, one piece (or less) per read.
+    struct Pieces {
+        bytes: Vec<u8>,
+        cuts: Vec<usize>,
+        at: usize,
+    }
+
+    impl AsyncRead for Pieces {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            let this = &mut *self;
+            let next_cut = this
+                .cuts
+                .iter()
+                .copied()
+                .find(|&c| c > this.at)
+                .unwrap_or(this.bytes.len());
+            let n = (next_cut - this.at).min(buf.remaining());
+            buf.put_slice(&this.bytes[this.at..this.at + n]);
+            this.at += n;
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    fn encode_all(frames: &[Frame]) -> Vec<u8> {
+        let mut out = BytesMut::new();
+        for f in frames {
+            f.encode(&mut out);
+        }
+        out.to_vec()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_frame_round_trips(f in frame()) {
+            let bytes = encode_all(std::slice::from_ref(&f));
+            let (back, used) = Frame::decode(&bytes).unwrap().unwrap();
+            prop_assert_eq!(used, bytes.len());
+            prop_assert_eq!(back, Some(f));
+        }
+
+        #[test]
+        fn frames_cut_anywhere_decode_to_the_same_frames(
+            frames in proptest::collection::vec(frame(), 1..8),
+            cuts in proptest::collection::vec(any::<proptest::sample::Index>(), 0..12),
+        ) {
+            let bytes = encode_all(&frames);
+            let mut cuts: Vec<usize> = cuts.iter().map(|i| i.index(bytes.len())).collect();
+            cuts.sort();
+            // Incrementally, as a receiver that buffers pieces would.
+            let mut buf = Vec::new();
+            let mut got = Vec::new();
+            let mut last = 0;
+            for cut in cuts.iter().copied().chain([bytes.len()]) {
+                buf.extend_from_slice(&bytes[last..cut]);
+                last = cut;
+                while let Some((f, used)) = Frame::decode(&buf).unwrap() {
+                    got.extend(f);
+                    buf.drain(..used);
+                }
+            }
+            prop_assert!(buf.is_empty());
+            prop_assert_eq!(&got, &frames);
+            // And from a byte stream that delivers those pieces.
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let read = rt.block_on(async {
+                let mut r = Pieces { bytes, cuts, at: 0 };
+                let mut read = Vec::new();
+                while let Some(f) = Frame::read(&mut r).await.unwrap() {
+                    read.push(f);
+                }
+                read
+            });
+            prop_assert_eq!(read, frames);
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
             let _ = Frame::decode(&bytes);
         }
     }

@@ -50,6 +50,8 @@
 //! [`Heartbeat`]). On a normal link the floor (800 ms) rules, so with the 200 ms interval a
 //! vanished laptop loses its traffic within one second; a link with 300 ms round trips
 //! gets 1.4 s, so a stall of a few round trips (a TCP retransmission) does not flap.
+//! Time during which this side's own heartbeat ran late (its process starved of CPU, as a
+//! throttled pod is) does not count as the peer's silence: its reader was starved too.
 //!
 //! # Bounds
 //! A peer that breaks these gets GoAway `protocol error: …` and the session closes:
@@ -60,6 +62,10 @@
 //! - More than [`Limits::max_streams`] streams it opened at once, or opens faster than
 //!   [`Limits::opens_per_second`] (after a burst of `max_streams`).
 //! - Not reading: more than [`Limits::max_queued`] control frames waiting to be written.
+//!
+//! - This side opens at most the default `max_streams` streams at once itself (an open
+//!   past that fails, and the agent sends that connection to the app), so it never breaks
+//!   its peer's bound.
 //!
 //! So a session holds at most `max_streams × (WINDOW + 2 × 64 KiB)` of the peer's bytes
 //! (384 MiB at the default 1024 streams; an agent allows its laptop far fewer streams,

@@ -158,8 +158,12 @@ impl Shared {
     }
 
     fn send(&self, frame: Frame) {
+        if let Frame::Data { .. } = frame {
+            // Credit bounds these; a send after the writer ended has nowhere to go.
+            let _ = self.out_tx.send(frame);
+            return;
+        }
         let queue = match frame {
-            Frame::Data { .. } => return drop(self.out_tx.send(frame)),
             Frame::Ping { .. } | Frame::Pong { .. } | Frame::Window { .. } => &self.ctl_tx,
             _ => &self.out_tx,
         };
@@ -326,6 +330,17 @@ impl Opener {
     pub fn open(&self, target: &str) -> Result<DuplexStream, TunnelError> {
         if self.shared.closed.is_cancelled() {
             return Err(TunnelError::Closed);
+        }
+        // The peer counts the streams this side opens against its own bound (the default
+        // one, as both sides run it): past it, the peer would end the whole session.
+        let own = self
+            .shared
+            .streams
+            .lock()
+            .map_or(0, |s| s.len())
+            .saturating_sub(self.shared.peer_streams.load(Ordering::Relaxed));
+        if own >= Limits::default().max_streams {
+            return Err(TunnelError::TooManyStreams(own));
         }
         let id = self.shared.next_id.fetch_add(2, Ordering::Relaxed);
         let open = Frame::Open {
@@ -874,17 +889,30 @@ async fn read_loop<R: AsyncRead + Unpin>(
 
 async fn heartbeat_loop(shared: Arc<Shared>) {
     let heartbeat = shared.settings.heartbeat;
+    let interval_ms = heartbeat.interval.as_millis() as u64;
     let mut tick = tokio::time::interval(heartbeat.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut prev_tick = shared.now_ms();
+    let mut seen_before = shared.last_seen.load(Ordering::Relaxed);
+    // How late this task's ticks came since the peer's last frame: while this process was
+    // starved (a CPU-throttled pod, a busy laptop), so was its reader, and that silence
+    // says nothing about the peer.
+    let mut starved = 0u64;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = shared.closed.cancelled() => return,
         }
         let now = shared.now_ms();
-        let silent =
-            Duration::from_millis(now.saturating_sub(shared.last_seen.load(Ordering::Relaxed)));
-        if silent > heartbeat.dead_after(shared.rtt.get()) {
+        let seen = shared.last_seen.load(Ordering::Relaxed);
+        if seen != seen_before {
+            (seen_before, starved) = (seen, 0);
+        }
+        starved += now.saturating_sub(prev_tick).saturating_sub(interval_ms);
+        prev_tick = now;
+        let silent = Duration::from_millis(now.saturating_sub(seen));
+        let counted = silent.saturating_sub(Duration::from_millis(starved));
+        if counted > heartbeat.dead_after(shared.rtt.get()) {
             return shared.close(TunnelError::Silent(silent).to_string());
         }
         // Only a quiet side pings: any frame proves liveness, and a ping between a

@@ -455,3 +455,54 @@ async fn a_vanished_peer_on_a_normal_link_is_declared_dead_within_a_second() {
     assert!(reason.contains("gone"), "{reason}");
     assert!(took <= ms(1000), "{took:?}");
 }
+
+#[tokio::test]
+async fn this_side_never_opens_more_streams_than_its_peer_allows() {
+    let (mut laptop, agent) = pair().await;
+    let laptop_open = laptop.opener();
+    let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        for _ in 0..Limits::default().max_streams {
+            held.push(laptop.accept().await.unwrap());
+        }
+        let _ = release_rx.await;
+        drop(held);
+        while laptop.accept().await.is_some() {}
+    });
+    let opener = agent.opener();
+    let open: Vec<_> = (0..Limits::default().max_streams)
+        .map(|_| opener.open("").unwrap())
+        .collect();
+    assert!(matches!(
+        opener.open(""),
+        Err(TunnelError::TooManyStreams(1024))
+    ));
+    // The peer saw nothing out of bounds, and streams that end make room.
+    assert!(!laptop_open.is_closed());
+    drop(open);
+    release_tx.send(()).unwrap();
+    let room = tokio::time::timeout(Duration::from_secs(2), async {
+        loop {
+            if let Ok(s) = opener.open("") {
+                return s;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    assert!(room.is_ok());
+    assert!(!laptop_open.is_closed());
+}
+
+#[tokio::test]
+async fn a_starved_process_does_not_declare_its_peer_gone() {
+    let (laptop, agent) = pair().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Everything on this runtime stops for 1.5 s, as in a CPU-throttled pod: no frame is
+    // read or written, and no timer fires.
+    std::thread::sleep(Duration::from_millis(1500));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!laptop.opener().is_closed(), "{}", laptop.close_reason());
+    assert!(!agent.opener().is_closed(), "{}", agent.close_reason());
+}
