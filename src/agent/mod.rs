@@ -30,6 +30,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::tunnel::{Filter, Heartbeat, HelloMeta, Opener, Role, Session, Side, TunnelError};
 
+pub mod router;
+pub mod routes;
+
 /// The agent's command line (`tether agent ARGS`), as the sidecar's args give it.
 #[derive(Debug, Parser)]
 #[command(name = "tether agent", no_binary_name = true)]

@@ -1,0 +1,10 @@
+//! The seam between the agent's laptop registry and its per-request router.
+/// What the per-request router asks: which laptop (if any) takes a request with these headers.
+pub trait Routes: Clone + Send + Sync + 'static {
+    /// The opener of the laptop whose header filter every header of matches, if any.
+    fn laptop_for(&self, headers: &http::HeaderMap) -> Option<crate::tunnel::Opener>;
+    /// The laptop taking every connection, if one is attached in all-traffic mode.
+    fn all_traffic(&self) -> Option<crate::tunnel::Opener>;
+    /// Whether any header laptop is attached (so connections need per-request routing).
+    fn any_header_laptop(&self) -> bool;
+}
