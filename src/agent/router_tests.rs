@@ -34,10 +34,11 @@ async fn within<F: Future>(what: &str, f: F) -> F::Output {
     }
 }
 
-/// Routes requests carrying [`HEADER`] to the one laptop.
+/// Routes requests carrying [`HEADER`] to the one laptop, or every connection to it.
 #[derive(Clone)]
 struct FakeRoutes {
     laptop: Opener,
+    all_traffic: bool,
 }
 
 impl Routes for FakeRoutes {
@@ -46,13 +47,13 @@ impl Routes for FakeRoutes {
             .get_all(HEADER.0)
             .iter()
             .any(|v| v.as_bytes() == HEADER.1.as_bytes());
-        wanted.then(|| self.laptop.clone())
+        (wanted && !self.all_traffic).then(|| self.laptop.clone())
     }
     fn all_traffic(&self) -> Option<Opener> {
-        None
+        self.all_traffic.then(|| self.laptop.clone())
     }
     fn any_header_laptop(&self) -> bool {
-        true
+        !self.all_traffic
     }
 }
 
@@ -68,6 +69,11 @@ enum Speaks {
     Echo,
     /// Writes a banner on connect, then echoes.
     Banner,
+    /// HTTP/1, but closes a connection that brings no request within 100 ms (as servers
+    /// with a header-read timeout do).
+    Http1Impatient,
+    /// Answers any HTTP/1 request with `101` to h2c, then serves HTTP/2 as [`Speaks::Http2`].
+    H2cUpgrade,
 }
 
 /// Answers `tag` plus what it saw: the caller's forwarding headers and the body.
@@ -106,12 +112,15 @@ where
     IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
     match speaks {
-        Speaks::Http1 => {
-            let service = hyper::service::service_fn(move |req| answer(req, tag));
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(io), service)
-                .with_upgrades()
-                .await;
+        Speaks::Http1 => serve_http1(io, tag).await,
+        Speaks::Http1Impatient => {
+            let mut io = io;
+            let mut first = [0u8; 1];
+            let peeked = tokio::time::timeout(Duration::from_millis(100), io.read(&mut first));
+            let Ok(Ok(1)) = peeked.await else {
+                return;
+            };
+            serve_http1(super::Replay::new(Bytes::copy_from_slice(&first), io), tag).await;
         }
         Speaks::Http2 => {
             let service = hyper::service::service_fn(move |req| async move {
@@ -156,6 +165,19 @@ where
             let _ = tokio::io::copy(&mut rd, &mut wr).await;
             let _ = wr.shutdown().await;
         }
+        Speaks::H2cUpgrade => {
+            let mut io = io;
+            let head = read_until(&mut io, b"\r\n\r\n").await;
+            let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+            if !head.contains("upgrade: h2c\r\n") {
+                return;
+            }
+            let switch =
+                "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n";
+            if io.write_all(switch.as_bytes()).await.is_ok() {
+                Box::pin(serve(io, tag, Speaks::Http2)).await;
+            }
+        }
         Speaks::Banner => {
             let (mut rd, mut wr) = tokio::io::split(io);
             if wr
@@ -170,6 +192,17 @@ where
     }
 }
 
+async fn serve_http1<IO>(io: IO, tag: &'static str)
+where
+    IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let service = hyper::service::service_fn(move |req| answer(req, tag));
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades()
+        .await;
+}
+
 /// A fake app speaking `speaks` on 127.0.0.1:0.
 async fn app(speaks: Speaks) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -182,9 +215,9 @@ async fn app(speaks: Speaks) -> SocketAddr {
     addr
 }
 
-/// A laptop attached through a real session pair; returns the agent side's opener. The
-/// sessions live as long as the test's runtime.
-async fn laptop(speaks: Speaks) -> Opener {
+/// A laptop attached through a real session pair: the agent side's opener, and the task
+/// that holds both sessions (aborting it is the laptop going away).
+async fn laptop(speaks: Speaks) -> (Opener, tokio::task::JoinHandle<()>) {
     let (agent_end, laptop_end) = tokio::io::duplex(256 * 1024);
     let agent_meta = HelloMeta {
         role: Role::Agent,
@@ -205,20 +238,27 @@ async fn laptop(speaks: Speaks) -> Opener {
     );
     let (agent, mut laptop) = (agent.unwrap(), laptop.unwrap());
     let opener = agent.opener();
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         let _agent = agent;
         while let Some(inc) = laptop.accept().await {
             tokio::spawn(serve::<DuplexStream>(inc.stream, "laptop", speaks));
         }
     });
-    opener
+    (opener, task)
 }
 
-/// The router on 127.0.0.1:0 in front of `app`, with a laptop speaking `laptop_speaks`.
+/// The router on 127.0.0.1:0 in front of `app`, with a header laptop speaking
+/// `laptop_speaks`.
 async fn router(app: SocketAddr, laptop_speaks: Speaks) -> SocketAddr {
+    let (laptop, _) = laptop(laptop_speaks).await;
     let routes = FakeRoutes {
-        laptop: laptop(laptop_speaks).await,
+        laptop,
+        all_traffic: false,
     };
+    router_with(app, routes).await
+}
+
+async fn router_with(app: SocketAddr, routes: FakeRoutes) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -309,7 +349,7 @@ async fn laptop_sees_the_callers_address_and_the_app_sees_the_request_unchanged(
 }
 
 /// Reads from `conn` until `end` has arrived; returns everything read.
-async fn read_until(conn: &mut TcpStream, end: &[u8]) -> Vec<u8> {
+async fn read_until<IO: AsyncRead + Unpin>(conn: &mut IO, end: &[u8]) -> Vec<u8> {
     let mut seen = Vec::new();
     let mut buf = [0u8; 4096];
     while !seen.windows(end.len()).any(|w| w == end) {
@@ -537,4 +577,102 @@ fn first_bytes_are_told_apart_as_soon_as_they_can_be() {
     let mut long_target = b"GET /".to_vec();
     long_target.resize(20 * 1024, b'a');
     assert_eq!(classify(&long_target), Some(Opaque));
+}
+
+/// An HTTP/1 request upgraded to h2c, then one HTTP/2 request on the switched connection.
+async fn h2c_upgrade(addr: SocketAddr, header: bool) -> String {
+    let mut conn = TcpStream::connect(addr).await.unwrap();
+    let dev = if header { "x-dev: alice\r\n" } else { "" };
+    let head = format!(
+        "GET / HTTP/1.1\r\nHost: svc\r\n{dev}Connection: Upgrade, HTTP2-Settings\r\n\
+         Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n\r\n"
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    let answer = read_until(&mut conn, b"\r\n\r\n").await;
+    assert!(
+        answer.starts_with(b"HTTP/1.1 101 "),
+        "{:?}",
+        String::from_utf8_lossy(&answer)
+    );
+    let (mut sender, h2) = within(
+        "the HTTP/2 handshake after the 101",
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(conn)),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(h2);
+    let resp = within(
+        "a response over h2c",
+        sender.send_request(get("http://svc/h2c", false)),
+    )
+    .await
+    .unwrap();
+    read_all(resp).await.0
+}
+
+#[tokio::test]
+async fn h2c_upgrade_goes_where_its_first_request_says_and_carries_http2_after_the_101() {
+    let addr = router(app(Speaks::H2cUpgrade).await, Speaks::H2cUpgrade).await;
+    assert_eq!(
+        h2c_upgrade(addr, false).await,
+        "app /h2c xff=[] fwd=[] body="
+    );
+    // The laptop's side of the switch: HTTP/2 after it carries no forwarding headers.
+    assert_eq!(
+        h2c_upgrade(addr, true).await,
+        "laptop /h2c xff=[] fwd=[] body="
+    );
+}
+
+#[tokio::test]
+async fn a_request_for_a_laptop_that_has_left_goes_to_the_app() {
+    let (laptop, sessions) = laptop(Speaks::Http1).await;
+    let routes = FakeRoutes {
+        laptop,
+        all_traffic: false,
+    };
+    let addr = router_with(app(Speaks::Http1).await, routes).await;
+    let mut client = h1_client(addr).await;
+    let resp = within("laptop", client.send_request(get("/a", true)))
+        .await
+        .unwrap();
+    assert!(read_all(resp).await.0.starts_with("laptop /a"));
+    sessions.abort();
+    // The session notices its end asynchronously; the next request must not fail either way.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let resp = within("app", client.send_request(get("/b", true)))
+        .await
+        .unwrap();
+    assert_eq!(read_all(resp).await.0, "app /b xff=[] fwd=[] body=");
+}
+
+#[tokio::test]
+async fn an_all_traffic_laptop_takes_whole_connections_as_bytes() {
+    let (laptop, _sessions) = laptop(Speaks::Banner).await;
+    let routes = FakeRoutes {
+        laptop,
+        all_traffic: true,
+    };
+    let addr = router_with(app(Speaks::Banner).await, routes).await;
+    let mut conn = TcpStream::connect(addr).await.unwrap();
+    assert_eq!(
+        read_until(&mut conn, b"\r\n").await,
+        b"220 laptop ready\r\n"
+    );
+}
+
+#[tokio::test]
+async fn the_app_is_reached_after_it_closed_the_connection_opened_at_accept() {
+    // While the caller talks to the laptop, the app gives up on its idle connection.
+    let addr = router(app(Speaks::Http1Impatient).await, Speaks::Http1).await;
+    let mut client = h1_client(addr).await;
+    let resp = within("laptop", client.send_request(get("/a", true)))
+        .await
+        .unwrap();
+    assert!(read_all(resp).await.0.starts_with("laptop /a"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let resp = within("app", client.send_request(get("/b", false)))
+        .await
+        .unwrap();
+    assert_eq!(read_all(resp).await.0, "app /b xff=[] fwd=[] body=");
 }
