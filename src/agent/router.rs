@@ -315,7 +315,7 @@ async fn route_http1<R: Routes>(
             let (mut sender, conn) = h1_client()
                 .handshake(TokioIo::new(stream))
                 .await
-                .map_err(|source| laptop_http(source))?;
+                .map_err(laptop_http)?;
             tokio::spawn(conn.with_upgrades());
             sender.send_request(req).await.map_err(laptop_http)
         };
