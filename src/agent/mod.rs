@@ -15,8 +15,9 @@
 //! - [`registry`]: who is attached with which route; refusals; the [`Routes`] it answers.
 //! - [`routes`]: the routing seam the per-request router reads.
 //! - [`control`]: the control port: checked attaches, the laptops query.
-//! - [`traffic`]: the agent port: per-connection routing, and per-request routing of
-//!   HTTP/1.1 while a header laptop is attached.
+//! - [`traffic`]: the agent port, whose connections go to the [`router`]: per connection
+//!   for all traffic, per request (HTTP/1.1, HTTP/2, gRPC) while a header laptop is
+//!   attached, anything else passed through as bytes.
 //! - [`run`](run()): `tether agent` itself; `error`: its errors.
 //!
 //! This module depends on `tunnel` and nothing of the laptop side (no TUI, no bollard).
@@ -25,6 +26,7 @@ pub mod args;
 pub mod control;
 mod error;
 pub mod registry;
+pub mod router;
 pub mod routes;
 mod run;
 pub mod server;

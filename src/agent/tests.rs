@@ -605,4 +605,3 @@ async fn ten_thousand_requests_at_fifty_connections_arrive_intact() {
         started.elapsed()
     );
 }
-
