@@ -1,6 +1,8 @@
-//! The agent in-process: a fake app on 127.0.0.1:0, a fake laptop over `tokio::io::duplex`.
+//! The agent in-process: a fake app on 127.0.0.1:0, fake laptops over `tokio::io::duplex`,
+//! and raw peers written against the frame codec.
 
 use std::{
+    net::SocketAddr,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -8,12 +10,63 @@ use std::{
     time::{Duration, Instant},
 };
 
+use bytes::{BufMut, Bytes, BytesMut};
+use http_body_util::{BodyExt, Full};
+use hyper::{Request, Response, body::Incoming};
+use hyper_util::rt::TokioIo;
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt, DuplexStream},
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream},
+    net::TcpListener,
     task::JoinHandle,
 };
+use tokio_util::sync::CancellationToken;
 
-use super::*;
+use super::{Agent, AgentConfig, Routes};
+use crate::tunnel::{
+    Filter, Frame, Heartbeat, HelloMeta, LAPTOPS_TARGET, LaptopInfo, MAGIC, Role, Session, Side,
+    VERSION,
+};
+
+const TOKEN: &str = "s3cret-token";
+
+/// An agent expecting `token` (none: refuses every laptop), serving traffic on
+/// 127.0.0.1:0 in front of an echo app; returns it and its traffic address.
+async fn agent_with_app(token: Option<&str>) -> (Agent, SocketAddr) {
+    let app = fake_app().await;
+    let mut config = AgentConfig::new(app, token.unwrap_or(""));
+    config.token = token.map(str::to_owned);
+    config.service = "payments-svc".into();
+    let agent = Agent::new(config);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let a = agent.clone();
+    tokio::spawn(async move { a.serve_traffic(listener, CancellationToken::new()).await });
+    (agent, addr)
+}
+
+/// Waits until the agent routes to a laptop called `name`.
+async fn until_attached(agent: &Agent, name: &str) {
+    let mut count = agent.attached_count();
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        count.wait_for(|_| agent.laptops().iter().any(|l| l.name == name)),
+    )
+    .await
+    .expect("the laptop attaches")
+    .unwrap();
+}
+
+/// Waits until no laptop called `name` is attached.
+async fn until_detached(agent: &Agent, name: &str) {
+    let mut count = agent.attached_count();
+    tokio::time::timeout(
+        Duration::from_secs(2),
+        count.wait_for(|_| !agent.laptops().iter().any(|l| l.name == name)),
+    )
+    .await
+    .expect("the agent notices a closed tunnel at once")
+    .unwrap();
+}
 
 /// Answers every request with `tag:` followed by the request body.
 async fn serve_echo<IO>(io: IO, tag: &'static str)
@@ -43,25 +96,29 @@ async fn fake_app() -> SocketAddr {
     addr
 }
 
-/// An agent serving traffic on 127.0.0.1:0; returns it and its traffic address.
-async fn agent_with_app() -> (Agent, SocketAddr) {
-    let app = fake_app().await;
-    let agent = Agent::new(app, Heartbeat::default());
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let a = agent.clone();
-    tokio::spawn(async move { a.serve_traffic(listener, CancellationToken::new()).await });
-    (agent, addr)
-}
-
-/// A laptop attached to `agent` through a pipe that can be cut or frozen.
+/// A laptop attached to `agent` through a pipe that can be cut or frozen; it answers
+/// every stream with `tag:` and the request body.
 struct FakeLaptop {
     task: JoinHandle<()>,
     frozen: Arc<AtomicBool>,
+    opener: crate::tunnel::Opener,
 }
 
 impl FakeLaptop {
     async fn attach(agent: &Agent, filter: Filter) -> FakeLaptop {
+        FakeLaptop::try_attach(agent, "test-laptop", filter, TOKEN, "laptop")
+            .await
+            .unwrap()
+    }
+
+    /// Attaches, or returns what the agent said when it refused.
+    async fn try_attach(
+        agent: &Agent,
+        name: &str,
+        filter: Filter,
+        token: &str,
+        tag: &'static str,
+    ) -> Result<FakeLaptop, String> {
         let (agent_end, proxy_a) = tokio::io::duplex(256 * 1024);
         let (proxy_b, laptop_end) = tokio::io::duplex(256 * 1024);
         let frozen = Arc::new(AtomicBool::new(false));
@@ -73,24 +130,25 @@ impl FakeLaptop {
         });
         let meta = HelloMeta {
             role: Role::Laptop,
-            name: "test-laptop".into(),
+            name: name.into(),
             filter,
-            ..HelloMeta::default()
+            token: token.into(),
         };
         let mut session = Session::start(laptop_end, Side::Dialer, meta, Heartbeat::default())
             .await
-            .unwrap();
+            .map_err(|e| e.to_string())?;
+        let opener = session.opener();
         let task = tokio::spawn(async move {
             while let Some(inc) = session.accept().await {
-                tokio::spawn(serve_echo(inc.stream, "laptop"));
+                tokio::spawn(serve_echo(inc.stream, tag));
             }
         });
-        let mut attached = agent.attached();
-        tokio::time::timeout(Duration::from_secs(5), attached.wait_for(|a| *a))
-            .await
-            .unwrap()
-            .unwrap();
-        FakeLaptop { task, frozen }
+        until_attached(agent, name).await;
+        Ok(FakeLaptop {
+            task,
+            frozen,
+            opener,
+        })
     }
 
     /// The laptop process dies: its end of the tunnel closes.
@@ -101,6 +159,18 @@ impl FakeLaptop {
     /// The network stops carrying anything, but no connection closes.
     fn freeze(&self) {
         self.frozen.store(true, Ordering::SeqCst);
+    }
+
+    /// Asks the agent who is attached, as `tether leave` does.
+    async fn laptops(&self) -> Vec<LaptopInfo> {
+        let mut s = self.opener.open(LAPTOPS_TARGET).unwrap();
+        let mut json = Vec::new();
+        tokio::time::timeout(Duration::from_secs(2), s.read_to_end(&mut json))
+            .await
+            .expect("the agent answers and ends the stream")
+            .unwrap();
+        serde_json::from_slice(&json)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&json)))
     }
 }
 
@@ -155,9 +225,48 @@ async fn post(
     req.send().await?.error_for_status()?.text().await
 }
 
+fn dev(who: &str) -> Filter {
+    Filter {
+        headers: vec![("x-dev".into(), who.into())],
+    }
+}
+
+/// Sends `bytes` to the agent's control side as a laptop would, and returns every frame
+/// the agent wrote until it closed the stream (an error if it did not within 2 s).
+async fn raw_attach(agent: &Agent, bytes: Vec<u8>) -> Vec<Frame> {
+    let (agent_end, mut peer) = tokio::io::duplex(64 * 1024);
+    let a = agent.clone();
+    tokio::spawn(async move { a.attach(agent_end).await });
+    peer.write_all(&bytes).await.unwrap();
+    let mut frames = Vec::new();
+    tokio::time::timeout(Duration::from_secs(2), async {
+        while let Ok(Some(f)) = Frame::read(&mut peer).await {
+            frames.push(f);
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the agent did not close the stream; it said {frames:?}"));
+    frames
+}
+
+/// Which laptop answers a request sent through `opener`: its echo tag.
+async fn who(opener: Option<crate::tunnel::Opener>) -> String {
+    let stream = opener.expect("a laptop takes it").open("").unwrap();
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let req = Request::post("/").body(Full::new(Bytes::new())).unwrap();
+    let body = send.send_request(req).await.unwrap().into_body();
+    let text = body.collect().await.unwrap().to_bytes();
+    String::from_utf8_lossy(&text)
+        .trim_end_matches(':')
+        .to_owned()
+}
+
 #[tokio::test]
 async fn without_a_laptop_traffic_goes_to_the_app() {
-    let (_agent, addr) = agent_with_app().await;
+    let (_agent, addr) = agent_with_app(Some(TOKEN)).await;
     let client = reqwest::Client::new();
     assert_eq!(
         post(&client, addr, "hi".into(), None).await.unwrap(),
@@ -166,8 +275,74 @@ async fn without_a_laptop_traffic_goes_to_the_app() {
 }
 
 #[tokio::test]
+async fn a_laptop_with_a_wrong_or_missing_token_is_refused_and_the_app_keeps_the_traffic() {
+    let (agent, addr) = agent_with_app(Some(TOKEN)).await;
+    for token in ["", "s3cret-tokeN", "s3cret-token-and-more"] {
+        let refused =
+            FakeLaptop::try_attach(&agent, "mallory@x", Filter::default(), token, "laptop")
+                .await
+                .err()
+                .unwrap_or_else(|| panic!("token {token:?} was let in"));
+        assert!(
+            refused.contains("wrong or missing attach token"),
+            "{refused}"
+        );
+    }
+    assert!(agent.laptops().is_empty());
+    let client = reqwest::Client::new();
+    assert_eq!(
+        post(&client, addr, "x".into(), None).await.unwrap(),
+        "app:x"
+    );
+    // The right token still gets in (new connections go to it).
+    let _laptop = FakeLaptop::attach(&agent, Filter::default()).await;
+    let client = reqwest::Client::new();
+    assert_eq!(
+        post(&client, addr, "y".into(), None).await.unwrap(),
+        "laptop:y"
+    );
+}
+
+#[tokio::test]
+async fn an_agent_without_a_token_refuses_every_laptop() {
+    let (agent, _addr) = agent_with_app(None).await;
+    for token in ["", TOKEN] {
+        let refused = FakeLaptop::try_attach(&agent, "me@x", Filter::default(), token, "laptop")
+            .await
+            .err()
+            .expect("no laptop may attach to an agent with no token");
+        assert!(refused.contains("TETHER_AGENT_TOKEN"), "{refused}");
+    }
+}
+
+#[tokio::test]
+async fn a_hello_that_does_not_parse_is_refused_and_closed_never_all_traffic() {
+    let (agent, addr) = agent_with_app(Some(TOKEN)).await;
+    let mut bad_json = BytesMut::new();
+    let payload = [&MAGIC[..], &VERSION.to_be_bytes(), b"{\"token\": 42"].concat();
+    bad_json.put_u8(0);
+    bad_json.put_u32(0);
+    bad_json.put_u32(payload.len() as u32);
+    bad_json.put_slice(&payload);
+    let not_tether = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec();
+    for bytes in [bad_json.to_vec(), not_tether] {
+        let frames = raw_attach(&agent, bytes).await;
+        match &frames[..] {
+            [Frame::GoAway { reason }] => assert!(reason.contains("protocol error"), "{reason}"),
+            other => panic!("expected a GoAway alone, got {other:?}"),
+        }
+    }
+    assert!(agent.laptops().is_empty());
+    let client = reqwest::Client::new();
+    assert_eq!(
+        post(&client, addr, "x".into(), None).await.unwrap(),
+        "app:x"
+    );
+}
+
+#[tokio::test]
 async fn an_attached_laptop_gets_all_traffic_and_the_app_gets_it_back_when_it_vanishes() {
-    let (agent, addr) = agent_with_app().await;
+    let (agent, addr) = agent_with_app(Some(TOKEN)).await;
     let laptop = FakeLaptop::attach(&agent, Filter::default()).await;
     let fresh = reqwest::Client::builder()
         .pool_max_idle_per_host(0)
@@ -179,11 +354,7 @@ async fn an_attached_laptop_gets_all_traffic_and_the_app_gets_it_back_when_it_va
         assert_eq!(got, format!("laptop:{body}"));
     }
     laptop.vanish();
-    let mut attached = agent.attached();
-    tokio::time::timeout(Duration::from_secs(1), attached.wait_for(|a| !*a))
-        .await
-        .expect("the agent notices a closed tunnel at once")
-        .unwrap();
+    until_detached(&agent, "test-laptop").await;
     for i in 0..20 {
         let body = format!("after {i}");
         let got = post(&fresh, addr, body.clone(), None).await.unwrap();
@@ -193,7 +364,7 @@ async fn an_attached_laptop_gets_all_traffic_and_the_app_gets_it_back_when_it_va
 
 #[tokio::test]
 async fn a_frozen_laptop_loses_the_traffic_within_a_second() {
-    let (agent, addr) = agent_with_app().await;
+    let (agent, addr) = agent_with_app(Some(TOKEN)).await;
     let laptop = FakeLaptop::attach(&agent, Filter::default()).await;
     let fresh = reqwest::Client::builder()
         .pool_max_idle_per_host(0)
@@ -233,11 +404,8 @@ async fn a_frozen_laptop_loses_the_traffic_within_a_second() {
 
 #[tokio::test]
 async fn a_personal_intercept_routes_only_requests_with_the_header() {
-    let (agent, addr) = agent_with_app().await;
-    let filter = Filter {
-        headers: vec![("x-dev".into(), "alice".into())],
-    };
-    let laptop = FakeLaptop::attach(&agent, filter).await;
+    let (agent, addr) = agent_with_app(Some(TOKEN)).await;
+    let laptop = FakeLaptop::attach(&agent, dev("alice")).await;
     // One keep-alive connection carries both kinds.
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(1)
@@ -254,17 +422,152 @@ async fn a_personal_intercept_routes_only_requests_with_the_header() {
         assert_eq!(got, format!("{want}:{body}"), "request {i}");
     }
     laptop.vanish();
-    let mut attached = agent.attached();
-    attached.wait_for(|a| !*a).await.unwrap();
+    until_detached(&agent, "test-laptop").await;
     let got = post(&client, addr, "late".into(), Some(("x-dev", "alice")))
         .await
         .unwrap();
     assert_eq!(got, "app:late");
 }
 
+#[tokio::test]
+async fn alice_and_bob_each_get_only_their_requests_and_one_leaving_keeps_the_other() {
+    let (agent, addr) = agent_with_app(Some(TOKEN)).await;
+    let alice = FakeLaptop::try_attach(&agent, "alice@a", dev("alice"), TOKEN, "alice")
+        .await
+        .unwrap();
+    let _bob = FakeLaptop::try_attach(&agent, "bob@b", dev("bob"), TOKEN, "bob")
+        .await
+        .unwrap();
+    // One keep-alive connection carries requests for both laptops and the app.
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .build()
+        .unwrap();
+    for i in 0..30 {
+        let body = format!("{i}");
+        let (header, want) = match i % 3 {
+            0 => (Some(("x-dev", "alice")), "alice"),
+            1 => (Some(("x-dev", "bob")), "bob"),
+            _ => (None, "app"),
+        };
+        let got = post(&client, addr, body.clone(), header).await.unwrap();
+        assert_eq!(got, format!("{want}:{body}"), "request {i}");
+    }
+    let names: Vec<String> = alice.laptops().await.into_iter().map(|l| l.name).collect();
+    assert_eq!(names, ["alice@a", "bob@b"]);
+    alice.vanish();
+    until_detached(&agent, "alice@a").await;
+    let got = post(&client, addr, "a".into(), Some(("x-dev", "alice")))
+        .await
+        .unwrap();
+    assert_eq!(got, "app:a");
+    let got = post(&client, addr, "b".into(), Some(("x-dev", "bob")))
+        .await
+        .unwrap();
+    assert_eq!(got, "bob:b", "bob keeps routing after alice left");
+}
+
+#[tokio::test]
+async fn a_second_laptop_on_a_held_route_is_refused_naming_the_holder() {
+    let (agent, addr) = agent_with_app(Some(TOKEN)).await;
+    let _first = FakeLaptop::try_attach(&agent, "alice@a", Filter::default(), TOKEN, "alice")
+        .await
+        .unwrap();
+    let refused = FakeLaptop::try_attach(&agent, "bob@b", Filter::default(), TOKEN, "bob")
+        .await
+        .err()
+        .expect("a second all-traffic laptop is refused");
+    assert!(
+        refused
+            .contains("payments-svc is intercepted by alice@a since 0 s; `tether leave` it first"),
+        "{refused}"
+    );
+    let _carol = FakeLaptop::try_attach(&agent, "carol@c", dev("carol"), TOKEN, "carol")
+        .await
+        .unwrap();
+    let filter = Filter {
+        headers: vec![("X-DEV".into(), "carol".into())],
+    };
+    let refused = FakeLaptop::try_attach(&agent, "dave@d", filter, TOKEN, "dave")
+        .await
+        .err()
+        .expect("the same headers are refused");
+    assert!(
+        refused.contains("payments-svc requests with x-dev=carol are intercepted by carol@c"),
+        "{refused}"
+    );
+    // The first keeps all traffic but carol's requests.
+    let client = reqwest::Client::new();
+    assert_eq!(
+        post(&client, addr, "x".into(), None).await.unwrap(),
+        "alice:x"
+    );
+    assert_eq!(
+        post(&client, addr, "y".into(), Some(("x-dev", "carol")))
+            .await
+            .unwrap(),
+        "carol:y"
+    );
+    assert_eq!(agent.laptops().len(), 2);
+}
+
+#[tokio::test]
+async fn the_laptops_query_lists_every_laptop_and_the_routes_answer_for_them() {
+    let (agent, _addr) = agent_with_app(Some(TOKEN)).await;
+    let routes = agent.routes();
+    assert!(routes.all_traffic().is_none() && !routes.any_header_laptop());
+    let all = FakeLaptop::try_attach(&agent, "alice@a", Filter::default(), TOKEN, "alice")
+        .await
+        .unwrap();
+    assert!(!routes.any_header_laptop());
+    let both = Filter {
+        headers: vec![
+            ("x-dev".into(), "bob".into()),
+            ("x-team".into(), "a".into()),
+        ],
+    };
+    let bob = FakeLaptop::try_attach(&agent, "bob@b", dev("bob"), TOKEN, "bob")
+        .await
+        .unwrap();
+    let bob_team = FakeLaptop::try_attach(&agent, "bob@team", both, TOKEN, "bobteam")
+        .await
+        .unwrap();
+    let listed = all.laptops().await;
+    let summary: Vec<(String, String)> = listed
+        .iter()
+        .map(|l| (l.name.clone(), l.filter.describe()))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("alice@a".to_owned(), String::new()),
+            ("bob@b".to_owned(), "x-dev=bob".to_owned()),
+            ("bob@team".to_owned(), "x-dev=bob, x-team=a".to_owned()),
+        ]
+    );
+    assert!(routes.any_header_laptop());
+    assert_eq!(who(routes.all_traffic()).await, "alice");
+    let mut h = http::HeaderMap::new();
+    assert!(routes.laptop_for(&h).is_none());
+    h.insert("x-dev", "bob".parse().unwrap());
+    assert_eq!(who(routes.laptop_for(&h)).await, "bob");
+    h.insert("x-team", "a".parse().unwrap());
+    assert_eq!(
+        who(routes.laptop_for(&h)).await,
+        "bobteam",
+        "the most specific filter wins"
+    );
+    bob_team.vanish();
+    until_detached(&agent, "bob@team").await;
+    assert_eq!(who(routes.laptop_for(&h)).await, "bob");
+    bob.vanish();
+    until_detached(&agent, "bob@b").await;
+    assert!(routes.laptop_for(&h).is_none() && !routes.any_header_laptop());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_requests_at_fifty_connections_arrive_intact() {
-    let (agent, addr) = agent_with_app().await;
+    let (agent, addr) = agent_with_app(Some(TOKEN)).await;
     let _laptop = FakeLaptop::attach(&agent, Filter::default()).await;
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(50)
@@ -301,21 +604,4 @@ async fn ten_thousand_requests_at_fifty_connections_arrive_intact() {
         "10,000 requests through agent and tunnel in {:?}",
         started.elapsed()
     );
-}
-
-#[test]
-fn agent_args_parse_as_the_sidecar_gives_them() {
-    let args: Vec<String> = [
-        "--app-port",
-        "8080",
-        "--listen",
-        "9900",
-        "--control",
-        "9901",
-    ]
-    .map(String::from)
-    .to_vec();
-    let a = AgentArgs::try_parse_from(&args).unwrap();
-    assert_eq!((a.app_port, a.listen, a.control), (8080, 9900, 9901));
-    assert!(AgentArgs::try_parse_from(["--listen", "1"]).is_err());
 }

@@ -1,8 +1,9 @@
 //! One tunnel session over one byte stream: the hello handshake, then streams that each
-//! look like a TCP connection ([`DuplexStream`]), flow-controlled per stream, and
-//! heartbeats that close the session when the peer goes silent.
+//! look like a TCP connection ([`DuplexStream`]), flow-controlled per stream, bounded
+//! against a hostile peer, and heartbeats that close the session when the peer goes silent.
 //!
-//! Tasks: a reader (frames in → streams), a writer (one queue of frames out → bytes), a
+//! Tasks: a reader (frames in → streams; it enforces the bounds of the parent module's
+//! doc), a writer (control frames first, then stream frames, batched into few writes), a
 //! heartbeat, and per stream one pump that moves bytes between the stream's duplex pipe
 //! and frames. The session's [`CancellationToken`] ends all of them; every stream's pipe is
 //! then dropped, so its user reads EOF and its writes fail.
@@ -11,36 +12,53 @@ use std::{
     collections::HashMap,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicU32, AtomicU64, Ordering},
+        atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering},
     },
     time::Duration,
 };
 
 use bytes::{Bytes, BytesMut};
 use tokio::{
-    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, DuplexStream},
-    sync::{Semaphore, mpsc},
+    io::{
+        AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, DuplexStream, ReadHalf,
+        WriteHalf,
+    },
+    sync::{Notify, Semaphore, mpsc},
     time::Instant,
 };
 use tokio_util::sync::CancellationToken;
 
-use super::{Frame, HelloMeta, MAX_PAYLOAD, TunnelError, VERSION, WINDOW};
+use super::{
+    Frame, Heartbeat, HelloMeta, MAX_PAYLOAD, TunnelError, VERSION, WINDOW, heartbeat::RttEstimate,
+};
 
-/// How often to ping, and how long a silent peer is given before it counts as gone.
+/// How much a peer may make this side hold; breaking a bound is a protocol error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Heartbeat {
-    pub interval: Duration,
-    pub dead_after: Duration,
+pub struct Limits {
+    /// Streams the peer opened that may be open at once.
+    pub max_streams: usize,
+    /// Stream opens a second the peer may sustain, after a burst of `max_streams`.
+    pub opens_per_second: u32,
+    /// Control frames (everything but Data, which credit bounds) waiting to be written: a
+    /// peer that sends but never reads would otherwise grow this queue without end.
+    pub max_queued: usize,
 }
 
-impl Default for Heartbeat {
-    /// A vanished peer is noticed within a second (`dead_after` plus one `interval`).
-    fn default() -> Heartbeat {
-        Heartbeat {
-            interval: Duration::from_millis(200),
-            dead_after: Duration::from_millis(800),
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_streams: 1024,
+            opens_per_second: 4096,
+            max_queued: 32 * 1024,
         }
     }
+}
+
+/// A session's settings.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Settings {
+    pub heartbeat: Heartbeat,
+    pub limits: Limits,
 }
 
 /// Which side of the byte stream this is: decides the parity of the stream ids it opens.
@@ -63,29 +81,51 @@ pub struct Incoming {
 const PIPE: usize = 64 * 1024;
 /// The largest Data frame sent; smaller than [`MAX_PAYLOAD`] keeps latency fair.
 const CHUNK: usize = 16 * 1024;
+/// How long a hello may take, and a goodbye may block, before the stream is given up.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+const GOODBYE_TIMEOUT: Duration = Duration::from_millis(250);
 
 struct StreamEntry {
     /// Data from the peer; `None` after its Eof.
     data_tx: Option<mpsc::UnboundedSender<Bytes>>,
     /// Credit to send: permits are bytes.
     credit: Arc<Semaphore>,
+    /// Bytes the peer sent that were not yet given back as credit: at most [`WINDOW`].
+    unacked: Arc<AtomicU32>,
+    /// The peer opened it (and so it counts against [`Limits::max_streams`]).
+    from_peer: bool,
     cancel: CancellationToken,
 }
 
 struct Shared {
     /// Stream frames (Open, Data, Eof, Reset), in order: Eof must never pass its Data.
     out_tx: mpsc::UnboundedSender<Frame>,
-    /// Ping, Pong, Window and GoAway go ahead of queued data, so a bulk transfer neither
-    /// delays heartbeats into a false "gone" nor starves the credit that drains it.
+    /// Ping and Window go ahead of queued data, so a bulk transfer neither delays
+    /// heartbeats into a false "gone" nor starves the credit that drains it.
     ctl_tx: mpsc::UnboundedSender<Frame>,
+    /// Frames other than Data in either queue (see [`Limits::max_queued`]).
+    queued: AtomicUsize,
+    /// The newest Ping's nonce still to answer: one slot, so a ping flood costs nothing.
+    pong: Mutex<Option<u64>>,
+    /// Wakes the writer for a pong.
+    wake: Notify,
     streams: Mutex<HashMap<u32, StreamEntry>>,
+    /// Streams in `streams` that the peer opened.
+    peer_streams: AtomicUsize,
     next_id: AtomicU32,
+    side: Side,
+    settings: Settings,
     closed: CancellationToken,
+    /// Cancelled once the writer has put its last bytes (a goodbye) on the wire.
+    written: CancellationToken,
     reason: Mutex<Option<String>>,
+    /// The GoAway reason the writer sends before it ends.
+    goodbye: Mutex<Option<String>>,
     /// Milliseconds since `epoch` of the last frame from the peer.
     last_seen: AtomicU64,
     /// Milliseconds since `epoch` of the last write to the peer: a busy side sends no pings.
     last_sent: AtomicU64,
+    rtt: RttEstimate,
     epoch: Instant,
 }
 
@@ -97,28 +137,68 @@ impl Shared {
         self.closed.cancel();
     }
 
+    /// Tells the peer `reason` in a GoAway, then closes.
+    fn close_saying(&self, reason: String, local: String) {
+        if !self.closed.is_cancelled()
+            && let Ok(mut g) = self.goodbye.lock()
+        {
+            g.get_or_insert(reason);
+        }
+        self.close(local);
+    }
+
+    /// The peer broke the protocol: it is told so, and the session ends.
+    fn violation(&self, e: TunnelError) {
+        let text = match e {
+            TunnelError::Protocol(_) => e.to_string(),
+            other => format!("protocol error: {other}"),
+        };
+        tracing::debug!("closing a tunnel session: {text}");
+        self.close_saying(text.clone(), text);
+    }
+
     fn send(&self, frame: Frame) {
+        if let Frame::Data { .. } = frame {
+            // Credit bounds these; a send after the writer ended has nowhere to go.
+            let _ = self.out_tx.send(frame);
+            return;
+        }
         let queue = match frame {
-            Frame::Ping { .. }
-            | Frame::Pong { .. }
-            | Frame::Window { .. }
-            | Frame::GoAway { .. } => &self.ctl_tx,
+            Frame::Ping { .. } | Frame::Pong { .. } | Frame::Window { .. } => &self.ctl_tx,
             _ => &self.out_tx,
         };
+        let queued = self.queued.fetch_add(1, Ordering::Relaxed) + 1;
+        if queued > self.settings.limits.max_queued {
+            return self.violation(TunnelError::Protocol(format!(
+                "the peer reads nothing: {queued} frames wait to be written"
+            )));
+        }
         // A send after the writer ended has nowhere to go; the session is closing anyway.
         let _ = queue.send(frame);
     }
 
-    fn touch(&self) {
-        let ms = self.epoch.elapsed().as_millis() as u64;
-        self.last_seen.store(ms, Ordering::Relaxed);
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
     }
 
-    /// Registers stream `id` and starts its pump; returns the user's end.
-    fn start_stream(self: &Arc<Self>, id: u32) -> Option<DuplexStream> {
+    /// Whether `id` is of the parity the peer opens.
+    fn peer_parity(&self, id: u32) -> bool {
+        (id % 2 == 1) == (self.side == Side::Acceptor)
+    }
+
+    /// Registers stream `id` and starts its pump; returns the user's end, or `None` when
+    /// the id is taken. `open` is the Open frame to queue in the same breath, so Opens go
+    /// on the wire in the order of their ids.
+    fn start_stream(
+        self: &Arc<Self>,
+        id: u32,
+        from_peer: bool,
+        open: Option<Frame>,
+    ) -> Option<DuplexStream> {
         let (user, pipe) = tokio::io::duplex(PIPE);
         let (data_tx, data_rx) = mpsc::unbounded_channel();
         let credit = Arc::new(Semaphore::new(WINDOW as usize));
+        let unacked = Arc::new(AtomicU32::new(0));
         let cancel = self.closed.child_token();
         {
             let mut streams = self.streams.lock().ok()?;
@@ -130,77 +210,111 @@ impl Shared {
                 StreamEntry {
                     data_tx: Some(data_tx),
                     credit: credit.clone(),
+                    unacked: unacked.clone(),
+                    from_peer,
                     cancel: cancel.clone(),
                 },
             );
+            if from_peer {
+                self.peer_streams.fetch_add(1, Ordering::Relaxed);
+            }
+            if let Some(open) = open {
+                self.send(open);
+            }
         }
-        tokio::spawn(pump(self.clone(), id, pipe, data_rx, credit, cancel));
+        let pump = Pump {
+            shared: self.clone(),
+            id,
+            credit,
+            unacked,
+            cancel,
+        };
+        tokio::spawn(pump.run(pipe, data_rx));
         Some(user)
+    }
+
+    fn remove_stream(&self, id: u32) -> Option<StreamEntry> {
+        let entry = self.streams.lock().ok()?.remove(&id)?;
+        if entry.from_peer {
+            self.peer_streams.fetch_sub(1, Ordering::Relaxed);
+        }
+        Some(entry)
     }
 }
 
-/// Moves one stream's bytes: pipe → Data frames (within credit), Data frames → pipe (with
+/// One stream's bytes: pipe → Data frames (within credit), Data frames → pipe (with
 /// credit given back once written). Ends with Reset when either side aborts.
-async fn pump(
+struct Pump {
     shared: Arc<Shared>,
     id: u32,
-    pipe: DuplexStream,
-    mut data_rx: mpsc::UnboundedReceiver<Bytes>,
     credit: Arc<Semaphore>,
+    unacked: Arc<AtomicU32>,
     cancel: CancellationToken,
-) {
-    let (mut pipe_rd, mut pipe_wr) = tokio::io::split(pipe);
-    let outbound = async {
-        let mut buf = vec![0u8; CHUNK];
-        loop {
-            let n = match pipe_rd.read(&mut buf).await {
-                Ok(0) => {
-                    shared.send(Frame::Eof { id });
-                    return true;
+}
+
+impl Pump {
+    async fn run(self, pipe: DuplexStream, mut data_rx: mpsc::UnboundedReceiver<Bytes>) {
+        let Pump {
+            shared,
+            id,
+            credit,
+            unacked,
+            cancel,
+        } = self;
+        let (mut pipe_rd, mut pipe_wr) = tokio::io::split(pipe);
+        let outbound = async {
+            let mut buf = vec![0u8; CHUNK];
+            loop {
+                let n = match pipe_rd.read(&mut buf).await {
+                    Ok(0) => {
+                        shared.send(Frame::Eof { id });
+                        return true;
+                    }
+                    Ok(n) => n,
+                    Err(_) => return false,
+                };
+                match credit.acquire_many(n as u32).await {
+                    Ok(p) => p.forget(),
+                    Err(_) => return false,
                 }
-                Ok(n) => n,
-                Err(_) => return false,
-            };
-            match credit.acquire_many(n as u32).await {
-                Ok(p) => p.forget(),
-                Err(_) => return false,
-            }
-            shared.send(Frame::Data {
-                id,
-                data: Bytes::copy_from_slice(&buf[..n]),
-            });
-        }
-    };
-    let inbound = async {
-        // Credit goes back in batches: a Window frame per small message would be a second
-        // tiny write right before each response, which Nagle's algorithm on the
-        // port-forward's socket turns into a delayed-ACK wait (40 ms) per request.
-        let mut consumed = 0u32;
-        while let Some(data) = data_rx.recv().await {
-            if pipe_wr.write_all(&data).await.is_err() {
-                return false;
-            }
-            consumed += data.len() as u32;
-            if consumed >= WINDOW / 4 {
-                shared.send(Frame::Window {
+                shared.send(Frame::Data {
                     id,
-                    credit: consumed,
+                    data: Bytes::copy_from_slice(&buf[..n]),
                 });
-                consumed = 0;
             }
+        };
+        let inbound = async {
+            // Credit goes back in batches: a Window frame per small message would be a
+            // second tiny write right before each response, which Nagle's algorithm on
+            // the port-forward's socket turns into a delayed-ACK wait (40 ms) per request.
+            let mut consumed = 0u32;
+            while let Some(data) = data_rx.recv().await {
+                if pipe_wr.write_all(&data).await.is_err() {
+                    return false;
+                }
+                consumed += data.len() as u32;
+                if consumed >= WINDOW / 4 {
+                    // Counted back before the frame leaves, so the peer's next Data
+                    // never looks like an overrun.
+                    unacked.fetch_sub(consumed, Ordering::Relaxed);
+                    shared.send(Frame::Window {
+                        id,
+                        credit: consumed,
+                    });
+                    consumed = 0;
+                }
+            }
+            let _ = pipe_wr.shutdown().await;
+            true
+        };
+        let clean = tokio::select! {
+            _ = cancel.cancelled() => false,
+            (out_ok, in_ok) = async { tokio::join!(outbound, inbound) } => out_ok && in_ok,
+        };
+        if !clean && !shared.closed.is_cancelled() {
+            shared.send(Frame::Reset { id });
         }
-        let _ = pipe_wr.shutdown().await;
-        true
-    };
-    let clean = tokio::select! {
-        _ = cancel.cancelled() => false,
-        (out_ok, in_ok) = async { tokio::join!(outbound, inbound) } => out_ok && in_ok,
-    };
-    if !clean && !shared.closed.is_cancelled() {
-        shared.send(Frame::Reset { id });
-    }
-    if let Ok(mut streams) = shared.streams.lock() {
-        streams.remove(&id);
+        shared.remove_stream(id);
     }
 }
 
@@ -217,18 +331,86 @@ impl Opener {
         if self.shared.closed.is_cancelled() {
             return Err(TunnelError::Closed);
         }
+        // The peer counts the streams this side opens against its own bound (the default
+        // one, as both sides run it): past it, the peer would end the whole session.
+        let own = self
+            .shared
+            .streams
+            .lock()
+            .map_or(0, |s| s.len())
+            .saturating_sub(self.shared.peer_streams.load(Ordering::Relaxed));
+        if own >= Limits::default().max_streams {
+            return Err(TunnelError::TooManyStreams(own));
+        }
         let id = self.shared.next_id.fetch_add(2, Ordering::Relaxed);
-        let user = self.shared.start_stream(id).ok_or(TunnelError::Closed)?;
-        self.shared.send(Frame::Open {
+        let open = Frame::Open {
             id,
             target: target.to_owned(),
-        });
-        Ok(user)
+        };
+        self.shared
+            .start_stream(id, false, Some(open))
+            .ok_or(TunnelError::Closed)
     }
 
     pub fn is_closed(&self) -> bool {
         self.shared.closed.is_cancelled()
     }
+
+    /// Whether both handles open streams on the same session.
+    pub fn same_session(&self, other: &Opener) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
+    }
+}
+
+/// The accepting side's handshake, after the peer's Hello was read and before anything was
+/// said: [`welcome`](Handshake::welcome) the peer or [`refuse`](Handshake::refuse) it.
+pub struct Handshake<IO> {
+    rd: BufReader<ReadHalf<IO>>,
+    wr: WriteHalf<IO>,
+    ours: HelloMeta,
+    peer: HelloMeta,
+}
+
+impl<IO> Handshake<IO>
+where
+    IO: AsyncRead + AsyncWrite + Send + 'static,
+{
+    /// What the peer said about itself.
+    pub fn peer(&self) -> &HelloMeta {
+        &self.peer
+    }
+
+    /// Answers with GoAway alone and closes: the peer learns the reason and nothing else.
+    pub async fn refuse(mut self, reason: &str) {
+        goodbye(&mut self.wr, Vec::new(), reason).await;
+    }
+
+    /// Answers with this side's Hello and starts the session.
+    pub fn welcome(self, side: Side, settings: Settings) -> Session {
+        let mut hello = BytesMut::new();
+        Frame::Hello {
+            version: VERSION,
+            meta: self.ours,
+        }
+        .encode(&mut hello);
+        Session::run(self.rd, self.wr, side, self.peer, settings, hello)
+    }
+}
+
+/// Writes `before`, then a GoAway, then ends the stream, giving up on a peer that reads
+/// nothing after [`GOODBYE_TIMEOUT`].
+async fn goodbye<W: AsyncWrite + Unpin>(wr: &mut W, before: Vec<u8>, reason: &str) {
+    let mut out = BytesMut::from(&before[..]);
+    Frame::GoAway {
+        reason: reason.to_owned(),
+    }
+    .encode(&mut out);
+    let _ = tokio::time::timeout(GOODBYE_TIMEOUT, async {
+        wr.write_all(&out).await?;
+        wr.flush().await?;
+        wr.shutdown().await
+    })
+    .await;
 }
 
 /// A running session. Dropping it closes the session.
@@ -239,12 +421,30 @@ pub struct Session {
 }
 
 impl Session {
-    /// Says hello over `io`, reads the peer's, and starts the session's tasks.
+    /// Says hello over `io`, reads the peer's, and starts the session's tasks with the
+    /// default [`Limits`]. The dialling side's handshake.
     pub async fn start<IO>(
         io: IO,
         side: Side,
         meta: HelloMeta,
         heartbeat: Heartbeat,
+    ) -> Result<Session, TunnelError>
+    where
+        IO: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        let settings = Settings {
+            heartbeat,
+            ..Settings::default()
+        };
+        Session::start_with(io, side, meta, settings).await
+    }
+
+    /// [`start`](Session::start) with every setting given.
+    pub async fn start_with<IO>(
+        io: IO,
+        side: Side,
+        meta: HelloMeta,
+        settings: Settings,
     ) -> Result<Session, TunnelError>
     where
         IO: AsyncRead + AsyncWrite + Send + 'static,
@@ -259,54 +459,103 @@ impl Session {
         .encode(&mut hello);
         wr.write_all(&hello).await?;
         wr.flush().await?;
-        let first = tokio::time::timeout(Duration::from_secs(10), Frame::read(&mut rd))
-            .await
-            .map_err(|_| TunnelError::HelloTimeout)??;
-        let peer = match first {
-            Some(Frame::Hello { version, meta }) if version == VERSION => meta,
-            Some(Frame::Hello { version, .. }) => {
-                let mut bye = BytesMut::new();
-                Frame::GoAway {
-                    reason: format!("protocol version {VERSION} cannot speak {version}"),
-                }
-                .encode(&mut bye);
-                let _ = wr.write_all(&bye).await;
-                let _ = wr.flush().await;
-                return Err(TunnelError::Version {
-                    ours: VERSION,
-                    theirs: version,
-                });
+        let peer = match read_hello(&mut rd).await {
+            Err(TunnelError::Version { ours, theirs }) => {
+                let reason = format!("protocol version {ours} cannot speak {theirs}");
+                goodbye(&mut wr, Vec::new(), &reason).await;
+                return Err(TunnelError::Version { ours, theirs });
             }
-            Some(Frame::GoAway { reason }) => return Err(TunnelError::GoAway(reason)),
-            Some(_) => return Err(TunnelError::Protocol("the first frame is not Hello".into())),
-            None => return Err(TunnelError::Closed),
+            other => other?,
         };
+        Ok(Session::run(rd, wr, side, peer, settings, BytesMut::new()))
+    }
 
+    /// The accepting side's handshake: reads the peer's Hello before saying anything, so a
+    /// peer that may not attach is refused having learnt nothing. A Hello that does not
+    /// parse is answered with GoAway `protocol error: …` and the stream closed; one of
+    /// another version with this side's Hello and a GoAway naming both versions.
+    pub async fn hear<IO>(io: IO, meta: HelloMeta) -> Result<Handshake<IO>, TunnelError>
+    where
+        IO: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        let (rd, mut wr) = tokio::io::split(io);
+        let mut rd = BufReader::with_capacity(MAX_PAYLOAD, rd);
+        match read_hello(&mut rd).await {
+            Ok(peer) => Ok(Handshake {
+                rd,
+                wr,
+                ours: meta,
+                peer,
+            }),
+            Err(e @ (TunnelError::Io(_) | TunnelError::Closed | TunnelError::GoAway(_))) => Err(e),
+            Err(TunnelError::Version { ours, theirs }) => {
+                let mut hello = BytesMut::new();
+                Frame::Hello {
+                    version: VERSION,
+                    meta,
+                }
+                .encode(&mut hello);
+                let reason = format!("protocol version {ours} cannot speak {theirs}");
+                goodbye(&mut wr, hello.to_vec(), &reason).await;
+                Err(TunnelError::Version { ours, theirs })
+            }
+            Err(e) => {
+                let reason = match &e {
+                    TunnelError::Protocol(_) => e.to_string(),
+                    other => format!("protocol error: {other}"),
+                };
+                goodbye(&mut wr, Vec::new(), &reason).await;
+                Err(e)
+            }
+        }
+    }
+
+    fn run<R, W>(
+        rd: R,
+        wr: W,
+        side: Side,
+        peer: HelloMeta,
+        settings: Settings,
+        first: BytesMut,
+    ) -> Session
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
         let (out_tx, out_rx) = mpsc::unbounded_channel();
         let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
         let (incoming_tx, incoming_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             out_tx,
             ctl_tx,
+            queued: AtomicUsize::new(0),
+            pong: Mutex::new(None),
+            wake: Notify::new(),
             streams: Mutex::new(HashMap::new()),
+            peer_streams: AtomicUsize::new(0),
             next_id: AtomicU32::new(match side {
                 Side::Dialer => 1,
                 Side::Acceptor => 2,
             }),
+            side,
+            settings,
             closed: CancellationToken::new(),
+            written: CancellationToken::new(),
             reason: Mutex::new(None),
+            goodbye: Mutex::new(None),
             last_seen: AtomicU64::new(0),
             last_sent: AtomicU64::new(0),
+            rtt: RttEstimate::default(),
             epoch: Instant::now(),
         });
-        tokio::spawn(write_loop(shared.clone(), wr, ctl_rx, out_rx));
+        tokio::spawn(write_loop(shared.clone(), wr, first, ctl_rx, out_rx));
         tokio::spawn(read_loop(shared.clone(), rd, incoming_tx));
-        tokio::spawn(heartbeat_loop(shared.clone(), heartbeat));
-        Ok(Session {
+        tokio::spawn(heartbeat_loop(shared.clone()));
+        Session {
             shared,
             incoming_rx,
             peer,
-        })
+        }
     }
 
     /// What the peer said about itself.
@@ -343,14 +592,22 @@ impl Session {
             .unwrap_or_else(|| "closed".into())
     }
 
-    /// Tells the peer why, then closes.
+    /// The smoothed round trip to the peer, once one was measured.
+    pub fn rtt(&self) -> Option<Duration> {
+        self.shared.rtt.get()
+    }
+
+    /// The silence after which the peer counts as gone now.
+    pub fn dead_after(&self) -> Duration {
+        self.shared.settings.heartbeat.dead_after(self.rtt())
+    }
+
+    /// Tells the peer why, then closes; returns once the goodbye is on the wire (or the
+    /// peer took too long to read it).
     pub async fn go_away(&self, reason: &str) {
-        self.shared.send(Frame::GoAway {
-            reason: reason.to_owned(),
-        });
-        // Give the writer a moment to put it on the wire.
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        self.shared.close(format!("said goodbye: {reason}"));
+        self.shared
+            .close_saying(reason.to_owned(), format!("said goodbye: {reason}"));
+        let _ = tokio::time::timeout(GOODBYE_TIMEOUT * 2, self.shared.written.cancelled()).await;
     }
 }
 
@@ -360,42 +617,119 @@ impl Drop for Session {
     }
 }
 
+/// Reads the peer's first frame, which must be a Hello of this version.
+async fn read_hello<R: AsyncRead + Unpin>(rd: &mut R) -> Result<HelloMeta, TunnelError> {
+    let first = tokio::time::timeout(HELLO_TIMEOUT, Frame::read(rd))
+        .await
+        .map_err(|_| TunnelError::HelloTimeout)??;
+    match first {
+        Some(Frame::Hello { version, meta }) if version == VERSION => Ok(meta),
+        Some(Frame::Hello { version, .. }) => Err(TunnelError::Version {
+            ours: VERSION,
+            theirs: version,
+        }),
+        Some(Frame::GoAway { reason }) => Err(TunnelError::GoAway(reason)),
+        Some(_) => Err(TunnelError::Protocol("the first frame is not Hello".into())),
+        None => Err(TunnelError::Closed),
+    }
+}
+
 async fn write_loop<W: AsyncWrite + Unpin>(
     shared: Arc<Shared>,
     mut wr: W,
+    mut buf: BytesMut,
     mut ctl_rx: mpsc::UnboundedReceiver<Frame>,
     mut out_rx: mpsc::UnboundedReceiver<Frame>,
 ) {
-    let mut buf = BytesMut::with_capacity(MAX_PAYLOAD);
+    let dequeued = |f: &Frame| {
+        if !matches!(f, Frame::Data { .. }) {
+            shared.queued.fetch_sub(1, Ordering::Relaxed);
+        }
+    };
     loop {
-        let frame = tokio::select! {
+        if !buf.is_empty() {
+            let wrote = tokio::select! {
+                r = async {
+                    wr.write_all(&buf).await?;
+                    wr.flush().await
+                } => r,
+                // A peer that reads nothing must not hold the writer past the close.
+                _ = shared.closed.cancelled() => break,
+            };
+            if let Err(e) = wrote {
+                shared.close(format!("cannot write to the peer: {e}"));
+                break;
+            }
+            buf.clear();
+            shared.last_sent.store(shared.now_ms(), Ordering::Relaxed);
+        }
+        let first = tokio::select! {
             biased;
-            _ = shared.closed.cancelled() => None,
-            f = ctl_rx.recv() => f,
-            f = out_rx.recv() => f,
+            _ = shared.closed.cancelled() => break,
+            _ = shared.wake.notified() => None,
+            f = ctl_rx.recv() => match f { Some(f) => Some(f), None => break },
+            f = out_rx.recv() => match f { Some(f) => Some(f), None => break },
         };
-        let Some(frame) = frame else { break };
-        frame.encode(&mut buf);
+        if let Some(nonce) = shared.pong.lock().ok().and_then(|mut p| p.take()) {
+            Frame::Pong { nonce }.encode(&mut buf);
+        }
+        if let Some(f) = first {
+            dequeued(&f);
+            f.encode(&mut buf);
+        }
         // Batch what is queued into one write, control frames first.
         while buf.len() < MAX_PAYLOAD {
             match ctl_rx.try_recv().or_else(|_| out_rx.try_recv()) {
-                Ok(f) => f.encode(&mut buf),
+                Ok(f) => {
+                    dequeued(&f);
+                    f.encode(&mut buf);
+                }
                 Err(_) => break,
             }
         }
-        if let Err(e) = wr.write_all(&buf).await {
-            shared.close(format!("cannot write to the peer: {e}"));
-            break;
-        }
-        buf.clear();
-        if let Err(e) = wr.flush().await {
-            shared.close(format!("cannot write to the peer: {e}"));
-            break;
-        }
-        let ms = shared.epoch.elapsed().as_millis() as u64;
-        shared.last_sent.store(ms, Ordering::Relaxed);
     }
-    let _ = wr.shutdown().await;
+    let reason = shared.goodbye.lock().ok().and_then(|mut g| g.take());
+    match reason {
+        Some(reason) => goodbye(&mut wr, Vec::new(), &reason).await,
+        None => {
+            let _ = tokio::time::timeout(GOODBYE_TIMEOUT, wr.shutdown()).await;
+        }
+    }
+    shared.written.cancel();
+}
+
+/// Admits the peer's stream opens at a bounded rate: a token bucket of `max_streams`
+/// refilled at `opens_per_second`.
+struct OpenBucket {
+    tokens: f64,
+    last: Instant,
+    capacity: f64,
+    rate: f64,
+}
+
+impl OpenBucket {
+    fn new(limits: &Limits) -> OpenBucket {
+        let capacity = limits.max_streams.max(1) as f64;
+        OpenBucket {
+            tokens: capacity,
+            last: Instant::now(),
+            capacity,
+            rate: f64::from(limits.opens_per_second),
+        }
+    }
+
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        let refill = now.duration_since(self.last).as_secs_f64() * self.rate;
+        self.tokens = (self.tokens + refill).min(self.capacity);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 async fn read_loop<R: AsyncRead + Unpin>(
@@ -403,7 +737,13 @@ async fn read_loop<R: AsyncRead + Unpin>(
     mut rd: R,
     incoming_tx: mpsc::UnboundedSender<Incoming>,
 ) {
-    shared.touch();
+    shared.last_seen.store(shared.now_ms(), Ordering::Relaxed);
+    let limits = shared.settings.limits;
+    let mut bucket = OpenBucket::new(&limits);
+    // The highest id the peer opened: a frame for a lower id that is no longer open is
+    // for a stream that ended while the frame was in flight.
+    let mut max_peer_id = 0u32;
+    let protocol = |text: String| TunnelError::Protocol(text);
     loop {
         let frame = tokio::select! {
             f = Frame::read(&mut rd) => f,
@@ -412,233 +752,179 @@ async fn read_loop<R: AsyncRead + Unpin>(
         let frame = match frame {
             Ok(Some(f)) => f,
             Ok(None) => return shared.close("the peer closed the tunnel".into()),
-            Err(e) => return shared.close(e.to_string()),
+            Err(TunnelError::Io(e)) => {
+                return shared.close(format!("the tunnel's byte stream failed: {e}"));
+            }
+            Err(e) => return shared.violation(e),
         };
-        shared.touch();
-        match frame {
-            Frame::Open { id, target } => match shared.start_stream(id) {
-                Some(stream) => {
-                    if incoming_tx.send(Incoming { target, stream }).is_err() {
-                        // Nobody accepts streams on this side: the pump resets it.
+        shared.last_seen.store(shared.now_ms(), Ordering::Relaxed);
+        let ever_opened = |id: u32| {
+            id != 0
+                && if shared.peer_parity(id) {
+                    id <= max_peer_id
+                } else {
+                    id < shared.next_id.load(Ordering::Relaxed)
+                }
+        };
+        let unknown = |id: u32, what: &str| {
+            protocol(format!("{what} for stream {id}, which was never opened"))
+        };
+        let broken = match frame {
+            Frame::Open { id, target } => {
+                if id == 0 || !shared.peer_parity(id) {
+                    Some(protocol(format!(
+                        "stream {id} opened with this side's parity"
+                    )))
+                } else if !bucket.take() {
+                    Some(protocol(format!(
+                        "streams opened faster than {} a second",
+                        limits.opens_per_second
+                    )))
+                } else if shared.peer_streams.load(Ordering::Relaxed) >= limits.max_streams {
+                    Some(protocol(format!(
+                        "more than {} concurrent streams",
+                        limits.max_streams
+                    )))
+                } else {
+                    match shared.start_stream(id, true, None) {
+                        Some(stream) => {
+                            max_peer_id = max_peer_id.max(id);
+                            // Nobody accepting on this side: the stream's pump resets it.
+                            let _ = incoming_tx.send(Incoming { target, stream });
+                            None
+                        }
+                        None => Some(protocol(format!("stream {id} opened twice"))),
                     }
                 }
-                None => {
-                    return shared.close(format!("protocol violation: stream {id} opened twice"));
-                }
-            },
+            }
             Frame::Data { id, data } => {
-                let tx = shared
+                let entry = shared
                     .streams
                     .lock()
                     .ok()
-                    .and_then(|s| s.get(&id).and_then(|e| e.data_tx.clone()));
-                if let Some(tx) = tx {
-                    let _ = tx.send(data);
+                    .and_then(|s| s.get(&id).map(|e| (e.data_tx.clone(), e.unacked.clone())));
+                match entry {
+                    Some((None, _)) => Some(protocol(format!("Data after Eof on stream {id}"))),
+                    Some((Some(tx), unacked)) => {
+                        let len = data.len() as u32;
+                        let now = unacked.fetch_add(len, Ordering::Relaxed) as u64 + len as u64;
+                        if now > u64::from(WINDOW) {
+                            Some(protocol(format!(
+                                "Data beyond the credit of stream {id} ({now} bytes \
+                                 unacknowledged, the window is {WINDOW})"
+                            )))
+                        } else {
+                            let _ = tx.send(data);
+                            None
+                        }
+                    }
+                    None => (!ever_opened(id)).then(|| unknown(id, "Data")),
                 }
             }
             Frame::Window { id, credit } => {
-                if let Some(e) = shared
+                let sem = shared
                     .streams
                     .lock()
                     .ok()
-                    .and_then(|s| s.get(&id).map(|e| e.credit.clone()))
-                {
-                    e.add_permits(credit as usize);
+                    .and_then(|s| s.get(&id).map(|e| e.credit.clone()));
+                match sem {
+                    Some(sem) => {
+                        if sem.available_permits() as u64 + u64::from(credit) > u64::from(WINDOW) {
+                            Some(protocol(format!(
+                                "a Window on stream {id} returns more credit than was used"
+                            )))
+                        } else {
+                            sem.add_permits(credit as usize);
+                            None
+                        }
+                    }
+                    None => (!ever_opened(id)).then(|| unknown(id, "Window")),
                 }
             }
             Frame::Eof { id } => {
-                if let Ok(mut s) = shared.streams.lock() {
-                    if let Some(e) = s.get_mut(&id) {
-                        e.data_tx = None;
-                    }
+                let known = shared
+                    .streams
+                    .lock()
+                    .ok()
+                    .map(|mut s| s.get_mut(&id).map(|e| e.data_tx.take().is_some()));
+                match known.flatten() {
+                    Some(true) => None,
+                    Some(false) => Some(protocol(format!("a second Eof on stream {id}"))),
+                    None => (!ever_opened(id)).then(|| unknown(id, "Eof")),
                 }
             }
-            Frame::Reset { id } => {
-                let entry = shared.streams.lock().ok().and_then(|mut s| s.remove(&id));
-                if let Some(e) = entry {
+            Frame::Reset { id } => match shared.remove_stream(id) {
+                Some(e) => {
                     e.credit.close();
                     e.cancel.cancel();
+                    None
                 }
+                None => (!ever_opened(id)).then(|| unknown(id, "Reset")),
+            },
+            Frame::Ping { nonce } => {
+                if let Ok(mut p) = shared.pong.lock() {
+                    *p = Some(nonce);
+                }
+                shared.wake.notify_one();
+                None
             }
-            // Liveness needs no answer: the peer pings whenever it has been quiet.
-            Frame::Ping { .. } | Frame::Pong { .. } => {}
+            Frame::Pong { nonce } => {
+                // The nonce is this side's clock when it pinged; a forged one can at most
+                // stretch the deadline to the heartbeat's limit.
+                let now_us = shared.epoch.elapsed().as_micros() as u64;
+                if let Some(rtt) = now_us.checked_sub(nonce) {
+                    let rtt = Duration::from_micros(rtt).min(shared.settings.heartbeat.limit);
+                    shared.rtt.sample(rtt);
+                }
+                None
+            }
             Frame::GoAway { reason } => return shared.close(format!("the peer left: {reason}")),
-            Frame::Hello { .. } => {
-                return shared.close("protocol violation: a second Hello".into());
-            }
+            Frame::Hello { .. } => Some(protocol("a second Hello".into())),
+        };
+        if let Some(e) = broken {
+            return shared.violation(e);
         }
     }
 }
 
-async fn heartbeat_loop(shared: Arc<Shared>, heartbeat: Heartbeat) {
+async fn heartbeat_loop(shared: Arc<Shared>) {
+    let heartbeat = shared.settings.heartbeat;
+    let interval_ms = heartbeat.interval.as_millis() as u64;
     let mut tick = tokio::time::interval(heartbeat.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut nonce = 0u64;
+    let mut prev_tick = shared.now_ms();
+    let mut seen_before = shared.last_seen.load(Ordering::Relaxed);
+    // How late this task's ticks came since the peer's last frame: while this process was
+    // starved (a CPU-throttled pod, a busy laptop), so was its reader, and that silence
+    // says nothing about the peer.
+    let mut starved = 0u64;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = shared.closed.cancelled() => return,
         }
-        let seen = Duration::from_millis(shared.last_seen.load(Ordering::Relaxed));
-        let silent = shared.epoch.elapsed().saturating_sub(seen);
-        if silent > heartbeat.dead_after {
+        let now = shared.now_ms();
+        let seen = shared.last_seen.load(Ordering::Relaxed);
+        if seen != seen_before {
+            (seen_before, starved) = (seen, 0);
+        }
+        starved += now.saturating_sub(prev_tick).saturating_sub(interval_ms);
+        prev_tick = now;
+        let silent = Duration::from_millis(now.saturating_sub(seen));
+        let counted = silent.saturating_sub(Duration::from_millis(starved));
+        if counted > heartbeat.dead_after(shared.rtt.get()) {
             return shared.close(TunnelError::Silent(silent).to_string());
         }
         // Only a quiet side pings: any frame proves liveness, and a ping between a
         // request and its response would be one more small write to wait on.
-        let sent = Duration::from_millis(shared.last_sent.load(Ordering::Relaxed));
-        if shared.epoch.elapsed().saturating_sub(sent) >= heartbeat.interval {
-            nonce += 1;
+        let sent =
+            Duration::from_millis(now.saturating_sub(shared.last_sent.load(Ordering::Relaxed)));
+        if sent >= heartbeat.interval {
+            let nonce = shared.epoch.elapsed().as_micros() as u64;
             shared.send(Frame::Ping { nonce });
         }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    use super::*;
-    use crate::tunnel::Role;
-
-    async fn pair() -> (Session, Session) {
-        let (a, b) = tokio::io::duplex(64 * 1024);
-        let laptop = HelloMeta {
-            role: Role::Laptop,
-            ..HelloMeta::default()
-        };
-        let agent = HelloMeta {
-            role: Role::Agent,
-            ..HelloMeta::default()
-        };
-        let (l, r) = tokio::join!(
-            Session::start(a, Side::Dialer, laptop, Heartbeat::default()),
-            Session::start(b, Side::Acceptor, agent, Heartbeat::default()),
-        );
-        (l.unwrap(), r.unwrap())
-    }
-
-    #[tokio::test]
-    async fn streams_carry_bytes_both_ways_and_half_close() {
-        let (laptop, mut agent) = pair().await;
-        assert_eq!(agent.peer().role, Role::Laptop);
-        let mut s = laptop.opener().open("x:1").unwrap();
-        let payload: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
-        let sent = payload.clone();
-        let writer = tokio::spawn(async move {
-            s.write_all(&sent).await.unwrap();
-            s.shutdown().await.unwrap();
-            let mut back = Vec::new();
-            s.read_to_end(&mut back).await.unwrap();
-            back
-        });
-        let inc = agent.accept().await.unwrap();
-        assert_eq!(inc.target, "x:1");
-        let mut st = inc.stream;
-        let mut got = Vec::new();
-        st.read_to_end(&mut got).await.unwrap();
-        assert_eq!(got.len(), payload.len());
-        assert!(got == payload);
-        st.write_all(b"done").await.unwrap();
-        st.shutdown().await.unwrap();
-        assert_eq!(writer.await.unwrap(), b"done");
-    }
-
-    #[tokio::test]
-    async fn a_slow_stream_does_not_stall_another() {
-        let (laptop, mut agent) = pair().await;
-        let opener = laptop.opener();
-        let mut slow = opener.open("").unwrap();
-        // Far more than one window, never read by the other side.
-        let flood = tokio::spawn(async move {
-            let _ = slow.write_all(&vec![1u8; 4 * WINDOW as usize]).await;
-            slow
-        });
-        let _slow_in = agent.accept().await.unwrap();
-        let mut fast = opener.open("").unwrap();
-        fast.write_all(b"ping").await.unwrap();
-        let mut fast_in = agent.accept().await.unwrap().stream;
-        let mut buf = [0u8; 4];
-        tokio::time::timeout(Duration::from_secs(2), fast_in.read_exact(&mut buf))
-            .await
-            .expect("the fast stream is not stalled")
-            .unwrap();
-        assert_eq!(&buf, b"ping");
-        flood.abort();
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_silent_peer_is_declared_gone_within_a_second() {
-        let (a, mut b) = tokio::io::duplex(64 * 1024);
-        // A fake peer: says hello, then never another frame (a frozen laptop).
-        let fake = tokio::spawn(async move {
-            let mut out = BytesMut::new();
-            Frame::Hello {
-                version: VERSION,
-                meta: HelloMeta::default(),
-            }
-            .encode(&mut out);
-            b.write_all(&out).await.unwrap();
-            let mut sink = vec![0u8; 4096];
-            // Keep reading so writes do not block, but answer nothing.
-            while b.read(&mut sink).await.map(|n| n > 0).unwrap_or(false) {}
-        });
-        let s = Session::start(
-            a,
-            Side::Acceptor,
-            HelloMeta::default(),
-            Heartbeat::default(),
-        )
-        .await
-        .unwrap();
-        let started = Instant::now();
-        let reason = s.closed().await;
-        assert!(
-            started.elapsed() <= Duration::from_millis(1000),
-            "{:?}",
-            started.elapsed()
-        );
-        assert!(reason.contains("gone"), "{reason}");
-        drop(s);
-        fake.abort();
-    }
-
-    #[tokio::test]
-    async fn a_version_mismatch_is_refused_with_both_numbers() {
-        let (a, mut b) = tokio::io::duplex(64 * 1024);
-        tokio::spawn(async move {
-            let mut out = BytesMut::new();
-            Frame::Hello {
-                version: VERSION + 1,
-                meta: HelloMeta::default(),
-            }
-            .encode(&mut out);
-            b.write_all(&out).await.unwrap();
-            let mut sink = Vec::new();
-            let _ = b.read_to_end(&mut sink).await;
-        });
-        let err = Session::start(a, Side::Dialer, HelloMeta::default(), Heartbeat::default())
-            .await
-            .err()
-            .unwrap();
-        assert!(
-            matches!(err, TunnelError::Version { ours: VERSION, theirs } if theirs == VERSION + 1)
-        );
-    }
-
-    #[tokio::test]
-    async fn closing_the_session_ends_every_stream() {
-        let (laptop, mut agent) = pair().await;
-        let mut s = laptop.opener().open("").unwrap();
-        s.write_all(b"x").await.unwrap();
-        let _inc = agent.accept().await.unwrap();
-        drop(agent);
-        let mut buf = Vec::new();
-        let r = tokio::time::timeout(Duration::from_secs(2), s.read_to_end(&mut buf)).await;
-        assert!(r.is_ok(), "the stream ends when the session does");
-        tokio::time::timeout(Duration::from_secs(2), laptop.closed())
-            .await
-            .unwrap();
-        assert!(laptop.opener().open("").is_err());
-    }
-}
+mod tests;
