@@ -81,12 +81,16 @@ pub enum Command {
     List(ListArgs),
     /// Remove every traffic agent and undo tether's changes, also after a crash.
     Uninstall(UninstallArgs),
-    /// Reach cluster services by their cluster names from this machine.
+    /// Reach cluster services by their cluster names from this machine (not built yet:
+    /// hidden from help until it is).
+    #[command(hide = true)]
     Connect {
         #[arg(long)]
         context: Option<String>,
     },
-    /// Run a command with the cluster connection's proxy settings and environment.
+    /// Run a command with the cluster connection's proxy settings and environment (not
+    /// built yet: hidden from help until it is).
+    #[command(hide = true)]
     Run {
         #[arg(trailing_var_arg = true, required = true)]
         command: Vec<String>,
@@ -169,4 +173,22 @@ pub struct UninstallArgs {
     pub all_namespaces: bool,
     #[arg(long)]
     pub context: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::Cli;
+
+    #[test]
+    fn help_lists_what_is_built_and_hides_what_is_not() {
+        let help = Cli::command().render_help().to_string();
+        for built in ["up", "down", "intercept", "leave", "list", "uninstall"] {
+            assert!(help.contains(&format!("  {built}")), "{built} is listed: {help}");
+        }
+        for unbuilt in ["connect", "run"] {
+            assert!(!help.contains(&format!("  {unbuilt} ")), "{unbuilt} is hidden: {help}");
+        }
+    }
 }
