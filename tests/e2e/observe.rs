@@ -306,9 +306,12 @@ fn a_forward_to_a_port_nobody_listens_on_shows_unhealthy_with_the_reason() {
     // forward.
     let mark = up.mark();
     std::fs::write(dir.path().join("index.html"), "edited\n").unwrap();
-    up.wait_for(mark, Duration::from_secs(300), "the edit to be served", |l| {
-        l.contains(&format!("[{name}] ready: serving the change"))
-    });
+    up.wait_for(
+        mark,
+        Duration::from_secs(300),
+        "the edit to be served",
+        |l| l.contains(&format!("[{name}] ready: serving the change")),
+    );
     let body = get(served).expect("the forward to 8080 answers after the redeploy");
     assert_eq!(rt2.block_on(body.text()).unwrap(), "edited\n");
     assert!(up.interrupt(), "tether up stops on Ctrl-C");
