@@ -185,10 +185,16 @@ mod tests {
     fn help_lists_what_is_built_and_hides_what_is_not() {
         let help = Cli::command().render_help().to_string();
         for built in ["up", "down", "intercept", "leave", "list", "uninstall"] {
-            assert!(help.contains(&format!("  {built}")), "{built} is listed: {help}");
+            assert!(
+                help.contains(&format!("  {built}")),
+                "{built} is listed: {help}"
+            );
         }
         for unbuilt in ["connect", "run"] {
-            assert!(!help.contains(&format!("  {unbuilt} ")), "{unbuilt} is hidden: {help}");
+            assert!(
+                !help.contains(&format!("  {unbuilt} ")),
+                "{unbuilt} is hidden: {help}"
+            );
         }
     }
 }
