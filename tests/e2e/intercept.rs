@@ -1139,11 +1139,7 @@ fn a_local_port_unlike_the_containers_is_intercepted_and_reported_as_json() {
     assert_eq!(rt.block_on(web.specs()), before);
 }
 
-/// Needs the agent side of personal intercepts (an agent that holds several header
-/// laptops at once and answers `tunnel::LAPTOPS_TARGET`): run it with `--ignored` once
-/// that is in.
 #[test]
-#[ignore = "needs the agent that keeps several header laptops and says who is attached"]
 fn ending_alice_keeps_bob_routing_and_the_last_one_out_restores() {
     let rt = runtime();
     let Some(cluster) = rt.block_on(cluster()) else {
@@ -1214,10 +1210,7 @@ fn ending_alice_keeps_bob_routing_and_the_last_one_out_restores() {
     );
 }
 
-/// Needs the agent side that refuses a second all-traffic laptop: run it with `--ignored`
-/// once that is in.
 #[test]
-#[ignore = "needs the agent that refuses a second all-traffic laptop"]
 fn a_second_all_traffic_laptop_is_refused_and_says_who_holds_it() {
     let rt = runtime();
     let Some(cluster) = rt.block_on(cluster()) else {
