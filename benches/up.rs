@@ -36,7 +36,7 @@ fn main() {
         .unwrap_or(5);
     let repo = repo_copy();
     let users = repo.path().join("examples/shop/users");
-    let lib = users.join("src/lib.rs");
+    let lib = users.join("src/routes.rs");
     let original = std::fs::read_to_string(&lib).expect("users source");
     let handler = "Json(Health::ok())";
     assert!(

@@ -145,9 +145,16 @@ pub async fn run(target: Target, ci: bool, no_tui: bool, timeout: u64) -> Result
                 shutdown.clone(),
             ));
         }
-        let tx = event_tx.clone();
+        let (tx, stop) = (event_tx.clone(), shutdown.clone());
+        // Ends with the shutdown, not with the last sender: a connection still open
+        // through a forward (a keep-alive client) holds one until the process exits.
         tasks.spawn(async move {
-            while let Some(h) = health_rx.recv().await {
+            loop {
+                let h = tokio::select! {
+                    _ = stop.cancelled() => return,
+                    h = health_rx.recv() => h,
+                };
+                let Some(h) = h else { return };
                 let _ = tx.send(Event::Forward(h));
             }
         });

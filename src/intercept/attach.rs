@@ -21,7 +21,7 @@ use kube::{
     runtime::{WatchStreamExt as _, reflector, reflector::Store, watcher},
 };
 use tokio::{net::TcpStream, sync::mpsc};
-use tokio_util::sync::CancellationToken;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use super::spec::AGENT_CONTAINER;
 use crate::{
@@ -69,6 +69,10 @@ pub struct Attach {
     pub name: String,
 }
 
+/// How long leaving waits for the agents to be told; a laptop going away is never held
+/// up for long by an agent that does not answer.
+const GOODBYE_LIMIT: Duration = Duration::from_secs(3);
+
 /// The sessions that are up, by pod.
 pub type Sessions = Arc<Mutex<BTreeMap<String, Opener>>>;
 
@@ -91,10 +95,14 @@ pub async fn run(
     let (up_tx, mut up_rx) = mpsc::unbounded_channel::<(String, bool)>();
     let mut up: HashMap<String, bool> = HashMap::new();
     let mut ready_count = 0usize;
+    // The pods' loops, waited for at the end so each says goodbye to its agent.
+    let loops = TaskTracker::new();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => {
                 for t in tasks.values() { t.cancel(); }
+                loops.close();
+                let _ = tokio::time::timeout(GOODBYE_LIMIT, loops.wait()).await;
                 return;
             }
             change = changes.next() => {
@@ -112,7 +120,7 @@ pub async fn run(
                     if !tasks.contains_key(name) {
                         let token = shutdown.child_token();
                         tasks.insert(name.clone(), token.clone());
-                        tokio::spawn(pod_loop(
+                        loops.spawn(pod_loop(
                             pods.clone(),
                             store.clone(),
                             name.clone(),
@@ -175,10 +183,10 @@ async fn pod_loop(
     let mut backoff = Duration::from_millis(200);
     loop {
         let started = Instant::now();
-        let end = tokio::select! {
-            _ = token.cancelled() => break,
-            r = one_session(&pods, &pod, &attach, &sessions, &event_tx, &up_tx) => r,
-        };
+        let end = one_session(&pods, &pod, &attach, &sessions, &event_tx, &up_tx, &token).await;
+        if token.is_cancelled() {
+            break;
+        }
         if let Ok(mut s) = sessions.lock() {
             s.remove(&pod);
         }
@@ -233,15 +241,20 @@ async fn one_session(
     sessions: &Sessions,
     event_tx: &mpsc::UnboundedSender<Event>,
     up_tx: &mpsc::UnboundedSender<(String, bool)>,
+    token: &CancellationToken,
 ) -> End {
-    let mut pf = match pods.portforward(pod, &[attach.control_port]).await {
+    let connect = async {
+        pods.portforward(pod, &[attach.control_port])
+            .await
+            .map_err(|e| format!("port-forward to {pod}:{} failed: {e}", attach.control_port))
+    };
+    let pf = tokio::select! {
+        _ = token.cancelled() => return End::Dropped("the laptop left".into()),
+        pf = connect => pf,
+    };
+    let mut pf = match pf {
         Ok(pf) => pf,
-        Err(e) => {
-            return End::Dropped(format!(
-                "port-forward to {pod}:{} failed: {e}",
-                attach.control_port
-            ));
-        }
+        Err(e) => return End::Dropped(e),
     };
     let Some(stream) = pf.take_stream(attach.control_port) else {
         return End::Dropped("the port-forward gave no stream".into());
@@ -252,7 +265,14 @@ async fn one_session(
         filter: attach.filter.clone(),
         token: attach.token.clone(),
     };
-    let mut session = match Session::start(stream, Side::Dialer, meta, Heartbeat::default()).await {
+    let started = tokio::select! {
+        _ = token.cancelled() => {
+            pf.abort();
+            return End::Dropped("the laptop left".into());
+        }
+        s = Session::start(stream, Side::Dialer, meta, Heartbeat::default()) => s,
+    };
+    let mut session = match started {
         Ok(s) => s,
         Err(TunnelError::GoAway(reason)) => {
             pf.abort();
@@ -267,7 +287,21 @@ async fn one_session(
         s.insert(pod.to_owned(), session.opener());
     }
     let _ = up_tx.send((pod.to_owned(), true));
-    while let Some(incoming) = session.accept().await {
+    loop {
+        let incoming = tokio::select! {
+            _ = token.cancelled() => {
+                // Said, not just dropped: the agent forgets this laptop at once, so
+                // another laptop leaving right after is not told it is still here.
+                session.go_away("the laptop left").await;
+                drop(session);
+                // The goodbye is written into the port-forward; give it a moment to
+                // cross the API server before the forward is torn down.
+                let _ = tokio::time::timeout(Duration::from_millis(500), pf.join()).await;
+                return End::Dropped("the laptop left".into());
+            }
+            incoming = session.accept() => incoming,
+        };
+        let Some(incoming) = incoming else { break };
         let (local, event_tx) = (attach.local, event_tx.clone());
         tokio::spawn(async move {
             let mut stream = incoming.stream;

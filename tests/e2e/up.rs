@@ -101,7 +101,7 @@ fn users_up_serves_edits_and_down_removes_only_what_it_made() {
         http_get(&format!("{USERS_FORWARD}/healthz")).expect("the forward answers");
     assert_eq!((status, body.as_str()), (200, r#"{"status":"ok"}"#));
 
-    let lib = users.join("src/lib.rs");
+    let lib = users.join("src/routes.rs");
     let source = std::fs::read_to_string(&lib).unwrap();
     let original = "Json(Health::ok())";
     assert!(
