@@ -28,6 +28,7 @@ pub mod cli;
 pub mod cluster;
 pub mod commands;
 pub mod config;
+pub mod connect;
 pub mod control;
 pub mod deploy;
 pub mod engine;

@@ -10,6 +10,7 @@ use k8s_openapi::api::{
 use kube::{
     Api, Client,
     api::{DeleteParams, ListParams, PostParams},
+    runtime::wait::await_condition,
 };
 use tether::cluster::Cluster;
 
@@ -107,7 +108,8 @@ async fn web(client: &Client, ns: &str) {
         "spec": {"selector": {"app": "web"}, "ports": [{"port": 8080, "targetPort": 8080}]}
     }))
     .unwrap();
-    Api::<Deployment>::namespaced(client.clone(), ns)
+    let deployments = Api::<Deployment>::namespaced(client.clone(), ns);
+    deployments
         .create(&PostParams::default(), &deployment)
         .await
         .unwrap();
@@ -115,6 +117,19 @@ async fn web(client: &Client, ns: &str) {
         .create(&PostParams::default(), &service)
         .await
         .unwrap();
+    // The deployment controller annotates the revision once it has seen the object; a
+    // snapshot taken before that would see the controller's write as a change by tether.
+    let revised = |d: Option<&Deployment>| {
+        d.and_then(|d| d.metadata.annotations.as_ref())
+            .is_some_and(|a| a.contains_key("deployment.kubernetes.io/revision"))
+    };
+    tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        await_condition(deployments, "web", revised),
+    )
+    .await
+    .expect("the deployment controller saw `web` within 30 s")
+    .unwrap();
 }
 
 /// What a change by tether would alter: the Deployment's generation, spec and annotations
