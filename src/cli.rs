@@ -81,13 +81,9 @@ pub enum Command {
     List(ListArgs),
     /// Remove every traffic agent and undo tether's changes, also after a crash.
     Uninstall(UninstallArgs),
-    /// Reach cluster services by their cluster names from this machine (not built yet:
-    /// hidden from help until it is).
-    #[command(hide = true)]
-    Connect {
-        #[arg(long)]
-        context: Option<String>,
-    },
+    /// Reach cluster services by their cluster names from this machine: a SOCKS5/HTTP
+    /// proxy and a DNS server for cluster names on loopback, until Ctrl-C or `--quit`.
+    Connect(ConnectArgs),
     /// Run a command with the cluster connection's proxy settings and environment (not
     /// built yet: hidden from help until it is).
     #[command(hide = true)]
@@ -165,12 +161,39 @@ pub struct ListArgs {
 }
 
 #[derive(Debug, Args, Clone)]
+pub struct ConnectArgs {
+    /// The namespace relative names resolve in (`orders-svc` is `orders-svc.NS`).
+    #[arg(short, long)]
+    pub namespace: Option<String>,
+    #[arg(long)]
+    pub context: Option<String>,
+    /// The loopback port of the SOCKS5 and HTTP proxy (0: any free port).
+    #[arg(long, default_value_t = 1080)]
+    pub proxy_port: u16,
+    /// The loopback port of the DNS server for cluster names (0: any free port).
+    #[arg(long, default_value_t = 1053)]
+    pub dns_port: u16,
+    /// Show the running session (namespace, agent, connections, bytes) and exit.
+    #[arg(long, conflicts_with = "quit")]
+    pub status: bool,
+    /// End the running session and exit.
+    #[arg(long)]
+    pub quit: bool,
+    /// `json`: the ready line and `--status` as one JSON object each on stdout.
+    #[arg(short = 'o', long, value_enum, default_value_t)]
+    pub output: Output,
+}
+
+#[derive(Debug, Args, Clone)]
 pub struct UninstallArgs {
     #[arg(short, long, conflicts_with = "all_namespaces")]
     pub namespace: Option<String>,
     /// In every namespace, not only the current one (`--all` is the older spelling).
     #[arg(short = 'A', long, alias = "all")]
     pub all_namespaces: bool,
+    /// Only the connect agent (`-A` removes it too, with every traffic agent).
+    #[arg(long, conflicts_with_all = ["namespace", "all_namespaces"])]
+    pub connect: bool,
     #[arg(long)]
     pub context: Option<String>,
 }

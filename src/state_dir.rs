@@ -7,8 +7,8 @@
 
 use std::{
     fs::{self, DirBuilder, Permissions},
-    io,
-    os::unix::fs::{DirBuilderExt as _, PermissionsExt as _},
+    io::{self, Read as _, Write as _},
+    os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _},
     path::{Path, PathBuf},
 };
 
@@ -34,7 +34,7 @@ pub fn ensure_sub(root: &Path, sub: &str) -> io::Result<PathBuf> {
 }
 
 /// Makes `dir` with mode 0700, or narrows an existing one to it.
-fn private_dir(dir: &Path) -> io::Result<()> {
+pub fn private_dir(dir: &Path) -> io::Result<()> {
     DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
     let meta = fs::symlink_metadata(dir)?;
     if !meta.is_dir() {
@@ -47,6 +47,48 @@ fn private_dir(dir: &Path) -> io::Result<()> {
         fs::set_permissions(dir, Permissions::from_mode(0o700))?;
     }
     Ok(())
+}
+
+/// Writes `bytes` to a new file created 0600 next to `path`, then renames it over `path`:
+/// a reader sees the old content or the new, never a part, and never a wider mode.
+pub fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
+    // A fresh name each try; `create_new` never opens (or follows) anything that exists.
+    let mut attempt = 0;
+    let (temp, mut f) = loop {
+        let mut suffix = [0u8; 6];
+        std::fs::File::open("/dev/urandom")?.read_exact(&mut suffix)?;
+        let mut name = std::ffi::OsString::from(".");
+        name.push(file_name);
+        name.push(format!(".{}.tmp", hex::encode(suffix)));
+        let temp = dir.join(name);
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temp)
+        {
+            Ok(f) => break (temp, f),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < 10 => {
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    let written = f
+        .write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .and_then(|()| std::fs::rename(&temp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    written
 }
 
 #[cfg(test)]

@@ -62,7 +62,7 @@ impl AgentArgs {
 }
 
 /// `800ms`, `5s` or `1.5s`.
-fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let bad = || format!("`{text}` is not a duration such as 800ms or 5s");
     let (number, scale) = if let Some(n) = text.strip_suffix("ms") {
         (n, 0.001)

@@ -56,21 +56,11 @@ impl Agent {
         };
         let handshake = Session::hear(io, meta).await?;
         let peer = handshake.peer().clone();
-        let refusal = if peer.role != Role::Laptop {
-            Some("only a laptop may attach".to_owned())
-        } else {
-            match &self.config.token {
-                None => Some(format!(
-                    "{WRONG_TOKEN}: this agent has none configured ({} is unset); \
-                     reinstall it with `tether intercept`",
-                    super::args::TOKEN_ENV
-                )),
-                Some(expected) if !same_token(expected, &peer.token) => {
-                    Some(WRONG_TOKEN.to_owned())
-                }
-                Some(_) => None,
-            }
-        };
+        let refusal = refusal(
+            &peer,
+            self.config.token.as_deref(),
+            "reinstall it with `tether intercept`",
+        );
         if let Some(reason) = refusal {
             handshake.refuse(&reason).await;
             return Err(AttachError::Refused(reason));
@@ -109,6 +99,22 @@ impl Agent {
             let _ = stream.write_all(&json).await;
             let _ = stream.shutdown().await;
         });
+    }
+}
+
+/// Why a laptop saying `peer` may not attach to an agent holding `expected`, if it may
+/// not; `reinstall` tells how to give a token-less agent one.
+pub(crate) fn refusal(peer: &HelloMeta, expected: Option<&str>, reinstall: &str) -> Option<String> {
+    if peer.role != Role::Laptop {
+        return Some("only a laptop may attach".to_owned());
+    }
+    match expected {
+        None => Some(format!(
+            "{WRONG_TOKEN}: this agent has none configured ({} is unset); {reinstall}",
+            super::args::TOKEN_ENV
+        )),
+        Some(expected) if !same_token(expected, &peer.token) => Some(WRONG_TOKEN.to_owned()),
+        Some(_) => None,
     }
 }
 

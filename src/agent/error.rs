@@ -13,6 +13,8 @@ pub enum AgentError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot read the cluster's DNS settings")]
+    Dns(#[source] hickory_resolver::ResolveError),
 }
 
 impl AgentError {

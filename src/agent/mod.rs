@@ -1,4 +1,5 @@
-//! `tether agent`: the traffic agent that runs as a sidecar next to the app container.
+//! `tether agent`: the traffic agent that runs as a sidecar next to the app container (and,
+//! as `tether agent connect`, the connect agent).
 //!
 //! Connections arrive on the agent port (the Service's targetPort points here). With no
 //! laptop attached each goes to the app over the pod's loopback, unchanged. Laptops attach
@@ -18,11 +19,14 @@
 //! - [`traffic`]: the agent port, whose connections go to the [`router`]: per connection
 //!   for all traffic, per request (HTTP/1.1, HTTP/2, gRPC) while a header laptop is
 //!   attached, anything else passed through as bytes.
+//! - [`connect`]: the other role of the same binary, `tether agent connect`: the connect
+//!   agent laptops reach the cluster through.
 //! - [`run`](run()): `tether agent` itself; `error`: its errors.
 //!
 //! This module depends on `tunnel` and nothing of the laptop side (no TUI, no bollard).
 
 pub mod args;
+pub mod connect;
 pub mod control;
 mod error;
 pub mod registry;

@@ -1,5 +1,6 @@
-//! `tether agent ARGS`: parses the arguments, reads the token from the environment, binds
-//! both ports and serves until SIGTERM or SIGINT.
+//! `tether agent ARGS` (the traffic agent) and `tether agent connect ARGS` (the connect
+//! agent): parses the arguments, reads the token from the environment, binds the ports and
+//! serves until SIGTERM or SIGINT.
 
 use std::net::SocketAddr;
 
@@ -7,9 +8,17 @@ use clap::Parser;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use super::{args::AgentArgs, error::AgentError, server::Agent};
+use super::{
+    args::AgentArgs,
+    connect::{ConnectAgent, ConnectArgs, resolve::ClusterDns},
+    error::AgentError,
+    server::Agent,
+};
 
 pub async fn run(args: &[String]) -> Result<(), AgentError> {
+    if args.first().map(String::as_str) == Some("connect") {
+        return run_connect(&args[1..]).await;
+    }
     let args = AgentArgs::try_parse_from(args).map_err(AgentError::Args)?;
     let config = args.config(|name| std::env::var(name).ok());
     if config.token.is_none() {
@@ -41,6 +50,37 @@ pub async fn run(args: &[String]) -> Result<(), AgentError> {
     tokio::spawn({
         let (agent, shutdown) = (agent.clone(), shutdown.clone());
         async move { agent.serve_traffic(traffic, shutdown).await }
+    });
+    wait_for_signal().await;
+    shutdown.cancel();
+    Ok(())
+}
+
+async fn run_connect(args: &[String]) -> Result<(), AgentError> {
+    let args = ConnectArgs::try_parse_from(args).map_err(AgentError::Args)?;
+    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let config = args.config(|name| std::env::var(name).ok(), &resolv);
+    if config.token.is_none() {
+        tracing::warn!(
+            "{} is unset: every laptop will be refused",
+            super::args::TOKEN_ENV
+        );
+    }
+    let dns = ClusterDns::from_system(&config.domain).map_err(AgentError::Dns)?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], args.control));
+    let control = TcpListener::bind(addr)
+        .await
+        .map_err(|source| AgentError::Bind { addr, source })?;
+    tracing::info!(
+        "tether connect agent {}: laptops on {addr}, cluster domain {}",
+        env!("CARGO_PKG_VERSION"),
+        config.domain
+    );
+    let agent = ConnectAgent::new(config, dns);
+    let shutdown = CancellationToken::new();
+    tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move { agent.serve_control(control, shutdown).await }
     });
     wait_for_signal().await;
     shutdown.cancel();

@@ -26,6 +26,7 @@ use crate::{
     build::Registry,
     cli::{InterceptArgs, LeaveArgs, ListArgs, Output, UninstallArgs},
     cluster::{AllowList, Cluster},
+    connect::install,
     intercept::{
         self, InstallKind, InterceptError, PortSpec, attach, ended,
         leaving::{self, Decision},
@@ -43,7 +44,7 @@ fn fail(e: InterceptError) -> Failure {
 
 /// Connects for a command that changes the cluster: the context guard reads the allow
 /// list of the nearest `tether.toml`, else the user's config file.
-async fn connect(context: Option<&str>) -> Result<Cluster, Failure> {
+pub(super) async fn connect_guarded(context: Option<&str>) -> Result<Cluster, Failure> {
     let here = std::env::current_dir().map_err(|e| Failure::Failed(e.into()))?;
     let allow = AllowList::for_dir(&here).map_err(Failure::classify)?;
     Cluster::connect_guarded(context, &allow)
@@ -96,7 +97,7 @@ pub async fn intercept(args: InterceptArgs) -> Result<(), Failure> {
             Filter::parse_header(h).ok_or_else(|| fail(InterceptError::BadHeader(h.clone())))?;
         filter.headers.push(pair);
     }
-    let cluster = connect(args.context.as_deref()).await?;
+    let cluster = connect_guarded(args.context.as_deref()).await?;
     let client = cluster.client.clone();
     let namespace = namespace_of(&cluster, args.namespace);
 
@@ -317,7 +318,7 @@ async fn write_env(
 }
 
 pub async fn leave(args: LeaveArgs) -> Result<(), Failure> {
-    let cluster = connect(args.context.as_deref()).await?;
+    let cluster = connect_guarded(args.context.as_deref()).await?;
     let namespace = namespace_of(&cluster, args.namespace);
     let service = args.service;
     let done = intercept::restore(&cluster.client, &namespace, &service)
@@ -410,8 +411,18 @@ pub async fn list(args: ListArgs) -> Result<(), Failure> {
 }
 
 pub async fn uninstall(args: UninstallArgs) -> Result<(), Failure> {
-    let cluster = connect(args.context.as_deref()).await?;
+    let cluster = connect_guarded(args.context.as_deref()).await?;
+    if args.connect {
+        return uninstall_connect(&cluster).await.map(|_| ());
+    }
     let namespace = (!args.all_namespaces).then(|| namespace_of(&cluster, args.namespace));
+    // The connect agent goes with every agent, and before the orphan scan of its own
+    // namespace would take its Secret alone.
+    let connect_gone = if namespace.is_none() || namespace.as_deref() == Some(install::NAMESPACE) {
+        uninstall_connect(&cluster).await?
+    } else {
+        false
+    };
     let found = intercept::intercepted(&cluster.client, namespace.as_deref())
         .await
         .map_err(fail)?;
@@ -421,7 +432,7 @@ pub async fn uninstall(args: UninstallArgs) -> Result<(), Failure> {
     for o in &orphans {
         println!("deleted: attach Secret {o}, which no agent used");
     }
-    if found.is_empty() && orphans.is_empty() {
+    if found.is_empty() && orphans.is_empty() && !connect_gone {
         match &namespace {
             Some(ns) => println!("nothing to uninstall in namespace {ns} (-A for every namespace)"),
             None => println!("nothing to uninstall"),
@@ -448,6 +459,17 @@ pub async fn uninstall(args: UninstallArgs) -> Result<(), Failure> {
             failures.join("\n  ")
         )))
     }
+}
+
+/// Removes the connect agent's objects; whether there were any.
+async fn uninstall_connect(cluster: &Cluster) -> Result<bool, Failure> {
+    let gone = install::remove(&cluster.client)
+        .await
+        .map_err(Failure::classify)?;
+    for g in &gone {
+        println!("deleted: {g} (the connect agent)");
+    }
+    Ok(!gone.is_empty())
 }
 
 pub async fn agent(args: Vec<String>) -> Result<(), Failure> {

@@ -1,6 +1,7 @@
 //! The commands, each an edge where typed errors become a report for a person and an
 //! exit code: 2 for bad input (a config error, an unknown name), 1 for a failure.
 
+pub mod connect;
 pub mod down;
 pub mod intercept;
 pub mod logs;
@@ -87,7 +88,8 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Leave(args) => intercept::leave(args).await,
         Command::List(args) => intercept::list(args).await,
         Command::Uninstall(args) => intercept::uninstall(args).await,
-        Command::Connect { .. } | Command::Run { .. } => not_built("`connect` and `run`"),
+        Command::Connect(args) => connect::run(args).await,
+        Command::Run { .. } => not_built("`run`"),
         Command::Agent { args } => intercept::agent(args).await,
     }
 }

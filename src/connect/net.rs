@@ -16,6 +16,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn for T {}
 pub enum Lookup {
     /// A cluster name: its fully qualified form and addresses.
     Found { fqdn: String, addrs: Vec<IpAddr> },
+    /// A name of the cluster's shape (one label, a namespace's, the cluster domain's) that
+    /// the cluster does not have: answered "no such name" at once, asked of nobody else.
+    Missing,
     /// Not a name the cluster knows: the laptop's own resolver decides (in `run`), or
     /// nobody answers it (connect's DNS server answers cluster names only).
     NotCluster,
@@ -57,4 +60,45 @@ pub trait ClusterNet: Clone + Send + Sync + 'static {
     /// or in the cluster's Service or pod ranges as far as the session knows them.
     /// Traffic to any other address goes out from the laptop as usual.
     fn is_cluster_addr(&self, ip: IpAddr) -> bool;
+}
+
+/// Opens a connection to `host:port` the way every way in does: a cluster name or a
+/// cluster address through the cluster, anything else from the laptop as usual.
+pub async fn reach<N: ClusterNet>(
+    net: &N,
+    host: &str,
+    port: u16,
+) -> Result<Box<dyn Conn>, DialError> {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        if net.is_cluster_addr(ip) {
+            return net.dial(host, port).await;
+        }
+        return direct(&std::net::SocketAddr::new(ip, port).to_string()).await;
+    }
+    match net.lookup(host).await? {
+        Lookup::Found { fqdn, .. } => net.dial(fqdn.trim_end_matches('.'), port).await,
+        Lookup::Missing => Err(DialError::NotFound(host.to_owned())),
+        Lookup::NotCluster => direct(&format!("{host}:{port}")).await,
+    }
+}
+
+/// How long a connection from the laptop itself may take to be accepted.
+const DIRECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+async fn direct(addr: &str) -> Result<Box<dyn Conn>, DialError> {
+    match tokio::time::timeout(DIRECT_TIMEOUT, tokio::net::TcpStream::connect(addr)).await {
+        Ok(Ok(conn)) => {
+            let _ = conn.set_nodelay(true);
+            Ok(Box::new(conn))
+        }
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            Err(DialError::Refused(format!("{addr}: {e}")))
+        }
+        Ok(Err(e)) => Err(DialError::Unreachable(format!("{addr}: {e}"))),
+        Err(_) => Err(DialError::Unreachable(format!(
+            "{addr}: no answer within {} s",
+            DIRECT_TIMEOUT.as_secs()
+        ))),
+    }
 }

@@ -5,12 +5,7 @@
 //! nobody reading the old one sees it truncated and a symlink at the destination is
 //! replaced, never followed.
 
-use std::{
-    collections::BTreeMap,
-    io::{Read as _, Write as _},
-    os::unix::fs::OpenOptionsExt as _,
-    path::Path,
-};
+use std::{collections::BTreeMap, path::Path};
 
 use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret};
 use kube::{Api, Client};
@@ -220,43 +215,7 @@ pub fn write(path: &Path, vars: &[(String, String)]) -> std::io::Result<()> {
         text.push_str(&quote(v));
         text.push('\n');
     }
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "no file name"))?;
-    // A fresh name each try; `create_new` never opens (or follows) anything that exists.
-    let mut attempt = 0;
-    let (temp, mut f) = loop {
-        let mut suffix = [0u8; 6];
-        std::fs::File::open("/dev/urandom")?.read_exact(&mut suffix)?;
-        let mut name = std::ffi::OsString::from(".");
-        name.push(file_name);
-        name.push(format!(".{}.tmp", hex::encode(suffix)));
-        let temp = dir.join(name);
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&temp)
-        {
-            Ok(f) => break (temp, f),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 10 => {
-                attempt += 1;
-            }
-            Err(e) => return Err(e),
-        }
-    };
-    let written = f
-        .write_all(text.as_bytes())
-        .and_then(|()| f.sync_all())
-        .and_then(|()| std::fs::rename(&temp, path));
-    if written.is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
-    written
+    crate::state_dir::write_private(path, text.as_bytes())
 }
 
 fn quote(v: &str) -> String {

@@ -138,14 +138,20 @@ pub fn agent_container(installed: &Installed) -> Value {
             "requests": {"cpu": "10m", "memory": "16Mi"},
             "limits": {"memory": "64Mi"},
         },
-        "securityContext": {
-            "runAsNonRoot": true,
-            "runAsUser": 65532,
-            "allowPrivilegeEscalation": false,
-            "readOnlyRootFilesystem": true,
-            "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": restricted_security_context(),
+    })
+}
+
+/// What an agent container runs under: non-root, read-only, no capabilities, the runtime's
+/// seccomp profile; enough for the `restricted` Pod Security level.
+pub fn restricted_security_context() -> Value {
+    json!({
+        "runAsNonRoot": true,
+        "runAsUser": 65532,
+        "allowPrivilegeEscalation": false,
+        "readOnlyRootFilesystem": true,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
     })
 }
 

@@ -7,6 +7,7 @@
 //! - [`meta`]: what a Hello says ([`HelloMeta`]) and what the agent reports ([`LaptopInfo`]).
 //! - [`session`]: a [`Session`] drives one byte stream: the hello handshake, streams with
 //!   per-stream flow control, the bounds below, heartbeats.
+//! - [`target`]: what a laptop may open on a connect agent, and the agent's first line.
 //! - [`heartbeat`]: the heartbeat's settings and the round-trip estimate its deadline
 //!   follows.
 //! - `error`: [`TunnelError`].
@@ -93,6 +94,7 @@ pub mod frame;
 pub mod heartbeat;
 pub mod meta;
 pub mod session;
+pub mod target;
 
 pub use self::{
     error::TunnelError,

@@ -191,7 +191,7 @@ impl Web {
 }
 
 /// A busybox httpd image serving `body` at `/`, pushed to the cluster's registry.
-async fn web_image(client: &Client, body: &str) -> String {
+pub(crate) async fn web_image(client: &Client, body: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("Dockerfile"),

@@ -21,7 +21,7 @@ pub fn tether(dir: &Path, args: &[&str]) -> Output {
     out
 }
 
-fn command(dir: &Path, args: &[&str]) -> Command {
+pub fn command(dir: &Path, args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_tether"));
     c.args(args).current_dir(dir).stdin(Stdio::null());
     c.env("CARGO_TARGET_DIR", shop_target());
@@ -47,7 +47,13 @@ pub struct Running {
 
 impl Running {
     pub fn start(dir: &Path, args: &[&str]) -> Running {
-        let mut child = command(dir, args)
+        Running::spawn(command(dir, args))
+    }
+
+    /// Runs `command` (any program, set up as the caller likes), collecting its output.
+    pub fn spawn(mut command: Command) -> Running {
+        let mut child = command
+            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

@@ -1,0 +1,260 @@
+//! `tether connect`: the edge of [`crate::connect`]. It runs in the foreground, as
+//! `tether intercept` does, until Ctrl-C, SIGTERM or `tether connect --quit` from another
+//! terminal; SIGKILL leaves nothing on the laptop to restore (the proxy and DNS server are
+//! loopback sockets of this process, the session file names a dead pid and is replaced).
+//!
+//! The first `connect` to a cluster installs the connect agent; later ones reuse it. The
+//! session's link reconnects by itself (the API server restarted, the agent's pod was
+//! replaced) and says so; clients meanwhile get errors, never a hang.
+
+use std::{collections::HashSet, net::SocketAddr, time::Instant};
+
+use anyhow::anyhow;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::{Api, api::ListParams};
+use tokio::{net::TcpListener, sync::mpsc};
+use tokio_util::sync::CancellationToken;
+
+use super::{Classified, Failure, intercept::connect_guarded};
+use crate::{
+    build::Registry,
+    cli::{ConnectArgs, Output},
+    connect::{
+        ConnectError, TunnelNet, control, dns,
+        held::{self, Held},
+        install,
+        link::{Event, Link},
+        proxy,
+    },
+    intercept::attach::whoami,
+};
+
+impl Classified for ConnectError {
+    fn is_bad_input(&self) -> bool {
+        self.is_bad_input()
+    }
+}
+
+fn fail(e: ConnectError) -> Failure {
+    Failure::classify(e)
+}
+
+pub async fn run(args: ConnectArgs) -> Result<(), Failure> {
+    let dir = held::dir().map_err(fail)?;
+    let json = args.output == Output::Json;
+    if args.status || args.quit {
+        return ask(&dir, if args.quit { "quit" } else { "status" }, json).await;
+    }
+    let started = Instant::now();
+    let cluster = connect_guarded(args.context.as_deref()).await?;
+    let client = cluster.client.clone();
+    let namespace = args
+        .namespace
+        .clone()
+        .unwrap_or_else(|| client.default_namespace().to_owned());
+    if let Some(h) = held::read(&dir) {
+        if h.cluster == cluster.id && h.namespace == namespace {
+            println!(
+                "already connected to {} (namespace {}): proxy {}, DNS {}, pid {}",
+                h.context, h.namespace, h.proxy, h.dns, h.pid
+            );
+            return Ok(());
+        }
+        return Err(fail(ConnectError::HeldElsewhere {
+            context: h.context,
+            namespace: h.namespace,
+            pid: h.pid,
+        }));
+    }
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    if namespaces
+        .get_opt(&namespace)
+        .await
+        .map_err(|e| {
+            fail(ConnectError::Kube(
+                format!("reading namespace {namespace}"),
+                e,
+            ))
+        })?
+        .is_none()
+    {
+        return Err(fail(ConnectError::NoNamespace(namespace)));
+    }
+    // Listening first: a port in use is refused before anything changes in the cluster.
+    let proxy_listener = listen_tcp(args.proxy_port, "--proxy-port").await?;
+    let dns_socket = listen_udp(args.dns_port, "--dns-port").await?;
+    let proxy_addr = proxy_listener
+        .local_addr()
+        .map_err(|e| Failure::Failed(e.into()))?;
+    let dns_addr = dns_socket
+        .local_addr()
+        .map_err(|e| Failure::Failed(e.into()))?;
+
+    let registry = Registry::resolve(None, &client).await?;
+    let image = crate::intercept::image::ensure(&registry, |line| eprintln!("  {line}"))
+        .await
+        .map_err(|e| fail(ConnectError::Agent(e)))?;
+    let token = install::ensure(&client, &image).await.map_err(fail)?;
+    // Which namespaces exist, so `x.NS` of one of them is a cluster name; a user who may
+    // not list them still has the session's own.
+    let mut known: HashSet<String> = namespaces
+        .list_metadata(&ListParams::default())
+        .await
+        .map(|l| {
+            l.items
+                .into_iter()
+                .filter_map(|n| n.metadata.name)
+                .collect()
+        })
+        .unwrap_or_default();
+    known.insert(namespace.clone());
+
+    let shutdown = CancellationToken::new();
+    let (event_tx, mut events) = mpsc::unbounded_channel();
+    let link = Link::start(client, token, whoami(), event_tx, shutdown.clone());
+    match events.recv().await {
+        Some(Event::Connected { .. }) => {}
+        Some(Event::Refused { reason }) => {
+            return Err(Failure::Failed(anyhow!(
+                "the connect agent refused this laptop: {reason}"
+            )));
+        }
+        other => {
+            return Err(Failure::Failed(anyhow!(
+                "the link to the connect agent failed: {other:?}"
+            )));
+        }
+    }
+    let net = TunnelNet::new(link, &namespace, known);
+    let me = Held {
+        pid: std::process::id(),
+        context: cluster.context.clone(),
+        cluster: cluster.id.clone(),
+        namespace: namespace.clone(),
+        proxy: proxy_addr,
+        dns: dns_addr,
+    };
+    let socket = held::socket(&dir);
+    let _ = std::fs::remove_file(&socket);
+    let control_listener = tokio::net::UnixListener::bind(&socket).map_err(|source| {
+        fail(ConnectError::State {
+            what: "cannot listen on",
+            path: socket.clone(),
+            source,
+        })
+    })?;
+    held::write(&dir, &me).map_err(fail)?;
+    tokio::spawn(proxy::serve(proxy_listener, net.clone(), shutdown.clone()));
+    tokio::spawn(dns::serve(dns_socket, net.clone(), shutdown.clone()));
+    let quit = CancellationToken::new();
+    tokio::spawn({
+        let (net, me, quit) = (net.clone(), me.clone(), quit.clone());
+        control::serve(
+            control_listener,
+            move || control::Status::new(me.clone(), net.link().pod(), net.stats()),
+            quit,
+        )
+    });
+    let ms = started.elapsed().as_millis();
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "connected": true, "context": me.context, "namespace": me.namespace,
+                "proxy": me.proxy, "dns": me.dns, "pid": me.pid, "ms": ms,
+            })
+        );
+    } else {
+        println!(
+            "connected to {} in {ms} ms: cluster names from namespace {namespace}\n  \
+             SOCKS5/HTTP proxy {proxy_addr}   e.g. curl --proxy socks5h://{proxy_addr} http://SERVICE.{namespace}/\n  \
+             DNS {dns_addr} (cluster names only)\n  \
+             `tether run -- CMD` for programs that know no proxy; Ctrl-C or `tether connect --quit` ends this",
+            me.context
+        );
+    }
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| Failure::Failed(e.into()))?;
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
+            _ = quit.cancelled() => break,
+            event = events.recv() => match event {
+                Some(Event::Lost { reason }) => eprintln!("connect: the link to the cluster was lost ({reason}); reconnecting"),
+                Some(Event::Connected { pod, after }) => eprintln!("connect: reconnected to {pod} after {} ms", after.as_millis()),
+                Some(Event::Refused { reason }) => {
+                    held::remove(&dir);
+                    return Err(Failure::Failed(anyhow!("the connect agent refused this laptop: {reason}")));
+                }
+                None => break,
+            },
+        }
+    }
+    shutdown.cancel();
+    quit.cancel();
+    held::remove(&dir);
+    // Let the link say goodbye to the agent.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    println!("disconnected");
+    Ok(())
+}
+
+async fn listen_tcp(port: u16, flag: &'static str) -> Result<TcpListener, Failure> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| fail(ConnectError::Listen { addr, flag, source }))
+}
+
+async fn listen_udp(port: u16, flag: &'static str) -> Result<tokio::net::UdpSocket, Failure> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    tokio::net::UdpSocket::bind(addr)
+        .await
+        .map_err(|source| fail(ConnectError::Listen { addr, flag, source }))
+}
+
+/// `--status` and `--quit`: one question to the running session.
+async fn ask(dir: &std::path::Path, request: &str, json: bool) -> Result<(), Failure> {
+    let Some(h) = held::read(dir) else {
+        if json {
+            println!(r#"{{"connected":false}}"#);
+        } else {
+            println!("not connected");
+        }
+        return Ok(());
+    };
+    let answer = control::ask(&held::socket(dir), request)
+        .await
+        .map_err(fail)?;
+    if request == "quit" {
+        println!("disconnecting the session of pid {}", h.pid);
+        return Ok(());
+    }
+    let status: control::Status = serde_json::from_str(answer.trim())
+        .map_err(|e| Failure::Failed(anyhow!("the session's status: {e}")))?;
+    if json {
+        let mut v = serde_json::to_value(&status).unwrap_or_default();
+        v["connected"] = true.into();
+        println!("{v}");
+        return Ok(());
+    }
+    println!(
+        "connected to {} (namespace {}), pid {}\n  proxy {}   DNS {}\n  agent: {}\n  connections: {} open, {} in all; {} bytes out, {} bytes in; {} lookups",
+        status.held.context,
+        status.held.namespace,
+        status.held.pid,
+        status.held.proxy,
+        status.held.dns,
+        status.agent.as_deref().unwrap_or("reconnecting…"),
+        status.open_connections,
+        status.connections,
+        status.bytes_out,
+        status.bytes_in,
+        status.lookups,
+    );
+    if let Some(f) = &status.last_failure {
+        println!("  last failure: {f}");
+    }
+    Ok(())
+}

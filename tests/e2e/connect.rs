@@ -1,0 +1,350 @@
+//! `tether connect` against the real cluster: cluster names through the loopback proxy and
+//! DNS server, failures that say why at once, one session per laptop, and `uninstall`
+//! leaving no connect object behind.
+
+use std::{
+    net::SocketAddr,
+    process::{Command, Output},
+    time::{Duration, Instant},
+};
+
+use hickory_resolver::proto::{
+    op::{Message, Query, ResponseCode},
+    rr::{Name, RecordType},
+};
+use k8s_openapi::api::{
+    apps::v1::Deployment,
+    core::v1::{Namespace, Pod, Service},
+};
+use kube::{
+    Api, Client,
+    api::{ListParams, PostParams},
+    runtime::wait::{await_condition, conditions},
+};
+
+use crate::{
+    intercept::web_image,
+    process::{Running, command},
+    support::{TestNamespace, cluster},
+};
+
+/// The connect tests take turns: one session per laptop is the rule under test.
+static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Runtime::new().unwrap()
+}
+
+/// A program run as the laptop runs it.
+fn laptop(program: &str) -> Command {
+    Command::new(program)
+}
+
+/// `tether ARGS` as the laptop runs it, with its own runtime folder.
+fn tether_cmd(state: &std::path::Path, args: &[&str]) -> Command {
+    let mut c = command(std::path::Path::new("/"), args);
+    c.env("XDG_RUNTIME_DIR", state);
+    c
+}
+
+fn run(mut c: Command) -> Output {
+    let out = c.output().expect("runs");
+    eprintln!(
+        "$ {c:?}\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The cluster side: busybox httpd behind `web-svc` (port 80), a pod `web-0` under the
+/// headless Service `web-h`, and `idle-svc`, which selects no pod.
+async fn deploy(client: &Client, ns: &str) -> String {
+    let image = web_image(client, "hello from the cluster").await;
+    let container = serde_json::json!({
+        "name": "web", "image": image,
+        "args": ["httpd", "-f", "-p", "8080", "-h", "/www"],
+        "ports": [{"name": "http", "containerPort": 8080}],
+        "readinessProbe": {"tcpSocket": {"port": "http"}, "periodSeconds": 1},
+    });
+    let deployment: Deployment = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "web"},
+        "spec": {
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"terminationGracePeriodSeconds": 1, "containers": [container]},
+            },
+        },
+    }))
+    .unwrap();
+    let pod: Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "web-0", "labels": {"app": "web-h"}},
+        "spec": {"hostname": "web-0", "subdomain": "web-h",
+                 "terminationGracePeriodSeconds": 1, "containers": [container]},
+    }))
+    .unwrap();
+    let services = [
+        serde_json::json!({"metadata": {"name": "web-svc"}, "spec": {"selector": {"app": "web"},
+            "ports": [{"port": 80, "targetPort": "http"}]}}),
+        serde_json::json!({"metadata": {"name": "web-h"}, "spec": {"clusterIP": "None",
+            "selector": {"app": "web-h"}, "ports": [{"port": 8080}]}}),
+        serde_json::json!({"metadata": {"name": "idle-svc"}, "spec": {"selector": {"app": "nobody"},
+            "ports": [{"port": 80, "targetPort": 8080}]}}),
+    ];
+    let pp = PostParams::default();
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    deployments.create(&pp, &deployment).await.unwrap();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    pods.create(&pp, &pod).await.unwrap();
+    let svcs: Api<Service> = Api::namespaced(client.clone(), ns);
+    let mut web_ip = String::new();
+    for s in services {
+        let created = svcs
+            .create(&pp, &serde_json::from_value(s).unwrap())
+            .await
+            .unwrap();
+        if created.metadata.name.as_deref() == Some("web-svc") {
+            web_ip = created.spec.unwrap().cluster_ip.unwrap();
+        }
+    }
+    let limit = Duration::from_secs(120);
+    tokio::time::timeout(
+        limit,
+        await_condition(deployments, "web", conditions::is_deployment_completed()),
+    )
+    .await
+    .expect("web rolled out")
+    .unwrap();
+    tokio::time::timeout(
+        limit,
+        await_condition(pods, "web-0", conditions::is_pod_running()),
+    )
+    .await
+    .expect("web-0 runs")
+    .unwrap();
+    web_ip
+}
+
+/// Asks `server` for `name`'s A records; the answer and how long it took.
+fn query(server: SocketAddr, name: &str) -> (Message, Duration) {
+    let mut q = Message::new();
+    q.set_id(7)
+        .set_recursion_desired(true)
+        .add_query(Query::query(Name::from_ascii(name).unwrap(), RecordType::A));
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let started = Instant::now();
+    socket.send_to(&q.to_vec().unwrap(), server).unwrap();
+    let mut buf = [0u8; 2048];
+    let n = socket.recv(&mut buf).expect("the DNS server answers");
+    (Message::from_vec(&buf[..n]).unwrap(), started.elapsed())
+}
+
+fn curl(args: &[&str]) -> Output {
+    let mut c = laptop("curl");
+    c.args(["-sS", "--max-time", "10"]).args(args);
+    run(c)
+}
+
+#[test]
+fn cluster_names_through_the_proxy_and_dns_one_session_per_laptop_and_uninstall() {
+    let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
+    let rt = runtime();
+    let Some(cluster) = rt.block_on(cluster()) else {
+        return;
+    };
+    let client = cluster.client.clone();
+    let ns = rt.block_on(TestNamespace::create(&client, "connect"));
+    let web_ip = rt.block_on(deploy(&client, &ns.name));
+    let state = tempfile::tempdir().unwrap();
+
+    let mut session = Running::spawn(tether_cmd(
+        state.path(),
+        &[
+            "connect",
+            "-n",
+            &ns.name,
+            "--proxy-port",
+            "0",
+            "--dns-port",
+            "0",
+            "-o",
+            "json",
+        ],
+    ));
+    let ready = session.wait_for(0, Duration::from_secs(180), "connect's ready line", |l| {
+        l.starts_with('{') && l.contains("\"connected\":true")
+    });
+    let ready: serde_json::Value = serde_json::from_str(&ready).unwrap();
+    let proxy = ready["proxy"].as_str().unwrap().to_owned();
+    let dns: SocketAddr = ready["dns"].as_str().unwrap().parse().unwrap();
+
+    // Through the SOCKS5 proxy, by every name a pod would use.
+    let socks = format!("socks5h://{proxy}");
+    let fq = format!("web-svc.{}.svc.cluster.local", ns.name);
+    let pod = format!("web-0.web-h.{}:8080", ns.name);
+    for name in ["web-svc", &format!("web-svc.{}", ns.name), &fq, &pod] {
+        let out = curl(&["--proxy", &socks, &format!("http://{name}/")]);
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "hello from the cluster",
+            "{name}"
+        );
+    }
+    // Through the HTTP proxy: a plain request and a CONNECT tunnel.
+    let http = format!("http://{proxy}");
+    for extra in [&[][..], &["--proxytunnel"][..]] {
+        let mut args = vec!["--proxy", &http];
+        args.extend_from_slice(extra);
+        let url = format!("http://web-svc.{}/", ns.name);
+        args.push(&url);
+        let out = curl(&args);
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "hello from the cluster",
+            "{extra:?}"
+        );
+    }
+    // A Service with no ready endpoints is refused at once, and the status says why.
+    let started = Instant::now();
+    let out = curl(&["--proxy", &socks, &format!("http://idle-svc.{}/", ns.name)]);
+    assert!(!out.status.success());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "refused at once, not a timeout"
+    );
+    let status = run(tether_cmd(
+        state.path(),
+        &["connect", "--status", "-o", "json"],
+    ));
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["namespace"], ns.name.as_str());
+    assert!(
+        status["agent"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("tether-connect-")),
+        "{status}"
+    );
+    assert!(status["connections"].as_u64().unwrap() >= 6, "{status}");
+    assert!(status["bytes_in"].as_u64().unwrap() > 0, "{status}");
+    assert!(
+        status["last_failure"]
+            .as_str()
+            .is_some_and(|f| f.contains("refused")),
+        "{status}"
+    );
+
+    // DNS: cluster names answer, a missing one is NXDOMAIN fast, the world's are refused.
+    let (answer, _) = query(dns, &format!("web-svc.{}.", ns.name));
+    let ips: Vec<String> = answer
+        .answers()
+        .iter()
+        .map(|r| r.data().to_string())
+        .collect();
+    assert_eq!(ips, [web_ip.clone()]);
+    let (answer, took) = query(dns, &format!("nope.{}.", ns.name));
+    assert_eq!(answer.response_code(), ResponseCode::NXDomain);
+    // Once the namespace's names were asked, the agent's negative answers come warm.
+    let (_, again) = query(dns, &format!("nope2.{}.", ns.name));
+    assert!(
+        again < Duration::from_millis(100) || took < Duration::from_millis(100),
+        "{took:?} {again:?}"
+    );
+    let (answer, _) = query(dns, "example.com.");
+    assert_eq!(answer.response_code(), ResponseCode::Refused);
+
+    // One session per laptop: another namespace is refused with who holds it.
+    let other = run(tether_cmd(
+        state.path(),
+        &[
+            "connect",
+            "-n",
+            "default",
+            "--proxy-port",
+            "0",
+            "--dns-port",
+            "0",
+        ],
+    ));
+    assert_eq!(other.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&other.stderr);
+    assert!(
+        err.contains(&format!("namespace {}", ns.name)) && err.contains("pid"),
+        "{err}"
+    );
+
+    // --quit ends it; the session file goes with it.
+    let quit = run(tether_cmd(state.path(), &["connect", "--quit"]));
+    assert!(quit.status.success());
+    assert!(
+        session
+            .exited_within(Duration::from_secs(10))
+            .is_some_and(|s| s.success())
+    );
+    assert!(!state.path().join("tether/connect.json").exists());
+
+    // SIGKILL leaves a file naming a dead pid; the next connect replaces it.
+    let mut killed = Running::spawn(tether_cmd(
+        state.path(),
+        &[
+            "connect",
+            "-n",
+            &ns.name,
+            "--proxy-port",
+            "0",
+            "--dns-port",
+            "0",
+            "-o",
+            "json",
+        ],
+    ));
+    killed.wait_for(0, Duration::from_secs(60), "ready", |l| {
+        l.contains("\"connected\":true")
+    });
+    let _ = Command::new("kill")
+        .args(["-KILL", &killed.pid().to_string()])
+        .status();
+    assert!(killed.exited_within(Duration::from_secs(5)).is_some());
+    let status = run(tether_cmd(state.path(), &["connect", "--status"]));
+    assert_eq!(
+        String::from_utf8_lossy(&status.stdout).trim(),
+        "not connected"
+    );
+
+    // uninstall leaves no connect object in the cluster.
+    let out = run(tether_cmd(state.path(), &["uninstall", "--connect"]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    rt.block_on(async {
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        if let Some(uid) = namespaces
+            .get_opt("tether")
+            .await
+            .unwrap()
+            .and_then(|n| n.metadata.uid)
+        {
+            let gone = tokio::time::timeout(
+                Duration::from_secs(120),
+                await_condition(namespaces, "tether", conditions::is_deleted(&uid)),
+            )
+            .await;
+            assert!(gone.is_ok(), "the tether namespace is deleted");
+        }
+        let left = Api::<Pod>::all(client.clone())
+            .list(&ListParams::default().labels("app.kubernetes.io/name=tether-connect"))
+            .await
+            .unwrap();
+        assert!(left.items.is_empty());
+    });
+}
