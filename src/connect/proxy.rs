@@ -219,12 +219,57 @@ where
             .await?;
         conn.write_all(&head[end..]).await?;
     } else {
-        // Servers accept the absolute form (RFC 9112 3.2.2): the request goes as it came.
-        conn.write_all(&head).await?;
+        conn.write_all(&origin_form(&head)).await?;
     }
     tokio::io::copy_bidirectional(&mut client, &mut conn)
         .await
         .map(|_| ())
+}
+
+/// A plain proxy request as its origin server expects it: the request line's target in
+/// origin form (`/path`; not every server takes the absolute form), the proxy's own
+/// headers dropped, and `Connection: close`, since every later request on the client's
+/// connection would again be in absolute form and this proxy forwards bytes after the
+/// first head.
+fn origin_form(raw: &[u8]) -> Vec<u8> {
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(raw.len(), |p| p + 4);
+    let (head, body) = raw.split_at(end);
+    let text = String::from_utf8_lossy(head);
+    let mut lines = text.split("\r\n");
+    let first = lines.next().unwrap_or_default();
+    let mut parts = first.splitn(3, ' ');
+    let (method, target, version) = (
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or("HTTP/1.1"),
+    );
+    let path = target
+        .strip_prefix("http://")
+        .and_then(|rest| rest.find('/').map(|i| &rest[i..]))
+        .unwrap_or("/");
+    let mut out = format!("{method} {path} {version}\r\n");
+    for line in lines.filter(|l| !l.is_empty()) {
+        let name = line.split(':').next().unwrap_or_default().trim();
+        let proxy_own = [
+            "proxy-connection",
+            "proxy-authorization",
+            "connection",
+            "keep-alive",
+        ]
+        .iter()
+        .any(|h| name.eq_ignore_ascii_case(h));
+        if !proxy_own {
+            out.push_str(line);
+            out.push_str("\r\n");
+        }
+    }
+    out.push_str("Connection: close\r\n\r\n");
+    let mut bytes = out.into_bytes();
+    bytes.extend_from_slice(body);
+    bytes
 }
 
 async fn respond<S: AsyncWrite + Unpin>(
@@ -291,5 +336,20 @@ mod tests {
                 .contains("no port")
         );
         assert!(h("\r\n\r\n").is_err());
+    }
+
+    #[test]
+    fn plain_requests_go_on_in_origin_form_and_close() {
+        let raw = b"GET http://web-svc.api/a/b?c=1 HTTP/1.1\r\nHost: web-svc.api\r\n\
+                    Proxy-Connection: Keep-Alive\r\nAccept: */*\r\n\r\nbody";
+        assert_eq!(
+            String::from_utf8(origin_form(raw)).unwrap(),
+            "GET /a/b?c=1 HTTP/1.1\r\nHost: web-svc.api\r\nAccept: */*\r\nConnection: close\r\n\r\nbody"
+        );
+        assert!(
+            String::from_utf8(origin_form(b"GET http://h HTTP/1.1\r\n\r\n"))
+                .unwrap()
+                .starts_with("GET / HTTP/1.1\r\n")
+        );
     }
 }

@@ -241,7 +241,7 @@ fn quote(v: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::os::unix::fs::PermissionsExt as _;
+    use std::{io::Read as _, os::unix::fs::PermissionsExt as _};
 
     use super::*;
 
