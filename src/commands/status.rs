@@ -26,20 +26,65 @@ pub async fn run(target: Target, output: String) -> Result<(), Failure> {
             )));
         }
     };
+    let connect = connect_status().await;
     let client = Client::for_dir(&target.dir).map_err(failure)?;
-    let status = client.status().await.map_err(failure)?;
+    let status = match client.status().await {
+        Ok(status) => status,
+        // No `up` here, but a connect session runs: that is what there is to show.
+        Err(e) if e.is_not_running() && connect.is_some() => {
+            let text = match (&connect, json) {
+                (Some(c), true) => format!("{}\n", serde_json::json!({ "connect": c })),
+                (Some(c), false) => connect_line(c),
+                (None, _) => String::new(),
+            };
+            print!("{text}");
+            return Ok(());
+        }
+        Err(e) => return Err(failure(e)),
+    };
     let text = if json {
-        let mut s = serde_json::to_string_pretty(&status)
+        let mut value = serde_json::to_value(&status)
+            .map_err(|e| Failure::Failed(anyhow::anyhow!("cannot write JSON: {e}")))?;
+        value["connect"] = serde_json::to_value(&connect).unwrap_or_default();
+        let mut s = serde_json::to_string_pretty(&value)
             .map_err(|e| Failure::Failed(anyhow::anyhow!("cannot write JSON: {e}")))?;
         s.push('\n');
         s
     } else {
-        table(&status, Path::new(&status.root))
+        let mut t = table(&status, Path::new(&status.root));
+        if let Some(c) = &connect {
+            t.push_str(&connect_line(c));
+        }
+        t
     };
     match io::stdout().lock().write_all(text.as_bytes()) {
         Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(Failure::Failed(e.into())),
         _ => Ok(()),
     }
+}
+
+/// The connect session of this laptop, if one runs and answers.
+async fn connect_status() -> Option<crate::connect::control::Status> {
+    let dir = crate::connect::held::dir().ok()?;
+    crate::connect::held::read(&dir)?;
+    let line = crate::connect::control::ask(&crate::connect::held::socket(&dir), "status")
+        .await
+        .ok()?;
+    serde_json::from_str(line.trim()).ok()
+}
+
+fn connect_line(c: &crate::connect::control::Status) -> String {
+    format!(
+        "connect: {} namespace {} via {}, {} open connections, {} B out, {} B in (proxy {}, DNS {})\n",
+        c.held.context,
+        c.held.namespace,
+        c.agent.as_deref().unwrap_or("(reconnecting)"),
+        c.open_connections,
+        c.bytes_out,
+        c.bytes_in,
+        c.held.proxy,
+        c.held.dns
+    )
 }
 
 /// A name the running `up` does not know is bad input; anything else is a failure.

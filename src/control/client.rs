@@ -59,6 +59,14 @@ impl ClientError {
         matches!(self, ClientError::Server { status: 404, .. })
     }
 
+    /// Whether no `up` runs in the folder (none started, or one that stopped).
+    pub fn is_not_running(&self) -> bool {
+        matches!(
+            self,
+            ClientError::NotRunning { .. } | ClientError::Stale { .. }
+        )
+    }
+
     /// Whether the output's reader went away (`tether logs | head`): not a failure.
     pub fn is_broken_pipe(&self) -> bool {
         matches!(self, ClientError::Output(e) if e.kind() == io::ErrorKind::BrokenPipe)

@@ -242,6 +242,15 @@ fn cluster_names_through_the_proxy_and_dns_one_session_per_laptop_and_uninstall(
         "{status}"
     );
 
+    // `tether status` shows the session too, also where no `up` runs.
+    let project = tempfile::tempdir().unwrap();
+    std::fs::write(project.path().join("tether.toml"), "").unwrap();
+    let mut c = tether_cmd(state.path(), &["status", "-o", "json"]);
+    c.current_dir(project.path());
+    let shown = run(c);
+    let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap_or_default();
+    assert_eq!(shown["connect"]["namespace"], ns.name.as_str(), "{shown}");
+
     // DNS: cluster names answer, a missing one is NXDOMAIN fast, the world's are refused.
     let (answer, _) = query(dns, &format!("web-svc.{}.", ns.name));
     let ips: Vec<String> = answer
