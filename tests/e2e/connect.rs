@@ -23,6 +23,7 @@ use kube::{
 };
 
 use crate::{
+    bench,
     intercept::web_image,
     process::{Running, command},
     support::{TestNamespace, cluster},
@@ -356,4 +357,115 @@ fn cluster_names_through_the_proxy_and_dns_one_session_per_laptop_and_uninstall(
             .unwrap();
         assert!(left.items.is_empty());
     });
+}
+
+/// Figures for `tether connect` (nothing is asserted; `scripts/bench-connect` runs it):
+/// time to the first answered request, DNS lookup times, and HTTP latency and throughput
+/// through the proxy against `kubectl port-forward` to the same pods.
+#[test]
+#[ignore = "a benchmark: scripts/bench-connect"]
+fn bench_connect() {
+    let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
+    let rt = runtime();
+    let Some(cluster) = rt.block_on(cluster()) else {
+        return;
+    };
+    let ns = rt.block_on(TestNamespace::create(&cluster.client, "bench-connect"));
+    rt.block_on(deploy(&cluster.client, &ns.name));
+    let state = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let mut session = Running::spawn(tether_cmd(
+        state.path(),
+        &[
+            "connect",
+            "-n",
+            &ns.name,
+            "--proxy-port",
+            "0",
+            "--dns-port",
+            "0",
+            "-o",
+            "json",
+        ],
+    ));
+    let ready = session.wait_for(0, Duration::from_secs(180), "ready", |l| {
+        l.contains("\"connected\":true")
+    });
+    let ready: serde_json::Value = serde_json::from_str(&ready).unwrap();
+    let proxy = ready["proxy"].as_str().unwrap().to_owned();
+    let dns: SocketAddr = ready["dns"].as_str().unwrap().parse().unwrap();
+    let through_proxy = reqwest::Client::builder()
+        .proxy(reqwest::Proxy::all(format!("socks5h://{proxy}")).unwrap())
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let url = format!("http://web-svc.{}/", ns.name);
+    rt.block_on(async {
+        while through_proxy.get(&url).send().await.is_err() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    let first = started.elapsed();
+
+    let mut cold = Vec::new();
+    let mut warm = Vec::new();
+    for i in 0..100 {
+        cold.push(query(dns, &format!("nope-{i}.{}.", ns.name)).1);
+        warm.push(query(dns, &format!("web-svc.{}.", ns.name)).1);
+    }
+    cold.sort();
+    warm.sort();
+    let via_proxy = bench::measure_with(through_proxy, &url);
+
+    let kport = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut kubectl = Command::new("kubectl")
+        .args([
+            "-n",
+            &ns.name,
+            "port-forward",
+            "deployment/web",
+            &format!("{kport}:8080"),
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("kubectl is on PATH after `eval \"$(scripts/dev-cluster env)\"`");
+    let kurl = format!("http://127.0.0.1:{kport}/");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while rt.block_on(reqwest::get(&kurl)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "kubectl port-forward never answered"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let via_kubectl = bench::measure(&kurl);
+    let _ = kubectl.kill();
+    let _ = kubectl.wait();
+
+    println!("\n== tether connect figures");
+    println!(
+        "time from `tether connect` to the first answered request: {:.2}s",
+        first.as_secs_f64()
+    );
+    println!(
+        "DNS over loopback: a cluster name (cached) p50 {:.2}ms p99 {:.2}ms; a missing one (asked of the cluster) p50 {:.2}ms p99 {:.2}ms",
+        bench::quantile(&warm, 0.5).as_secs_f64() * 1e3,
+        bench::quantile(&warm, 0.99).as_secs_f64() * 1e3,
+        bench::quantile(&cold, 0.5).as_secs_f64() * 1e3,
+        bench::quantile(&cold, 0.99).as_secs_f64() * 1e3,
+    );
+    bench::header();
+    bench::row("laptop → SOCKS5 → agent → Service", &via_proxy);
+    bench::row("laptop → kubectl port-forward → pod", &via_kubectl);
+    println!(
+        "ratios (connect / kubectl): p50 {:.2}, p99 {:.2}, throughput {:.2}",
+        via_proxy.p50.as_secs_f64() / via_kubectl.p50.as_secs_f64(),
+        via_proxy.p99.as_secs_f64() / via_kubectl.p99.as_secs_f64(),
+        via_proxy.throughput / via_kubectl.throughput,
+    );
+    assert!(session.interrupt());
 }

@@ -27,6 +27,7 @@ use tether::{
 };
 
 use crate::{
+    bench::{self, measure},
     process::{Running, tether},
     support::{TestNamespace, cluster, eventually},
 };
@@ -711,79 +712,9 @@ fn bench_intercept() {
         "  agent already installed:                 {:.2}s",
         present.as_secs_f64()
     );
-    println!(
-        "{:<34} {:>9} {:>9} {:>12}",
-        "path", "p50", "p99", "req/s (x16)"
-    );
-    for (name, m) in [
-        ("cluster IP → agent → tunnel → laptop", through_intercept),
-        ("laptop → kubectl port-forward → pod", through_kubectl),
-    ] {
-        println!(
-            "{name:<34} {:>7.2}ms {:>7.2}ms {:>12.0}",
-            m.p50.as_secs_f64() * 1e3,
-            m.p99.as_secs_f64() * 1e3,
-            m.throughput
-        );
-    }
-}
-
-#[derive(Clone, Copy)]
-struct Measured {
-    p50: Duration,
-    p99: Duration,
-    throughput: f64,
-}
-
-/// Latency of 500 sequential keep-alive requests, then 16 connections for 3 s.
-fn measure(url: &str) -> Measured {
-    runtime().block_on(async {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .build()
-            .unwrap();
-        let mut lat = Vec::new();
-        for _ in 0..500 {
-            let t = Instant::now();
-            if let Ok(r) = client.get(url).send().await {
-                if r.text().await.is_ok() {
-                    lat.push(t.elapsed());
-                }
-            }
-        }
-        lat.sort();
-        let pick = |q: f64| {
-            lat.get(((lat.len() as f64 * q) as usize).min(lat.len().saturating_sub(1)))
-                .copied()
-                .unwrap_or_default()
-        };
-        let until = Instant::now() + Duration::from_secs(3);
-        let tasks: Vec<_> = (0..16)
-            .map(|_| {
-                let (client, url) = (client.clone(), url.to_owned());
-                tokio::spawn(async move {
-                    let mut n = 0usize;
-                    while Instant::now() < until {
-                        if let Ok(r) = client.get(&url).send().await {
-                            if r.text().await.is_ok() {
-                                n += 1;
-                            }
-                        }
-                    }
-                    n
-                })
-            })
-            .collect();
-        let mut total = 0;
-        for t in tasks {
-            total += t.await.unwrap_or(0);
-        }
-        Measured {
-            p50: pick(0.5),
-            p99: pick(0.99),
-            throughput: total as f64 / 3.0,
-        }
-    })
+    bench::header();
+    bench::row("cluster IP → agent → tunnel → laptop", &through_intercept);
+    bench::row("laptop → kubectl port-forward → pod", &through_kubectl);
 }
 
 /// The body the echoing process answers to `path`: the path itself, padded so bodies

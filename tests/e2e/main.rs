@@ -1,6 +1,7 @@
 //! End-to-end tests: tether against a real Kubernetes cluster, image registry and
 //! Docker-API engine (see `scripts/dev-cluster`). One binary, one module per scenario.
 
+mod bench;
 mod cluster;
 mod connect;
 mod guard;
