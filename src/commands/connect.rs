@@ -7,26 +7,21 @@
 //! session's link reconnects by itself (the API server restarted, the agent's pod was
 //! replaced) and says so; clients meanwhile get errors, never a hang.
 
-use std::{collections::HashSet, net::SocketAddr, time::Instant};
+use std::{net::SocketAddr, time::Instant};
 
 use anyhow::anyhow;
-use k8s_openapi::api::core::v1::Namespace;
-use kube::{Api, api::ListParams};
-use tokio::{net::TcpListener, sync::mpsc};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::{Classified, Failure, intercept::connect_guarded};
 use crate::{
-    build::Registry,
     cli::{ConnectArgs, Output},
     connect::{
-        ConnectError, TunnelNet, control, dns,
+        ConnectError, control, dns,
         held::{self, Held},
-        install,
-        link::{Event, Link},
-        proxy,
+        link::Event,
+        proxy, session,
     },
-    intercept::attach::whoami,
 };
 
 impl Classified for ConnectError {
@@ -66,20 +61,9 @@ pub async fn run(args: ConnectArgs) -> Result<(), Failure> {
             pid: h.pid,
         }));
     }
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    if namespaces
-        .get_opt(&namespace)
+    session::check_namespace(&client, &namespace)
         .await
-        .map_err(|e| {
-            fail(ConnectError::Kube(
-                format!("reading namespace {namespace}"),
-                e,
-            ))
-        })?
-        .is_none()
-    {
-        return Err(fail(ConnectError::NoNamespace(namespace)));
-    }
+        .map_err(fail)?;
     // Listening first: a port in use is refused before anything changes in the cluster.
     let proxy_listener = listen_tcp(args.proxy_port, "--proxy-port").await?;
     let dns_socket = listen_udp(args.dns_port, "--dns-port").await?;
@@ -90,42 +74,13 @@ pub async fn run(args: ConnectArgs) -> Result<(), Failure> {
         .local_addr()
         .map_err(|e| Failure::Failed(e.into()))?;
 
-    let registry = Registry::resolve(None, &client).await?;
-    let image = crate::intercept::image::ensure(&registry, |line| eprintln!("  {line}"))
-        .await
-        .map_err(|e| fail(ConnectError::Agent(e)))?;
-    let token = install::ensure(&client, &image).await.map_err(fail)?;
-    // Which namespaces exist, so `x.NS` of one of them is a cluster name; a user who may
-    // not list them still has the session's own.
-    let mut known: HashSet<String> = namespaces
-        .list_metadata(&ListParams::default())
-        .await
-        .map(|l| {
-            l.items
-                .into_iter()
-                .filter_map(|n| n.metadata.name)
-                .collect()
-        })
-        .unwrap_or_default();
-    known.insert(namespace.clone());
-
     let shutdown = CancellationToken::new();
-    let (event_tx, mut events) = mpsc::unbounded_channel();
-    let link = Link::start(client, token, whoami(), event_tx, shutdown.clone());
-    match events.recv().await {
-        Some(Event::Connected { .. }) => {}
-        Some(Event::Refused { reason }) => {
-            return Err(Failure::Failed(anyhow!(
-                "the connect agent refused this laptop: {reason}"
-            )));
-        }
-        other => {
-            return Err(Failure::Failed(anyhow!(
-                "the link to the connect agent failed: {other:?}"
-            )));
-        }
-    }
-    let net = TunnelNet::new(link, &namespace, known);
+    let session::Opened { net, mut events } =
+        session::open(&client, &namespace, shutdown.clone(), |line| {
+            eprintln!("  {line}")
+        })
+        .await
+        .map_err(fail)?;
     let me = Held {
         pid: std::process::id(),
         context: cluster.context.clone(),
@@ -185,7 +140,7 @@ pub async fn run(args: ConnectArgs) -> Result<(), Failure> {
                 Some(Event::Connected { pod, after }) => eprintln!("connect: reconnected to {pod} after {} ms", after.as_millis()),
                 Some(Event::Refused { reason }) => {
                     held::remove(&dir);
-                    return Err(Failure::Failed(anyhow!("the connect agent refused this laptop: {reason}")));
+                    return Err(fail(ConnectError::Refused(reason)));
                 }
                 None => break,
             },

@@ -40,6 +40,10 @@ pub enum ConnectError {
     NotReady(u64, String),
     #[error("installing the connect agent")]
     Agent(#[source] InterceptError),
+    #[error("finding the cluster's image registry")]
+    Registry(#[source] crate::build::BuildError),
+    #[error("the connect agent refused this laptop: {0}")]
+    Refused(String),
     #[error("the connect session's answer could not be read")]
     Control(#[source] std::io::Error),
 }

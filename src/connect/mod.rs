@@ -10,6 +10,7 @@
 //!   [`reach`](net::reach), the one rule of what goes through the cluster.
 //! - [`install`]: the agent's objects in namespace `tether`, applied and removed.
 //! - [`link`]: the port-forward and tunnel session to the agent, kept up by itself.
+//! - [`session`]: opening a session: checks first, then the agent, then the link.
 //! - [`tunnel_net`]: [`ClusterNet`] over the link, with the session's counters.
 //! - [`proxy`], [`dns`]: the loopback ways in.
 //! - [`held`], [`control`]: which session runs, and its socket for `--status`/`--quit`.
@@ -23,6 +24,7 @@ pub mod install;
 pub mod link;
 pub mod net;
 pub mod proxy;
+pub mod session;
 pub mod tunnel_net;
 
 pub use self::{

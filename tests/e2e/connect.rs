@@ -162,6 +162,26 @@ fn cluster_names_through_the_proxy_and_dns_one_session_per_laptop_and_uninstall(
     let web_ip = rt.block_on(deploy(&client, &ns.name));
     let state = tempfile::tempdir().unwrap();
 
+    // A namespace that does not exist is bad input, and nothing is installed for it.
+    let out = run(tether_cmd(
+        state.path(),
+        &[
+            "connect",
+            "-n",
+            "no-such-namespace",
+            "--proxy-port",
+            "0",
+            "--dns-port",
+            "0",
+        ],
+    ));
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("there is no namespace `no-such-namespace`"),
+        "{err}"
+    );
+
     let mut session = Running::spawn(tether_cmd(
         state.path(),
         &[

@@ -173,6 +173,15 @@ fn every_command_that_changes_the_cluster_refuses_a_context_that_does_not_look_l
         vec!["intercept", "web", "--port", &port, "-n", &ns.name],
         vec!["leave", "web", "-n", &ns.name],
         vec!["uninstall", "--all"],
+        vec![
+            "connect",
+            "-n",
+            &ns.name,
+            "--proxy-port",
+            "0",
+            "--dns-port",
+            "0",
+        ],
     ];
     for args in &commands {
         let mut args = args.clone();
