@@ -4,6 +4,7 @@
 mod cluster;
 mod guard;
 mod intercept;
+mod laptop;
 mod observe;
 mod process;
 mod reload;
