@@ -2,6 +2,7 @@
 //! Docker-API engine (see `scripts/dev-cluster`). One binary, one module per scenario.
 
 mod cluster;
+mod data;
 mod guard;
 mod intercept;
 mod laptop;
