@@ -4,8 +4,10 @@
 mod bench;
 mod cluster;
 mod connect;
+mod data;
 mod guard;
 mod intercept;
+mod laptop;
 mod observe;
 mod process;
 mod reload;

@@ -4,6 +4,8 @@
 //! Without a cluster the tests say so and pass as skipped, unless `TETHER_REQUIRE_CLUSTER`
 //! is set (as `scripts/test` and CI do), where a missing cluster is a failure.
 
+pub mod laptop;
+
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Namespace;

@@ -1,0 +1,184 @@
+//! The example data stores (`examples/data`): `tether up --ci` builds PostgreSQL and Redis
+//! from Debian's packages on the Debian base image `scripts/dev-cluster` puts in the
+//! registry, and deploys them; each answers its own client (`psql`, `redis-cli`: what a
+//! developer runs against them); `tether down` removes all of it.
+//!
+//! The clients run on the node, which reaches pod IPs and ClusterIPs; from a laptop that
+//! takes `tether connect`, which is tested on its own.
+
+use std::{
+    path::Path,
+    process::{Command, Output, Stdio},
+    time::Duration,
+};
+
+use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
+use kube::{Api, Client};
+
+use crate::{
+    process::tether,
+    support::{cluster, eventually},
+};
+
+const NAMESPACE: &str = "data";
+/// The example password in `examples/data/k8s/postgres.yaml`.
+const PG_PASSWORD: &str = "tether-example";
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Runtime::new().unwrap()
+}
+
+/// Whether `tool` runs here; without it the test skips, unless a cluster is required
+/// (`scripts/test` installs the clients).
+fn have(tool: &str) -> bool {
+    let found = Command::new(tool)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        assert!(
+            std::env::var_os("TETHER_REQUIRE_CLUSTER").is_none(),
+            "{tool} is missing: apt-get install postgresql-client redis-tools"
+        );
+        eprintln!("SKIPPED: {tool} is missing (apt-get install postgresql-client redis-tools)");
+    }
+    found
+}
+
+/// `tool ARGS` with a deadline: the clients' own timeouts cover connecting, this covers
+/// the rest.
+fn run(tool: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new("timeout");
+    c.arg("30").arg(tool).args(args).stdin(Stdio::null());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out = c.output().unwrap_or_else(|e| panic!("{tool} runs: {e}"));
+    eprintln!(
+        "$ {tool} {}\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+async fn cluster_ip(client: &Client, name: &str) -> String {
+    Api::<Service>::namespaced(client.clone(), NAMESPACE)
+        .get(name)
+        .await
+        .unwrap()
+        .spec
+        .and_then(|s| s.cluster_ip)
+        .unwrap_or_else(|| panic!("Service {name} has a ClusterIP"))
+}
+
+/// Runs `tether down --delete-namespaces` in the project when the test ends, passed or
+/// failed, so a failure leaves nothing behind for the next run.
+struct Down<'a>(&'a Path);
+
+impl Drop for Down<'_> {
+    fn drop(&mut self) {
+        let _ = tether(self.0, &["down", "--delete-namespaces"]);
+    }
+}
+
+#[test]
+fn postgres_and_redis_build_on_debian_answer_their_clients_and_go_with_down() {
+    let rt = runtime();
+    let Some(cluster) = rt.block_on(cluster()) else {
+        return;
+    };
+    if !have("psql") || !have("redis-cli") {
+        return;
+    }
+    let client = cluster.client.clone();
+    // A copy, so tether's records (`.tether/`) stay out of the source tree.
+    let project = tempfile::tempdir().unwrap();
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/data");
+    let copied = Command::new("cp")
+        .arg("-r")
+        .arg(source.join("."))
+        .arg(project.path())
+        .status()
+        .unwrap();
+    assert!(copied.success());
+
+    let down = Down(project.path());
+    let out = tether(project.path(), &["up", "--ci", "--timeout", "400"]);
+    assert!(out.status.success(), "tether up --ci in examples/data");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("all resources ready"));
+
+    // PostgreSQL through its Service, with the example password; its StatefulSet's pod
+    // has the stable name a client can use, pg-0.pg.data.
+    let postgres = rt.block_on(cluster_ip(&client, "postgres"));
+    let pg_env = [("PGPASSWORD", PG_PASSWORD), ("PGCONNECT_TIMEOUT", "10")];
+    let out = run(
+        "psql",
+        &[
+            "-h", &postgres, "-U", "postgres", "-d", "postgres", "-w", "-tA", "-c", "select 1",
+        ],
+        &pg_env,
+    );
+    assert!(out.status.success(), "psql against postgres.data");
+    assert_eq!(stdout(&out), "1");
+    let wrong = run(
+        "psql",
+        &[
+            "-h", &postgres, "-U", "postgres", "-w", "-tA", "-c", "select 1",
+        ],
+        &[
+            ("PGPASSWORD", "not-the-password"),
+            ("PGCONNECT_TIMEOUT", "10"),
+        ],
+    );
+    assert!(
+        !wrong.status.success()
+            && String::from_utf8_lossy(&wrong.stderr).contains("password authentication failed"),
+        "TCP connections need the password"
+    );
+    let pg0 = rt
+        .block_on(Api::<Pod>::namespaced(client.clone(), NAMESPACE).get("pg-0"))
+        .expect("the StatefulSet's pod is pg-0");
+    let pg0_ip = pg0.status.and_then(|s| s.pod_ip).expect("pg-0 has an IP");
+    let lookup = run(
+        "/bin/busybox",
+        &["nslookup", "pg-0.pg.data.svc.cluster.local", "10.96.0.10"],
+        &[],
+    );
+    assert!(
+        stdout(&lookup).contains(&format!("Address: {pg0_ip}")),
+        "cluster DNS names pg-0.pg.data"
+    );
+
+    // Redis through its Service: PING, and a value written and read back.
+    let redis = rt.block_on(cluster_ip(&client, "redis"));
+    let out = run("redis-cli", &["-h", &redis, "ping"], &[]);
+    assert_eq!(stdout(&out), "PONG");
+    let out = run("redis-cli", &["-h", &redis, "set", "tether", "up"], &[]);
+    assert_eq!(stdout(&out), "OK");
+    let out = run("redis-cli", &["-h", &redis, "get", "tether"], &[]);
+    assert_eq!(stdout(&out), "up");
+
+    // Down: everything tether made goes, the namespace with it.
+    drop(down);
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    rt.block_on(eventually(
+        Duration::from_secs(120),
+        "namespace data to be deleted",
+        || async {
+            namespaces
+                .get_opt(NAMESPACE)
+                .await
+                .ok()?
+                .is_none()
+                .then_some(())
+        },
+    ));
+}
