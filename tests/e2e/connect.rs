@@ -25,8 +25,8 @@ use kube::{
 use crate::{
     bench,
     intercept::web_image,
-    process::{Running, command},
-    support::{TestNamespace, cluster},
+    process::{Running, shop_target},
+    support::{TestNamespace, cluster, laptop::Laptop},
 };
 
 /// The connect tests take turns: one session per laptop is the rule under test.
@@ -36,15 +36,13 @@ fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Runtime::new().unwrap()
 }
 
-/// A program run as the laptop runs it.
-fn laptop(program: &str) -> Command {
-    Command::new(program)
-}
-
-/// `tether ARGS` as the laptop runs it, with its own runtime folder.
-fn tether_cmd(state: &std::path::Path, args: &[&str]) -> Command {
-    let mut c = command(std::path::Path::new("/"), args);
-    c.env("XDG_RUNTIME_DIR", state);
+/// `tether ARGS` run on the laptop (inside its namespace), with its own runtime folder.
+fn tether_cmd(laptop: &Laptop, state: &std::path::Path, args: &[&str]) -> Command {
+    let mut c = laptop.command(env!("CARGO_BIN_EXE_tether"));
+    c.args(args)
+        .current_dir("/")
+        .env("XDG_RUNTIME_DIR", state)
+        .env("CARGO_TARGET_DIR", shop_target());
     c
 }
 
@@ -144,8 +142,13 @@ fn query(server: SocketAddr, name: &str) -> (Message, Duration) {
     (Message::from_vec(&buf[..n]).unwrap(), started.elapsed())
 }
 
-fn curl(args: &[&str]) -> Output {
-    let mut c = laptop("curl");
+/// [`query`] from inside the laptop, where the DNS server listens.
+fn laptop_query(laptop: &Laptop, server: SocketAddr, name: &str) -> (Message, Duration) {
+    laptop.run(|| query(server, name))
+}
+
+fn curl(laptop: &Laptop, args: &[&str]) -> Output {
+    let mut c = laptop.command("curl");
     c.args(["-sS", "--max-time", "10"]).args(args);
     run(c)
 }
@@ -157,6 +160,9 @@ fn cluster_names_through_the_proxy_and_dns_one_session_per_laptop_and_uninstall(
     let Some(cluster) = rt.block_on(cluster()) else {
         return;
     };
+    let Some(laptop) = Laptop::from_env() else {
+        return;
+    };
     let client = cluster.client.clone();
     let ns = rt.block_on(TestNamespace::create(&client, "connect"));
     let web_ip = rt.block_on(deploy(&client, &ns.name));
@@ -164,6 +170,7 @@ fn cluster_names_through_the_proxy_and_dns_one_session_per_laptop_and_uninstall(
 
     // A namespace that does not exist is bad input, and nothing is installed for it.
     let out = run(tether_cmd(
+        &laptop,
         state.path(),
         &[
             "connect",
@@ -183,6 +190,7 @@ fn cluster_names_through_the_proxy_and_dns_one_session_per_laptop_and_uninstall(
     );
 
     let mut session = Running::spawn(tether_cmd(
+        &laptop,
         state.path(),
         &[
             "connect",
@@ -208,7 +216,7 @@ fn cluster_names_through_the_proxy_and_dns_one_session_per_laptop_and_uninstall(
     let fq = format!("web-svc.{}.svc.cluster.local", ns.name);
     let pod = format!("web-0.web-h.{}:8080", ns.name);
     for name in ["web-svc", &format!("web-svc.{}", ns.name), &fq, &pod] {
-        let out = curl(&["--proxy", &socks, &format!("http://{name}/")]);
+        let out = curl(&laptop, &["--proxy", &socks, &format!("http://{name}/")]);
         assert!(
             out.status.success(),
             "{name}: {}",
@@ -227,7 +235,7 @@ fn cluster_names_through_the_proxy_and_dns_one_session_per_laptop_and_uninstall(
         args.extend_from_slice(extra);
         let url = format!("http://web-svc.{}/", ns.name);
         args.push(&url);
-        let out = curl(&args);
+        let out = curl(&laptop, &args);
         assert_eq!(
             String::from_utf8_lossy(&out.stdout),
             "hello from the cluster",
@@ -236,13 +244,17 @@ fn cluster_names_through_the_proxy_and_dns_one_session_per_laptop_and_uninstall(
     }
     // A Service with no ready endpoints is refused at once, and the status says why.
     let started = Instant::now();
-    let out = curl(&["--proxy", &socks, &format!("http://idle-svc.{}/", ns.name)]);
+    let out = curl(
+        &laptop,
+        &["--proxy", &socks, &format!("http://idle-svc.{}/", ns.name)],
+    );
     assert!(!out.status.success());
     assert!(
         started.elapsed() < Duration::from_secs(3),
         "refused at once, not a timeout"
     );
     let status = run(tether_cmd(
+        &laptop,
         state.path(),
         &["connect", "--status", "-o", "json"],
     ));
@@ -266,33 +278,34 @@ fn cluster_names_through_the_proxy_and_dns_one_session_per_laptop_and_uninstall(
     // `tether status` shows the session too, also where no `up` runs.
     let project = tempfile::tempdir().unwrap();
     std::fs::write(project.path().join("tether.toml"), "").unwrap();
-    let mut c = tether_cmd(state.path(), &["status", "-o", "json"]);
+    let mut c = tether_cmd(&laptop, state.path(), &["status", "-o", "json"]);
     c.current_dir(project.path());
     let shown = run(c);
     let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap_or_default();
     assert_eq!(shown["connect"]["namespace"], ns.name.as_str(), "{shown}");
 
     // DNS: cluster names answer, a missing one is NXDOMAIN fast, the world's are refused.
-    let (answer, _) = query(dns, &format!("web-svc.{}.", ns.name));
+    let (answer, _) = laptop_query(&laptop, dns, &format!("web-svc.{}.", ns.name));
     let ips: Vec<String> = answer
         .answers()
         .iter()
         .map(|r| r.data().to_string())
         .collect();
     assert_eq!(ips, [web_ip.clone()]);
-    let (answer, took) = query(dns, &format!("nope.{}.", ns.name));
+    let (answer, took) = laptop_query(&laptop, dns, &format!("nope.{}.", ns.name));
     assert_eq!(answer.response_code(), ResponseCode::NXDomain);
     // Once the namespace's names were asked, the agent's negative answers come warm.
-    let (_, again) = query(dns, &format!("nope2.{}.", ns.name));
+    let (_, again) = laptop_query(&laptop, dns, &format!("nope2.{}.", ns.name));
     assert!(
         again < Duration::from_millis(100) || took < Duration::from_millis(100),
         "{took:?} {again:?}"
     );
-    let (answer, _) = query(dns, "example.com.");
+    let (answer, _) = laptop_query(&laptop, dns, "example.com.");
     assert_eq!(answer.response_code(), ResponseCode::Refused);
 
     // One session per laptop: another namespace is refused with who holds it.
     let other = run(tether_cmd(
+        &laptop,
         state.path(),
         &[
             "connect",
@@ -312,7 +325,7 @@ fn cluster_names_through_the_proxy_and_dns_one_session_per_laptop_and_uninstall(
     );
 
     // --quit ends it; the session file goes with it.
-    let quit = run(tether_cmd(state.path(), &["connect", "--quit"]));
+    let quit = run(tether_cmd(&laptop, state.path(), &["connect", "--quit"]));
     assert!(quit.status.success());
     assert!(
         session
@@ -323,6 +336,7 @@ fn cluster_names_through_the_proxy_and_dns_one_session_per_laptop_and_uninstall(
 
     // SIGKILL leaves a file naming a dead pid; the next connect replaces it.
     let mut killed = Running::spawn(tether_cmd(
+        &laptop,
         state.path(),
         &[
             "connect",
@@ -343,14 +357,18 @@ fn cluster_names_through_the_proxy_and_dns_one_session_per_laptop_and_uninstall(
         .args(["-KILL", &killed.pid().to_string()])
         .status();
     assert!(killed.exited_within(Duration::from_secs(5)).is_some());
-    let status = run(tether_cmd(state.path(), &["connect", "--status"]));
+    let status = run(tether_cmd(&laptop, state.path(), &["connect", "--status"]));
     assert_eq!(
         String::from_utf8_lossy(&status.stdout).trim(),
         "not connected"
     );
 
     // uninstall leaves no connect object in the cluster.
-    let out = run(tether_cmd(state.path(), &["uninstall", "--connect"]));
+    let out = run(tether_cmd(
+        &laptop,
+        state.path(),
+        &["uninstall", "--connect"],
+    ));
     assert!(
         out.status.success(),
         "{}",
@@ -390,11 +408,15 @@ fn bench_connect() {
     let Some(cluster) = rt.block_on(cluster()) else {
         return;
     };
+    let Some(laptop) = Laptop::from_env() else {
+        return;
+    };
     let ns = rt.block_on(TestNamespace::create(&cluster.client, "bench-connect"));
     rt.block_on(deploy(&cluster.client, &ns.name));
     let state = tempfile::tempdir().unwrap();
     let started = Instant::now();
     let mut session = Running::spawn(tether_cmd(
+        &laptop,
         state.path(),
         &[
             "connect",
@@ -420,7 +442,7 @@ fn bench_connect() {
         .build()
         .unwrap();
     let url = format!("http://web-svc.{}/", ns.name);
-    rt.block_on(async {
+    laptop.block_on(async {
         while through_proxy.get(&url).send().await.is_err() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -430,19 +452,22 @@ fn bench_connect() {
     let mut cold = Vec::new();
     let mut warm = Vec::new();
     for i in 0..100 {
-        cold.push(query(dns, &format!("nope-{i}.{}.", ns.name)).1);
-        warm.push(query(dns, &format!("web-svc.{}.", ns.name)).1);
+        cold.push(laptop_query(&laptop, dns, &format!("nope-{i}.{}.", ns.name)).1);
+        warm.push(laptop_query(&laptop, dns, &format!("web-svc.{}.", ns.name)).1);
     }
     cold.sort();
     warm.sort();
-    let via_proxy = bench::measure_with(through_proxy, &url);
+    let via_proxy = laptop.run(|| bench::measure_with(through_proxy, &url));
 
-    let kport = std::net::TcpListener::bind("127.0.0.1:0")
+    // The peer, from the same laptop: `kubectl port-forward` to the same pods.
+    let kport = laptop
+        .bind_tcp("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let mut kubectl = Command::new("kubectl")
+    let mut kubectl = laptop
+        .command("kubectl")
         .args([
             "-n",
             &ns.name,
@@ -455,14 +480,14 @@ fn bench_connect() {
         .expect("kubectl is on PATH after `eval \"$(scripts/dev-cluster env)\"`");
     let kurl = format!("http://127.0.0.1:{kport}/");
     let deadline = Instant::now() + Duration::from_secs(30);
-    while rt.block_on(reqwest::get(&kurl)).is_err() {
+    while laptop.block_on(reqwest::get(&kurl)).is_err() {
         assert!(
             Instant::now() < deadline,
             "kubectl port-forward never answered"
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let via_kubectl = bench::measure(&kurl);
+    let via_kubectl = laptop.run(|| bench::measure(&kurl));
     let _ = kubectl.kill();
     let _ = kubectl.wait();
 
