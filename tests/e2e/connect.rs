@@ -303,6 +303,31 @@ fn cluster_names_through_the_proxy_and_dns_one_session_per_laptop_and_uninstall(
     let (answer, _) = laptop_query(&laptop, dns, "example.com.");
     assert_eq!(answer.response_code(), ResponseCode::Refused);
 
+    // The agent's pod replaced (a node drained, a rollout): the link says so, reconnects
+    // by itself, and clients are served again.
+    let agent = status["agent"].as_str().unwrap().to_owned();
+    let mark = session.mark();
+    rt.block_on(async {
+        Api::<Pod>::namespaced(client.clone(), "tether")
+            .delete(&agent, &Default::default())
+            .await
+            .unwrap();
+    });
+    session.wait_for(mark, Duration::from_secs(120), "the reconnect", |l| {
+        l.contains("connect: reconnected to tether-connect-")
+    });
+    let lost = session.since(mark);
+    assert!(
+        lost.iter()
+            .any(|l| l.contains("the link to the cluster was lost")),
+        "{lost:?}"
+    );
+    let out = curl(&laptop, &["--proxy", &socks, "http://web-svc/"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "hello from the cluster"
+    );
+
     // One session per laptop: another namespace is refused with who holds it.
     let other = run(tether_cmd(
         &laptop,
