@@ -26,7 +26,7 @@ pub async fn run(target: Target, output: String) -> Result<(), Failure> {
             )));
         }
     };
-    let connect = connect_status().await;
+    let connect = crate::connect::control::running().await;
     let client = Client::for_dir(&target.dir).map_err(failure)?;
     let status = match client.status().await {
         Ok(status) => status,
@@ -61,16 +61,6 @@ pub async fn run(target: Target, output: String) -> Result<(), Failure> {
         Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(Failure::Failed(e.into())),
         _ => Ok(()),
     }
-}
-
-/// The connect session of this laptop, if one runs and answers.
-async fn connect_status() -> Option<crate::connect::control::Status> {
-    let dir = crate::connect::held::dir().ok()?;
-    crate::connect::held::read(&dir)?;
-    let line = crate::connect::control::ask(&crate::connect::held::socket(&dir), "status")
-        .await
-        .ok()?;
-    serde_json::from_str(line.trim()).ok()
 }
 
 fn connect_line(c: &crate::connect::control::Status) -> String {

@@ -92,3 +92,11 @@ pub async fn ask(socket: &Path, request: &str) -> Result<String, ConnectError> {
         .map_err(ConnectError::Control)?;
     Ok(line)
 }
+
+/// The status of this user's running session, if one runs and answers.
+pub async fn running() -> Option<Status> {
+    let dir = super::held::dir().ok()?;
+    super::held::read(&dir)?;
+    let line = ask(&super::held::socket(&dir), "status").await.ok()?;
+    serde_json::from_str(line.trim()).ok()
+}

@@ -118,6 +118,8 @@ pub struct App {
     /// `None` while following new lines.
     pub scrollback: Option<Scrollback>,
     pub overlay: Overlay,
+    /// The laptop's connect session, for the title bar, while one runs.
+    pub connect: Option<String>,
     /// A short note for the title bar (a trigger queued, a history error).
     pub message: Option<String>,
     /// Rows of the log pane at the last draw: the size of a page.
@@ -129,6 +131,7 @@ impl App {
     pub fn new(title: impl Into<String>) -> App {
         App {
             title: title.into(),
+            connect: None,
             selected: 0,
             focus: Focus::Resources,
             scope: Scope::All,

@@ -52,6 +52,20 @@ struct Loaded {
     page: Result<Page, String>,
 }
 
+/// How often the title bar asks the laptop's connect session how it is.
+const CONNECT_EVERY: Duration = Duration::from_secs(2);
+
+/// `connect: api via tether-connect-… (2 open)`, while this user runs `tether connect`.
+async fn connect_summary() -> Option<String> {
+    let s = crate::connect::control::running().await?;
+    Some(format!(
+        "connect: {} via {} ({} open)",
+        s.held.namespace,
+        s.agent.as_deref().unwrap_or("reconnecting"),
+        s.open_connections
+    ))
+}
+
 /// What the TUI shows and where it sends things.
 pub struct Options {
     /// For the title bar: the project and where it runs.
@@ -79,6 +93,8 @@ pub async fn run(
     let mut last_draw: Option<Instant> = None;
     let mut dirty = true;
     let mut engine_gone = false;
+    // The connect session is another process's: asked over its local socket, not watched.
+    let mut connect_tick = tokio::time::interval(CONNECT_EVERY);
     loop {
         let due = last_draw.map_or(Instant::now(), |t| t + frame);
         if dirty && Instant::now() >= due {
@@ -94,6 +110,13 @@ pub async fn run(
         }
         tokio::select! {
             _ = shutdown.cancelled() => return Ok(Exit::Keep),
+            _ = connect_tick.tick() => {
+                let now = connect_summary().await;
+                if now != app.connect {
+                    app.connect = now;
+                    dirty = true;
+                }
+            }
             ev = keys.next() => match ev {
                 Some(Ok(TermEvent::Key(key))) => {
                     let Some(action) = app.action(key) else { continue };

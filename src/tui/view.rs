@@ -147,10 +147,14 @@ fn draw_title(frame: &mut Frame, area: Rect, state: &State, app: &App) {
     let right_w = (right.width() as u16 + 1).min(area.width);
     let [left_area, right_area] =
         Layout::horizontal([Constraint::Min(0), Constraint::Length(right_w)]).areas(area);
-    let left = Line::from(vec![
+    let mut left = vec![
         Span::styled(" tether up", Style::new().add_modifier(Modifier::BOLD)),
         Span::styled(format!(" · {}", app.title), Style::new().fg(DIM)),
-    ]);
+    ];
+    if let Some(c) = &app.connect {
+        left.push(Span::styled(format!(" · {c}"), Style::new().fg(OK)));
+    }
+    let left = Line::from(left);
     frame.render_widget(Paragraph::new(left), left_area);
     frame.render_widget(Paragraph::new(right), right_area);
 }
