@@ -91,6 +91,14 @@ async fn cluster() -> Cluster {
     net.serve(ip, 9000, bulk.addr);
     // A cluster name whose dial is refused (no ready endpoints).
     net.name("refused.api", "198.18.0.9");
+    // A headless-like name with so many addresses that its answer needs DNS over TCP,
+    // and an IPv6-only one.
+    let many = (1..=60)
+        .map(|i| IpAddr::V4(Ipv4Addr::new(198, 18, 1, i)))
+        .collect();
+    net.name_many("many.api", many, 8080, orders.addr);
+    let ip = net.name("v6svc.api", "2001:db8::7");
+    net.serve(ip, 8080, orders.addr);
     // And one the cluster has no route to.
     let ip = net.name("unreachable.api", "198.18.0.10");
     net.unreachable(ip);
@@ -163,6 +171,33 @@ async fn curl_reaches_a_cluster_service_by_its_name() {
         "curl -sS --max-time 10 http://orders-svc.api:8080/healthz",
     )
     .await;
+    assert_eq!(ran.code, 0, "stderr: {}", ran.stderr);
+    assert_eq!(ran.stdout, "orders-svc ok\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_too_large_for_udp_comes_over_tcp() {
+    require_namespaces!();
+    let c = cluster().await;
+    // 60 A records do not fit in 512 bytes: glibc gets a truncated answer and asks again
+    // over TCP, which the stack's DNS serves too.
+    let ran = run_sh(&c, "curl -sS --max-time 10 http://many.api:8080/healthz").await;
+    assert_eq!(ran.code, 0, "stderr: {}", ran.stderr);
+    assert_eq!(ran.stdout, "orders-svc ok\n");
+    // A and AAAA over UDP, then at least the A again over TCP.
+    let asked = c.net.lookups.lock().unwrap().get("many.api").copied();
+    assert!(asked >= Some(3), "asked {asked:?} times: no retry over TCP");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ipv6_cluster_address_is_reached_too() {
+    require_namespaces!();
+    if !Path::new("/proc/net/if_inet6").exists() {
+        eprintln!("skipped: this kernel has no IPv6");
+        return;
+    }
+    let c = cluster().await;
+    let ran = run_sh(&c, "curl -sS --max-time 10 http://v6svc.api:8080/healthz").await;
     assert_eq!(ran.code, 0, "stderr: {}", ran.stderr);
     assert_eq!(ran.stdout, "orders-svc ok\n");
 }
@@ -365,8 +400,12 @@ fn laptop_net() -> LaptopNet {
             .unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
-    let routes = ip(&["route", "show", "table", "all"]);
-    // Links by name and kind; veths come and go with the dev cluster's pods.
+    // Veths (and their routes) come and go with the dev cluster's pods.
+    let routes = ip(&["route", "show", "table", "all"])
+        .lines()
+        .filter(|l| !l.contains(" dev veth"))
+        .collect::<Vec<_>>()
+        .join("\n");
     let mut links: Vec<String> = ip(&["-o", "link", "show"])
         .lines()
         .filter_map(|l| {
@@ -514,15 +553,14 @@ async fn a_signal_to_tether_reaches_the_command() {
     assert_eq!(status.code(), Some(42), "the command's SIGINT trap decides");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_command_dies_with_tether() {
-    require_namespaces!();
-    let dir = tempfile::tempdir().unwrap();
-    let pid_file = dir.path().join("pid");
+/// Starts `argv` in a runner (through `wrapper`), waits for CMD to write its pid to
+/// `pid_file`, SIGKILLs the runner, and checks that CMD goes with it.
+async fn assert_dies_with_tether(exe: &Path, wrapper: &[String], pid_file: &Path) {
     let script = format!("echo $$ > {}; exec sleep 300", pid_file.display());
-    let exe = std::env::current_exe().unwrap();
-    let mut child = runner(&exe, &[], &["sh", "-c", &script]).spawn().unwrap();
-    let cmd_pid: i32 = wait_for_line(&pid_file).await.parse().unwrap();
+    let mut child = runner(exe, wrapper, &["sh", "-c", &script])
+        .spawn()
+        .unwrap();
+    let cmd_pid: i32 = wait_for_line(pid_file).await.parse().unwrap();
     child.start_kill().unwrap(); // SIGKILL
     child.wait().await.unwrap();
     let gone = |pid: i32| {
@@ -539,26 +577,24 @@ async fn the_command_dies_with_tether() {
     panic!("the command (pid {cmd_pid}) outlived tether");
 }
 
-/// As root, the same machinery as an unprivileged user: this binary copied where anyone
-/// may run it, started as `nobody` in a private mount namespace whose /dev/net/tun is a
-/// fresh device node of mode 0666 (the mode distributions give it; this machine's is
-/// 0600), so the run must make its own user namespace.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unprivileged_user_gets_the_same() {
+async fn the_command_dies_with_tether() {
     require_namespaces!();
-    if !rustix::process::geteuid().is_root() {
-        eprintln!("skipped: already unprivileged (the other tests cover it)");
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
-    let exe = dir.path().join("run_netstack");
-    std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
-    let out = dir.path().join("out");
-    std::fs::write(&out, "").unwrap();
+    let exe = std::env::current_exe().unwrap();
+    assert_dies_with_tether(&exe, &[], &dir.path().join("pid")).await;
+}
+
+/// This binary copied where anyone may run it, and the wrapper that starts it as `nobody`
+/// in a private mount namespace whose /dev/net/tun is a fresh device node of mode 0666
+/// (the mode distributions give it; this machine's may be 0600), so that a run must make
+/// its own user namespace. Only root can build it.
+fn as_nobody(dir: &Path) -> (PathBuf, Vec<String>) {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o666)).unwrap();
-    let wrapper: Vec<String> = [
+    let exe = dir.join("run_netstack");
+    std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let wrapper = [
         "unshare",
         "--mount",
         "--propagation",
@@ -572,6 +608,32 @@ async fn an_unprivileged_user_gets_the_same() {
     ]
     .map(String::from)
     .to_vec();
+    (exe, wrapper)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unprivileged_users_command_dies_with_tether_too() {
+    require_namespaces!();
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: already unprivileged (the_command_dies_with_tether covers it)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (exe, wrapper) = as_nobody(dir.path());
+    assert_dies_with_tether(&exe, &wrapper, &dir.path().join("pid")).await;
+}
+
+/// As root, the same machinery as an unprivileged user (see [`as_nobody`]).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unprivileged_user_gets_the_same() {
+    require_namespaces!();
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: already unprivileged (the other tests cover it)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (exe, wrapper) = as_nobody(dir.path());
+    let out = dir.path().join("out");
     let script = format!(
         "exec > {out}; id -u; id -g; curl -sS --max-time 10 http://orders-svc.api:8080/healthz; exit 5",
         out = out.display()
@@ -580,7 +642,11 @@ async fn an_unprivileged_user_gets_the_same() {
         .status()
         .await
         .unwrap();
-    let printed = std::fs::read_to_string(&out).unwrap();
+    let printed = std::fs::read_to_string(&out).unwrap_or_default();
     assert_eq!(status.code(), Some(5), "printed: {printed}");
     assert_eq!(printed, "65534\n65534\norders-svc ok\n");
+    // Seen from outside, what CMD made is the caller's.
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(&out).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (65534, 65534));
 }

@@ -1,14 +1,17 @@
 //! The DNS server CMD's resolv.conf names: cluster names from the cluster, every other
 //! name from the laptop's own resolver.
 //!
-//! A query for one A or AAAA name is looked up with [`ClusterNet::lookup`]: `Found` is
-//! answered here (the addresses of the query's family; none of it is an empty NOERROR),
-//! `NotCluster` is forwarded, `NotFound` is NXDOMAIN and any other error SERVFAIL. Every
-//! other query (PTR, SRV, TXT, several questions, what hickory cannot parse) is forwarded
-//! as it came: the laptop's nameservers (read before the namespace's resolv.conf was
-//! mounted) are asked in order over the query's transport, and their answer relayed
-//! unchanged. Messages are parsed and built with hickory-proto, the DNS codec of
-//! hickory-resolver that the connect agent uses, rather than a parser of our own.
+//! A query for one name is looked up with [`ClusterNet::lookup`]: `Found` is answered here
+//! (for A and AAAA the addresses of that family, none of it being an empty NOERROR; for any
+//! other type an empty NOERROR too, since the name exists but cluster names carry
+//! addresses only: an NXDOMAIN from upstream would say the name does not exist),
+//! `NotCluster` is forwarded, `NotFound` is NXDOMAIN and any other error SERVFAIL. Reverse
+//! lookups (PTR), several questions and what hickory cannot parse are forwarded as they
+//! came, without asking the cluster. Forwarding asks the laptop's nameservers (read before
+//! the namespace's resolv.conf was mounted) in order, over the query's transport, and
+//! relays their answer unchanged. Messages are parsed and built with hickory-proto, the
+//! DNS codec of hickory-resolver that the connect agent uses, rather than a parser of our
+//! own.
 
 use std::{
     io,
@@ -48,11 +51,13 @@ pub(crate) enum Transport {
     Tcp,
 }
 
-/// Which address family a query asks for.
+/// Which addresses a query asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Family {
     V4,
     V6,
+    /// A type that is not an address (TXT, MX, HTTPS…): a cluster name has none.
+    None,
 }
 
 /// What a query needs, decided from the query alone.
@@ -79,7 +84,9 @@ fn plan(query: &Message) -> Plan {
     let family = match q.query_type() {
         RecordType::A => Family::V4,
         RecordType::AAAA => Family::V6,
-        _ => return Plan::Forward,
+        // Reverse names are never cluster names as `lookup` knows them.
+        RecordType::PTR => return Plan::Forward,
+        _ => Family::None,
     };
     let name = q
         .name()
@@ -375,6 +382,11 @@ mod tests {
         assert_eq!(reply.response_code(), ResponseCode::NoError);
         assert!(reply.answers().is_empty());
         assert_eq!(reply.queries().len(), 1);
+        // Other types of a cluster name: the name exists, with no such records.
+        let q = query("orders-svc.api.", RecordType::HTTPS, false);
+        let reply = cluster_reply(&q, Family::None, found(&["198.18.0.7"])).unwrap();
+        assert_eq!(reply.response_code(), ResponseCode::NoError);
+        assert!(reply.answers().is_empty());
     }
 
     #[test]

@@ -30,6 +30,8 @@ pub struct FakeNet {
     /// Addresses the cluster has no route to.
     unreachable: Arc<Mutex<Vec<IpAddr>>>,
     pub dials: Arc<AtomicU64>,
+    /// How many times each name was looked up.
+    pub lookups: Arc<Mutex<HashMap<String, u32>>>,
 }
 
 impl FakeNet {
@@ -37,6 +39,14 @@ impl FakeNet {
         let ip: IpAddr = addr.parse().unwrap();
         self.names.lock().unwrap().insert(name.into(), vec![ip]);
         ip
+    }
+
+    /// A name with many addresses, each serving what `at` serves on `port`.
+    pub fn name_many(&self, name: &str, addrs: Vec<IpAddr>, port: u16, at: SocketAddr) {
+        for ip in &addrs {
+            self.serve(*ip, port, at);
+        }
+        self.names.lock().unwrap().insert(name.into(), addrs);
     }
 
     pub fn unreachable(&self, ip: IpAddr) {
@@ -50,6 +60,7 @@ impl FakeNet {
 
 impl ClusterNet for FakeNet {
     async fn lookup(&self, name: &str) -> Result<Lookup, DialError> {
+        *self.lookups.lock().unwrap().entry(name.into()).or_default() += 1;
         match self.names.lock().unwrap().get(name) {
             Some(addrs) => Ok(Lookup::Found {
                 fqdn: format!("{name}.svc.cluster.local"),
@@ -84,7 +95,8 @@ impl ClusterNet for FakeNet {
                 let o = v4.octets();
                 o[0] == 198 && (o[1] & 0xfe) == 18
             }
-            IpAddr::V6(_) => false,
+            // 2001:db8::/32, the documentation range.
+            IpAddr::V6(v6) => v6.segments()[..2] == [0x2001, 0x0db8],
         }
     }
 }
