@@ -339,13 +339,18 @@ mod tests {
                 ..
             }
         ));
-        for other in [
-            RecordType::PTR,
-            RecordType::SRV,
-            RecordType::TXT,
-            RecordType::MX,
-        ] {
-            assert_eq!(plan(&query("orders-svc.api.", other, false)), Plan::Forward);
+        assert_eq!(
+            plan(&query("7.0.18.198.in-addr.arpa.", RecordType::PTR, false)),
+            Plan::Forward
+        );
+        for other in [RecordType::SRV, RecordType::TXT, RecordType::HTTPS] {
+            assert!(matches!(
+                plan(&query("orders-svc.api.", other, false)),
+                Plan::Ask {
+                    family: Family::None,
+                    ..
+                }
+            ));
         }
     }
 
