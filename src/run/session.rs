@@ -7,6 +7,7 @@ use std::{
     path::{Path, PathBuf},
     process::{Command, ExitStatus},
     sync::atomic::{AtomicU32, Ordering},
+    time::Duration,
 };
 
 use rustix::process::Signal;
@@ -23,8 +24,19 @@ use super::{
 };
 use crate::connect::ClusterNet;
 
+/// How long CMD has to exit after SIGTERM when its network failed.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
 /// Runs `cmd` in a namespace of its own whose network is `net`'s cluster plus the laptop's
-/// own network, and returns CMD's exit status once it exited.
+/// own network, and returns CMD's exit status once it exited ([`exit_code`] makes it
+/// tether's). CMD's stdio is tether's.
+///
+/// While CMD runs, tether's SIGINT, SIGTERM, SIGHUP and SIGQUIT are CMD's to act on:
+/// tether does not die of them but passes them on (SIGINT and SIGQUIT only when they did
+/// not come from the terminal, which sent them to CMD already). tokio keeps these
+/// handlers for the rest of the process, so call this last. If tether is killed, CMD is too.
+///
+/// [`exit_code`]: super::exit_code
 pub async fn run<N: ClusterNet>(cmd: RunCommand, net: N) -> Result<ExitStatus, RunError> {
     run_with(cmd, net, RunOptions::default()).await
 }
@@ -117,7 +129,10 @@ pub async fn run_with<N: ClusterNet>(
             };
             tracing::error!(error = %err, "the run namespace lost its network; stopping `{program}`");
             child::send_signal(pid, Signal::TERM);
-            let _ = waited.await;
+            if tokio::time::timeout(STOP_GRACE, &mut waited).await.is_err() {
+                child::send_signal(pid, Signal::KILL);
+                let _ = waited.await;
+            }
             return Err(err.into());
         }
     };

@@ -200,6 +200,11 @@ impl<N: ClusterNet> Stack<N> {
         let mut scratch = vec![0u8; self.config.mtu.max(2048) + 64];
         let mut incoming = Vec::with_capacity(READ_BUDGET);
         loop {
+            // Dial results first: under a steady stream of packets the read arm below is
+            // always ready, and new connections must not wait for a lull.
+            while let Ok(dialed) = self.dialed_rx.try_recv() {
+                self.on_dialed(dialed);
+            }
             let delay = self.poll();
             while self.tasks.try_join_next().is_some() {}
 
@@ -220,8 +225,8 @@ impl<N: ClusterNet> Stack<N> {
         }
     }
 
-    /// One smoltcp poll, then what follows from it: new connection tasks, DNS queries,
-    /// sockets to drop. Returns when smoltcp next needs a poll by itself.
+    /// One smoltcp poll, then what follows from it: DNS queries, sockets to drop, new
+    /// connection tasks. Returns when smoltcp next needs a poll by itself.
     fn poll(&mut self) -> Option<Duration> {
         let shared = Arc::clone(&self.shared);
         let mut sockets = shared.lock();
@@ -233,10 +238,13 @@ impl<N: ClusterNet> Stack<N> {
         };
         let now = Instant::now();
         self.iface.poll(now, &mut device, &mut sockets.set);
-        self.start_connections();
         self.take_dns_queries(&mut sockets);
         self.collect(&mut sockets);
         let delay = self.iface.poll_delay(Instant::now(), &sockets.set);
+        drop(sockets);
+        // Outside the lock: a task dropped at once (a runtime shutting down) drops its
+        // stream, which takes the lock.
+        self.start_connections();
         delay.map(|d| Duration::from_micros(d.total_micros()))
     }
 

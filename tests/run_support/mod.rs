@@ -172,6 +172,7 @@ async fn serve_http(stream: TcpStream, name: &'static str, sent: Arc<AtomicU64>)
         }
         let mut length = 0usize;
         let mut expect = false;
+        let mut close = false;
         loop {
             let mut line = String::new();
             if r.read_line(&mut line).await.unwrap_or(0) == 0 {
@@ -187,6 +188,9 @@ async fn serve_http(stream: TcpStream, name: &'static str, sent: Arc<AtomicU64>)
             }
             if lower.starts_with("expect:") && lower.contains("100-continue") {
                 expect = true;
+            }
+            if lower.starts_with("connection:") && lower.contains("close") {
+                close = true;
             }
         }
         let mut parts = request_line.split_whitespace();
@@ -234,7 +238,7 @@ async fn serve_http(stream: TcpStream, name: &'static str, sent: Arc<AtomicU64>)
         } else {
             respond(&mut w, "not found\n").await
         };
-        if result.is_err() {
+        if result.is_err() || close {
             return;
         }
     }
