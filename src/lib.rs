@@ -20,6 +20,8 @@
 //! - [`state_dir`]: `.tether/` beside `tether.toml`, private to its user.
 //! - [`tunnel`], [`agent`], [`intercept`]: the laptop↔agent protocol, the in-cluster
 //!   traffic agent, and installing it to route a Service's traffic to this machine.
+//! - [`run`]: `tether run -- CMD`, a program in a namespace of its own whose network is the
+//!   cluster's (a TUN device, a userspace TCP/IP stack, DNS) plus the laptop's.
 //! - [`cli`], [`commands`]: the command line and its edges.
 
 pub mod agent;
@@ -37,6 +39,7 @@ pub mod intercept;
 pub mod kube;
 pub mod logs;
 pub mod logs_history;
+pub mod run;
 pub mod state_dir;
 pub mod tui;
 pub mod tunnel;
