@@ -84,13 +84,9 @@ pub enum Command {
     /// Reach cluster services by their cluster names from this machine: a SOCKS5/HTTP
     /// proxy and a DNS server for cluster names on loopback, until Ctrl-C or `--quit`.
     Connect(ConnectArgs),
-    /// Run a command with the cluster connection's proxy settings and environment (not
-    /// built yet: hidden from help until it is).
-    #[command(hide = true)]
-    Run {
-        #[arg(trailing_var_arg = true, required = true)]
-        command: Vec<String>,
-    },
+    /// Run a command that reaches the cluster's Services and pods by their cluster names,
+    /// whatever it is (no proxy support needed), without root.
+    Run(RunArgs),
     /// The in-cluster traffic agent (runs inside a pod, not on a laptop).
     Agent {
         #[arg(trailing_var_arg = true)]
@@ -182,6 +178,27 @@ pub struct ConnectArgs {
     /// `json`: the ready line and `--status` as one JSON object each on stdout.
     #[arg(short = 'o', long, value_enum, default_value_t)]
     pub output: Output,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct RunArgs {
+    /// The namespace relative names resolve in (`orders-svc` is `orders-svc.NS`).
+    #[arg(short, long)]
+    pub namespace: Option<String>,
+    #[arg(long)]
+    pub context: Option<String>,
+    /// Give the command the environment of this Service's container, as the kubelet
+    /// resolves it (ConfigMaps, Secrets, `$(VAR)`), the same as `intercept --env-file`.
+    #[arg(long, value_name = "SERVICE")]
+    pub env_from: Option<String>,
+    /// The command and its arguments, after `--`.
+    #[arg(
+        trailing_var_arg = true,
+        required = true,
+        allow_hyphen_values = true,
+        value_name = "CMD"
+    )]
+    pub command: Vec<std::ffi::OsString>,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -12,7 +12,9 @@ async fn main() -> ExitCode {
     match tether::commands::run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            eprintln!("error: {:#}", failure.error());
+            if let Some(e) = failure.error() {
+                eprintln!("error: {e:#}");
+            }
             failure.exit_code()
         }
     }

@@ -34,7 +34,7 @@ use crate::{
     tunnel::Filter,
 };
 
-fn fail(e: InterceptError) -> Failure {
+pub(super) fn fail(e: InterceptError) -> Failure {
     if e.is_bad_input() {
         Failure::BadInput(e.into())
     } else {
@@ -141,7 +141,7 @@ pub async fn intercept(args: InterceptArgs) -> Result<(), Failure> {
     }
 
     if let Some(path) = &args.env_file {
-        write_env(&client, &found, installed, &namespace, path, &say).await?;
+        write_env(&client, &found, path, &say).await?;
     }
 
     let shutdown = CancellationToken::new();
@@ -279,39 +279,18 @@ fn ready_line(json: bool, t: &intercept::Target, local: SocketAddr, filter: &Fil
 async fn write_env(
     client: &kube::Client,
     found: &intercept::Found,
-    installed: &intercept::Installed,
-    namespace: &str,
     path: &std::path::Path,
     say: &impl Fn(&str),
 ) -> Result<(), Failure> {
-    let d = &found.deployment;
-    let Some(container) = d
-        .spec
-        .as_ref()
-        .and_then(|s| s.template.spec.as_ref())
-        .and_then(|p| p.containers.iter().find(|c| c.name == installed.container))
-    else {
-        return Ok(());
-    };
-    let pods = crate::deploy::Workload {
-        kind: "Deployment".into(),
-        namespace: namespace.to_owned(),
-        name: installed.deployment.clone(),
-        selector: found.pod_selector.clone(),
-    }
-    .pods(client)
-    .await
-    .unwrap_or_default();
-    let vars = intercept::env::resolve(client, namespace, container, pods.first())
+    let (container, vars) = intercept::env::of_found(client, found)
         .await
         .map_err(fail)?;
     intercept::env::write(path, &vars).map_err(|e| {
         Failure::Failed(anyhow!(e).context(format!("cannot write {}", path.display())))
     })?;
     say(&format!(
-        "env: {} variables of container {} → {} (mode 0600)",
+        "env: {} variables of container {container} → {} (mode 0600)",
         vars.len(),
-        container.name,
         path.display()
     ));
     Ok(())

@@ -5,6 +5,7 @@ pub mod connect;
 pub mod down;
 pub mod intercept;
 pub mod logs;
+pub mod run;
 pub mod status;
 pub mod trigger;
 pub mod up;
@@ -20,6 +21,9 @@ pub enum Failure {
     BadInput(anyhow::Error),
     /// Something failed along the way.
     Failed(anyhow::Error),
+    /// A program tether ran for the user exited with this code (`tether run`): it has
+    /// said what it had to, and tether passes the code on without a report.
+    Exit(u8),
 }
 
 impl Failure {
@@ -27,12 +31,15 @@ impl Failure {
         match self {
             Failure::BadInput(_) => ExitCode::from(2),
             Failure::Failed(_) => ExitCode::from(1),
+            Failure::Exit(code) => ExitCode::from(*code),
         }
     }
 
-    pub fn error(&self) -> &anyhow::Error {
+    /// The report for a person; `None` when the exit code says it all.
+    pub fn error(&self) -> Option<&anyhow::Error> {
         match self {
-            Failure::BadInput(e) | Failure::Failed(e) => e,
+            Failure::BadInput(e) | Failure::Failed(e) => Some(e),
+            Failure::Exit(_) => None,
         }
     }
 }
@@ -89,13 +96,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::List(args) => intercept::list(args).await,
         Command::Uninstall(args) => intercept::uninstall(args).await,
         Command::Connect(args) => connect::run(args).await,
-        Command::Run { .. } => not_built("`run`"),
+        Command::Run(args) => run::run(args).await,
         Command::Agent { args } => intercept::agent(args).await,
     }
-}
-
-fn not_built(what: &str) -> Result<(), Failure> {
-    Err(Failure::Failed(anyhow::anyhow!(
-        "{what} is not built yet in this version of tether"
-    )))
 }

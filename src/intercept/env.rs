@@ -12,6 +12,35 @@ use kube::{Api, Client};
 
 use super::{InterceptError, error::kube_err};
 
+/// The environment of the container `found` names, resolved against one of its pods
+/// (for field references) when one runs.
+pub async fn of_found(
+    client: &Client,
+    found: &super::Found,
+) -> Result<(String, Vec<(String, String)>), InterceptError> {
+    let t = &found.target;
+    let Some(container) = found
+        .deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .and_then(|p| p.containers.iter().find(|c| c.name == t.container))
+    else {
+        return Ok((t.container.clone(), Vec::new()));
+    };
+    let pods = crate::deploy::Workload {
+        kind: "Deployment".into(),
+        namespace: t.namespace.clone(),
+        name: t.deployment.clone(),
+        selector: found.pod_selector.clone(),
+    }
+    .pods(client)
+    .await
+    .unwrap_or_default();
+    let vars = resolve(client, &t.namespace, container, pods.first()).await?;
+    Ok((container.name.clone(), vars))
+}
+
 /// Reads what the container's env refers to; `pod` fills field references when given.
 pub async fn resolve(
     client: &Client,

@@ -30,14 +30,14 @@ use crate::{
 };
 
 /// The connect tests take turns: one session per laptop is the rule under test.
-static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+pub(crate) static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Runtime::new().unwrap()
 }
 
 /// `tether ARGS` run on the laptop (inside its namespace), with its own runtime folder.
-fn tether_cmd(laptop: &Laptop, state: &std::path::Path, args: &[&str]) -> Command {
+pub(crate) fn tether_cmd(laptop: &Laptop, state: &std::path::Path, args: &[&str]) -> Command {
     let mut c = laptop.command(env!("CARGO_BIN_EXE_tether"));
     c.args(args)
         .current_dir("/")
@@ -46,7 +46,7 @@ fn tether_cmd(laptop: &Laptop, state: &std::path::Path, args: &[&str]) -> Comman
     c
 }
 
-fn run(mut c: Command) -> Output {
+pub(crate) fn run(mut c: Command) -> Output {
     let out = c.output().expect("runs");
     eprintln!(
         "$ {c:?}\n{}{}",
@@ -58,13 +58,14 @@ fn run(mut c: Command) -> Output {
 
 /// The cluster side: busybox httpd behind `web-svc` (port 80), a pod `web-0` under the
 /// headless Service `web-h`, and `idle-svc`, which selects no pod.
-async fn deploy(client: &Client, ns: &str) -> String {
+pub(crate) async fn deploy(client: &Client, ns: &str) -> String {
     let image = web_image(client, "hello from the cluster").await;
     let container = serde_json::json!({
         "name": "web", "image": image,
         "args": ["httpd", "-f", "-p", "8080", "-h", "/www"],
         "ports": [{"name": "http", "containerPort": 8080}],
         "readinessProbe": {"tcpSocket": {"port": "http"}, "periodSeconds": 1},
+        "env": [{"name": "GREETING", "value": "hello from web's env"}],
     });
     let deployment: Deployment = serde_json::from_value(serde_json::json!({
         "metadata": {"name": "web"},

@@ -11,6 +11,7 @@ mod laptop;
 mod observe;
 mod process;
 mod reload;
+mod run;
 mod support;
 mod tui;
 mod up;

@@ -1,0 +1,175 @@
+//! `tether run` against the real cluster, from the laptop namespace: programs that know
+//! nothing of proxies (curl, a static busybox, a shell) reach Services and pods by their
+//! cluster names, failures come at once, CMD's exit code is tether's, and the laptop's
+//! routes, links and resolv.conf are as they were, also after SIGKILL.
+
+use std::{
+    process::{Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+use crate::{
+    connect::{TURN, deploy, run, tether_cmd},
+    support::{TestNamespace, cluster, laptop::Laptop},
+};
+
+/// `tether run -n NS -- ARGS` on the laptop.
+fn tether_run(laptop: &Laptop, state: &std::path::Path, ns: &str, args: &[&str]) -> Output {
+    let mut all = vec!["run", "-n", ns, "--"];
+    all.extend_from_slice(args);
+    run(tether_cmd(laptop, state, &all))
+}
+
+fn text(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// What a `tether run` must leave as it found it on the laptop.
+fn laptop_network(laptop: &Laptop) -> String {
+    let mut c = laptop.command("sh");
+    c.args(["-c", "ip route; ip -6 route; ip link; cat /etc/resolv.conf"]);
+    text(&c.output().unwrap())
+}
+
+#[test]
+fn any_program_reaches_cluster_names_through_run_and_the_laptop_is_left_as_it_was() {
+    let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let Some(cluster) = rt.block_on(cluster()) else {
+        return;
+    };
+    let Some(laptop) = Laptop::from_env() else {
+        return;
+    };
+    let ns = rt.block_on(TestNamespace::create(&cluster.client, "run"));
+    rt.block_on(deploy(&cluster.client, &ns.name));
+    let state = tempfile::tempdir().unwrap();
+    let before = laptop_network(&laptop);
+
+    // Without tether the laptop cannot even resolve the name.
+    let url = format!("http://web-svc.{}/", ns.name);
+    let mut plain = laptop.command("curl");
+    plain.args(["-sS", "--max-time", "5", &url]);
+    let out = run(plain);
+    assert!(
+        !out.status.success(),
+        "the laptop reached the cluster by itself"
+    );
+
+    // curl knows no proxy here: its traffic goes through run's namespace.
+    let pod = format!("http://web-0.web-h.{}:8080/", ns.name);
+    for target in ["http://web-svc/", &url, &pod] {
+        let out = tether_run(
+            &laptop,
+            state.path(),
+            &ns.name,
+            &["curl", "-sS", "--max-time", "10", target],
+        );
+        assert!(
+            out.status.success(),
+            "{target}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(text(&out), "hello from the cluster", "{target}");
+    }
+    // A static client with its own resolver (busybox reads /etc/resolv.conf itself).
+    let out = tether_run(
+        &laptop,
+        state.path(),
+        &ns.name,
+        &["busybox", "wget", "-q", "-O", "-", "http://web-svc/"],
+    );
+    assert_eq!(
+        text(&out),
+        "hello from the cluster",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A Service with no endpoints is refused at once; a missing name fails to resolve.
+    let started = Instant::now();
+    let out = tether_run(
+        &laptop,
+        state.path(),
+        &ns.name,
+        &["curl", "-sS", "--max-time", "10", "http://idle-svc/"],
+    );
+    assert_eq!(out.status.code(), Some(7), "curl's 'could not connect'");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "refused, not timed out"
+    );
+    let out = tether_run(
+        &laptop,
+        state.path(),
+        &ns.name,
+        &["curl", "-sS", "--max-time", "10", "http://nope/"],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(6),
+        "curl's 'could not resolve host'"
+    );
+    // How long the laptop's libc takes to hear "no such name" (getent is in every Debian).
+    let lookup = format!(
+        "s=$(date +%s%N); getent hosts nope.{}; e=$(date +%s%N); echo $(( (e - s) / 1000000 ))",
+        ns.name
+    );
+    let out = tether_run(&laptop, state.path(), &ns.name, &["sh", "-c", &lookup]);
+    let ms: u64 = text(&out).trim().parse().expect("the lookup time in ms");
+    assert!(ms < 100, "NXDOMAIN took {ms} ms");
+
+    // The Service's environment, and CMD's exit code.
+    let mut c = tether_cmd(
+        &laptop,
+        state.path(),
+        &[
+            "run",
+            "-n",
+            &ns.name,
+            "--env-from",
+            "web-svc",
+            "--",
+            "sh",
+            "-c",
+            "echo \"$GREETING\"; exit 3",
+        ],
+    );
+    c.stdout(Stdio::piped());
+    let out = run(c);
+    assert_eq!(text(&out).trim(), "hello from web's env");
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(
+        laptop_network(&laptop),
+        before,
+        "run changed the laptop's network"
+    );
+
+    // SIGKILL of tether: CMD dies with it, and nothing is left on the laptop.
+    let mut c = tether_cmd(
+        &laptop,
+        state.path(),
+        &["run", "-n", &ns.name, "--", "sleep", "300"],
+    );
+    c.stdout(Stdio::null()).stderr(Stdio::null());
+    let mut child = c.spawn().unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    let _ = Command::new("kill")
+        .args(["-KILL", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Command::new("pgrep")
+        .args(["-f", "^sleep 300$"])
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        assert!(Instant::now() < deadline, "CMD outlived a killed tether");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        laptop_network(&laptop),
+        before,
+        "a killed run left something behind"
+    );
+}
