@@ -3,8 +3,8 @@
 //! registry, and deploys them; each answers its own client (`psql`, `redis-cli`: what a
 //! developer runs against them); `tether down` removes all of it.
 //!
-//! The clients run on the node, which reaches pod IPs and ClusterIPs; from a laptop that
-//! takes `tether connect`, which is tested on its own.
+//! The clients run on the node first, which reaches pod IPs and ClusterIPs, then from the
+//! laptop namespace through `tether run`, by cluster name.
 
 use std::{
     path::Path,
@@ -16,8 +16,9 @@ use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use kube::{Api, Client};
 
 use crate::{
+    connect::{self, TURN},
     process::tether,
-    support::{cluster, eventually},
+    support::{cluster, eventually, laptop::Laptop},
 };
 
 const NAMESPACE: &str = "data";
@@ -119,13 +120,23 @@ fn postgres_and_redis_build_on_debian_answer_their_clients_and_go_with_down() {
     // has the stable name a client can use, pg-0.pg.data.
     let postgres = rt.block_on(cluster_ip(&client, "postgres"));
     let pg_env = [("PGPASSWORD", PG_PASSWORD), ("PGCONNECT_TIMEOUT", "10")];
-    let out = run(
-        "psql",
-        &[
-            "-h", &postgres, "-U", "postgres", "-d", "postgres", "-w", "-tA", "-c", "select 1",
-        ],
-        &pg_env,
-    );
+    // Ready pods reach the Service's rules a moment later (kube-proxy): until then its
+    // ClusterIP refuses, so the first answer is waited for, briefly.
+    let select = |host: &str| {
+        run(
+            "psql",
+            &[
+                "-h", host, "-U", "postgres", "-d", "postgres", "-w", "-tA", "-c", "select 1",
+            ],
+            &pg_env,
+        )
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut out = select(&postgres);
+    while !out.status.success() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+        out = select(&postgres);
+    }
     assert!(out.status.success(), "psql against postgres.data");
     assert_eq!(stdout(&out), "1");
     let wrong = run(
@@ -165,6 +176,44 @@ fn postgres_and_redis_build_on_debian_answer_their_clients_and_go_with_down() {
     assert_eq!(stdout(&out), "OK");
     let out = run("redis-cli", &["-h", &redis, "get", "tether"], &[]);
     assert_eq!(stdout(&out), "up");
+
+    // From the laptop, which reaches neither pod IPs nor ClusterIPs nor cluster DNS: the
+    // same clients, which know no proxy, by cluster name through `tether run`.
+    if let Some(laptop) = Laptop::from_env() {
+        let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
+        let mut plain = laptop.command("timeout");
+        plain.args(["10", "redis-cli", "-h", "redis.data", "ping"]);
+        assert_ne!(
+            stdout(&connect::run(plain)),
+            "PONG",
+            "the laptop reached redis by itself"
+        );
+        let state = tempfile::tempdir().unwrap();
+        let through = |args: &[&str]| {
+            let mut all = vec!["run", "-n", NAMESPACE, "--", "timeout", "30"];
+            all.extend_from_slice(args);
+            connect::run(connect::tether_cmd(&laptop, state.path(), &all))
+        };
+        for host in ["postgres.data", "pg-0.pg.data", "postgres"] {
+            let out = through(&[
+                "env",
+                "PGPASSWORD=tether-example",
+                "PGCONNECT_TIMEOUT=10",
+                "psql",
+                "-h",
+                host,
+                "-U",
+                "postgres",
+                "-w",
+                "-tA",
+                "-c",
+                "select 1",
+            ]);
+            assert_eq!(stdout(&out), "1", "psql -h {host} through tether run");
+        }
+        let out = through(&["redis-cli", "-h", "redis.data", "ping"]);
+        assert_eq!(stdout(&out), "PONG", "redis-cli through tether run");
+    }
 
     // Down: everything tether made goes, the namespace with it.
     drop(down);
