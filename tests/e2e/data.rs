@@ -231,3 +231,180 @@ fn postgres_and_redis_build_on_debian_answer_their_clients_and_go_with_down() {
         },
     ));
 }
+
+/// `redis-benchmark --csv` rows: (test, requests/s, p50 ms, p99 ms).
+fn redis_rows(csv: &str) -> Vec<(String, f64, f64, f64)> {
+    csv.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(',').map(|c| c.trim_matches('"')).collect();
+            let num = |i: usize| f.get(i)?.parse::<f64>().ok();
+            Some((f.first()?.to_string(), num(1)?, num(4)?, num(6)?))
+        })
+        .collect()
+}
+
+/// pgbench's summary: (transactions/s, average latency ms).
+fn pgbench_summary(out: &str) -> Option<(f64, f64)> {
+    let after = |key: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    Some((after("tps = ")?, after("latency average = ")?))
+}
+
+/// Figures for the data stores from the laptop (nothing is asserted;
+/// `scripts/bench-connect` runs it): `redis-benchmark` and `pgbench` through `tether run`
+/// by cluster name, against the same through `kubectl port-forward` from the same laptop.
+#[test]
+#[ignore = "a benchmark: scripts/bench-connect"]
+fn bench_data_stores_through_run() {
+    let rt = runtime();
+    let Some(_cluster) = rt.block_on(cluster()) else {
+        return;
+    };
+    let Some(laptop) = Laptop::from_env() else {
+        return;
+    };
+    if !have("pgbench") || !have("redis-benchmark") {
+        return;
+    }
+    let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
+    let project = tempfile::tempdir().unwrap();
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/data");
+    let copied = Command::new("cp")
+        .arg("-r")
+        .arg(source.join("."))
+        .arg(project.path())
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let _down = Down(project.path());
+    assert!(
+        tether(project.path(), &["up", "--ci", "--timeout", "400"])
+            .status
+            .success()
+    );
+    let state = tempfile::tempdir().unwrap();
+    let pg = "PGPASSWORD=tether-example";
+    let through = |args: &[&str]| {
+        let mut all = vec!["run", "-n", NAMESPACE, "--", "timeout", "120"];
+        all.extend_from_slice(args);
+        stdout(&connect::run(connect::tether_cmd(
+            &laptop,
+            state.path(),
+            &all,
+        )))
+    };
+    let direct = |args: &[&str]| {
+        let mut c = laptop.command("timeout");
+        c.arg("120").args(args);
+        stdout(&connect::run(c))
+    };
+    let redis = ["-n", "20000", "-c", "16", "-t", "set,get", "--csv"];
+    let pgbench = [
+        "-S", "-T", "8", "-c", "4", "-j", "2", "-U", "postgres", "postgres",
+    ];
+    through(&[
+        "env",
+        pg,
+        "pgbench",
+        "-i",
+        "-q",
+        "-h",
+        "postgres.data",
+        "-U",
+        "postgres",
+        "postgres",
+    ]);
+
+    let mut redis_run = vec!["redis-benchmark", "-h", "redis.data"];
+    redis_run.extend_from_slice(&redis);
+    let redis_via_run = redis_rows(&through(&redis_run));
+    let mut pg_run = vec!["env", pg, "pgbench", "-h", "postgres.data"];
+    pg_run.extend_from_slice(&pgbench);
+    let pg_via_run = pgbench_summary(&through(&pg_run));
+
+    // The peer: kubectl port-forward from the same laptop to the same Services.
+    let port = || {
+        laptop
+            .bind_tcp("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (rport, pport) = (port(), port());
+    let forwards: Vec<_> = [("svc/redis", rport, 6379), ("svc/postgres", pport, 5432)]
+        .into_iter()
+        .map(|(svc, local, remote)| {
+            laptop
+                .command("kubectl")
+                .args([
+                    "-n",
+                    NAMESPACE,
+                    "port-forward",
+                    svc,
+                    &format!("{local}:{remote}"),
+                ])
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("kubectl is on PATH")
+        })
+        .collect();
+    for p in [rport, pport] {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], p));
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while laptop.connect_tcp(addr, Duration::from_secs(1)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "kubectl port-forward :{p}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    let (rport, pport) = (rport.to_string(), pport.to_string());
+    let mut redis_kubectl = vec!["redis-benchmark", "-h", "127.0.0.1", "-p", &rport];
+    redis_kubectl.extend_from_slice(&redis);
+    let redis_via_kubectl = redis_rows(&direct(&redis_kubectl));
+    let mut pg_kubectl = vec!["env", pg, "pgbench", "-h", "127.0.0.1", "-p", &pport];
+    pg_kubectl.extend_from_slice(&pgbench);
+    let pg_via_kubectl = pgbench_summary(&direct(&pg_kubectl));
+    for mut f in forwards {
+        let _ = f.kill();
+        let _ = f.wait();
+    }
+
+    println!("\n== data stores from the laptop: tether run vs kubectl port-forward");
+    println!("{:<44} {:>12} {:>9} {:>9}", "path", "req/s", "p50", "p99");
+    for (name, rows) in [
+        ("redis-benchmark -c16, tether run", &redis_via_run),
+        (
+            "redis-benchmark -c16, kubectl port-forward",
+            &redis_via_kubectl,
+        ),
+    ] {
+        for (test, rps, p50, p99) in rows {
+            println!(
+                "{:<44} {rps:>12.0} {p50:>7.2}ms {p99:>7.2}ms",
+                format!("{name} {test}")
+            );
+        }
+    }
+    for (name, s) in [
+        ("pgbench -S -c4, tether run", pg_via_run),
+        ("pgbench -S -c4, kubectl port-forward", pg_via_kubectl),
+    ] {
+        if let Some((tps, avg)) = s {
+            println!("{name:<44} {tps:>12.0} {avg:>7.2}ms (average)");
+        }
+    }
+    for ((test, a, ..), (_, b, ..)) in redis_via_run.iter().zip(&redis_via_kubectl) {
+        println!("ratio run/kubectl, redis {test} throughput: {:.2}", a / b);
+    }
+    if let (Some((a, _)), Some((b, _))) = (pg_via_run, pg_via_kubectl) {
+        println!("ratio run/kubectl, pgbench tps: {:.2}", a / b);
+    }
+}
