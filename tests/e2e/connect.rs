@@ -168,6 +168,7 @@ fn cluster_names_through_the_proxy_and_dns_one_session_per_laptop_and_uninstall(
     let ns = rt.block_on(TestNamespace::create(&client, "connect"));
     let web_ip = rt.block_on(deploy(&client, &ns.name));
     let state = tempfile::tempdir().unwrap();
+    let network_before = crate::run::laptop_network(&laptop);
 
     // A namespace that does not exist is bad input, and nothing is installed for it.
     let out = run(tether_cmd(
@@ -387,6 +388,11 @@ fn cluster_names_through_the_proxy_and_dns_one_session_per_laptop_and_uninstall(
     assert_eq!(
         String::from_utf8_lossy(&status.stdout).trim(),
         "not connected"
+    );
+    assert_eq!(
+        crate::run::laptop_network(&laptop),
+        network_before,
+        "connect changed the laptop's routes, links or resolv.conf"
     );
 
     // uninstall leaves no connect object in the cluster.

@@ -25,7 +25,7 @@ fn text(out: &Output) -> String {
 }
 
 /// What a `tether run` must leave as it found it on the laptop.
-fn laptop_network(laptop: &Laptop) -> String {
+pub(crate) fn laptop_network(laptop: &Laptop) -> String {
     let mut c = laptop.command("sh");
     c.args(["-c", "ip route; ip -6 route; ip link; cat /etc/resolv.conf"]);
     text(&c.output().unwrap())
@@ -143,6 +143,37 @@ fn any_program_reaches_cluster_names_through_run_and_the_laptop_is_left_as_it_wa
         laptop_network(&laptop),
         before,
         "run changed the laptop's network"
+    );
+
+    // Ctrl-C reaches CMD, and tether exits as CMD did.
+    let mut c = tether_cmd(
+        &laptop,
+        state.path(),
+        &["run", "-n", &ns.name, "--", "sleep", "301"],
+    );
+    c.stdout(Stdio::null()).stderr(Stdio::null());
+    let mut child = c.spawn().unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(130),
+        "128 + SIGINT, as a shell reports it"
+    );
+    assert!(
+        !Command::new("pgrep")
+            .args(["-f", "^sleep 301$"])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert_eq!(
+        laptop_network(&laptop),
+        before,
+        "an interrupted run left something behind"
     );
 
     // SIGKILL of tether: CMD dies with it, and nothing is left on the laptop.
