@@ -515,6 +515,9 @@ fn runner(exe: &Path, wrapper: &[String], argv: &[&str]) -> tokio::process::Comm
     cmd.args(["runner_entry", "--exact", "--nocapture", "--test-threads=1"])
         .env(RUNNER, serde_json::to_string(argv).unwrap())
         .stdin(Stdio::null())
+        // Its own process group: run from a terminal, this suite's group is the
+        // foreground one, and tether would (rightly) leave a SIGINT to the terminal.
+        .process_group(0)
         .kill_on_drop(true);
     cmd
 }
