@@ -37,7 +37,7 @@ mod tun;
 
 pub use self::{
     child::exit_code,
-    command::{RunCommand, RunOptions},
+    command::{RunCommand, RunOptions, UserNamespace},
     error::{NamespaceError, RunError, StackError, Step, USERNS_SYSCTLS},
     session::{run, run_with},
 };

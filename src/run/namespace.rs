@@ -79,8 +79,8 @@ impl IdMaps {
 /// Everything the child does, prepared before the fork.
 #[derive(Debug)]
 pub(crate) struct ChildSetup {
-    /// `None` when tether runs as root: then no user namespace is made and CMD keeps root's
-    /// real powers (a user namespace would hide every file owned by other users from them).
+    /// `None` when no user namespace is made (tether is root, see
+    /// [`UserNamespace`](super::command::UserNamespace)).
     user_ns: Option<IdMaps>,
     /// tether's pid: if the child's parent is already another process when the death signal
     /// is armed, tether died in between and the child must not go on.
@@ -120,10 +120,10 @@ fn c_path(path: &Path) -> Result<CString, NamespaceError> {
 }
 
 impl ChildSetup {
-    /// Prepares the setup: a user namespace unless `as_root`, `resolv_source` bound over
+    /// Prepares the setup: a user namespace if `user_ns`, `resolv_source` bound over
     /// `/etc/resolv.conf`, the resolver sockets that exist hidden.
     pub(crate) fn new(
-        as_root: bool,
+        user_ns: bool,
         addrs: Addresses,
         resolv_source: &Path,
     ) -> Result<Self, NamespaceError> {
@@ -138,7 +138,7 @@ impl ChildSetup {
             .map(c_path)
             .collect::<Result<_, _>>()?;
         Ok(Self {
-            user_ns: (!as_root).then(IdMaps::of_caller),
+            user_ns: user_ns.then(IdMaps::of_caller),
             parent: process::getpid(),
             addrs,
             tun_name,
