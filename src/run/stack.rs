@@ -118,6 +118,8 @@ struct Stack<N> {
     tx_buf: Vec<u8>,
     flows: HashMap<FlowKey, Flow>,
     keys: HashMap<SocketHandle, FlowKey>,
+    /// Dial results. Unbounded, yet never more than [`MAX_FLOWS`] messages: one per flow
+    /// that is dialing.
     dialed_tx: mpsc::UnboundedSender<Dialed>,
     dialed_rx: mpsc::UnboundedReceiver<Dialed>,
     /// Sockets whose handshake starts at the next poll, and what their task will run.
