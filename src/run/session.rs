@@ -54,6 +54,11 @@ pub async fn run_with<N: ClusterNet>(
         check_dir(dir)?;
     }
     let program = cmd.display_program();
+    tracing::debug!(
+        %program,
+        namespace = %cmd.namespace,
+        "running in a namespace whose network is the cluster's and the laptop's"
+    );
 
     let laptop = LaptopResolver::parse(&read_resolv_conf(&options.resolv_conf)?);
     let upstreams = options

@@ -40,8 +40,6 @@ impl Tun {
             match guard.try_io(|fd| Ok(rustix::io::read(fd.get_ref(), &mut *scratch)?)) {
                 Ok(Ok(0)) => break,
                 Ok(Ok(n)) => incoming.push(scratch[..n].to_vec()),
-                // The namespace went away (every process in it exited): nothing more comes.
-                Ok(Err(e)) if e.raw_os_error() == Some(libc::EBADFD) => break,
                 Ok(Err(e)) => return Err(e),
                 Err(_would_block) => break,
             }
