@@ -570,8 +570,9 @@ async fn assert_dies_with_tether(exe: &Path, wrapper: &[String], pid_file: &Path
     let mut child = runner(exe, wrapper, &["sh", "-c", &script])
         .spawn()
         .unwrap();
+    let runner_pid = child.id().unwrap();
     let cmd_pid: i32 = wait_for_line(pid_file).await.parse().unwrap();
-    child.start_kill().unwrap(); // SIGKILL
+    child.start_kill().unwrap(); // SIGKILL, at once: the resolv.conf must be gone already
     child.wait().await.unwrap();
     let gone = |pid: i32| {
         std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -580,6 +581,16 @@ async fn assert_dies_with_tether(exe: &Path, wrapper: &[String], pid_file: &Path
     };
     for _ in 0..100 {
         if gone(cmd_pid) {
+            // And the namespace's resolv.conf left nothing in the temp dir.
+            let leftover = std::fs::read_dir(std::env::temp_dir())
+                .unwrap()
+                .filter_map(|e| e.ok())
+                .any(|e| {
+                    e.file_name()
+                        .to_str()
+                        .is_some_and(|n| n.starts_with(&format!("tether-run-resolv.{runner_pid}.")))
+                });
+            assert!(!leftover, "a killed tether left its resolv.conf behind");
             return;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -17,8 +17,9 @@
 //!    mounted here propagates back.
 //! 4. `lo` up; `tun0` created (`IFF_TUN | IFF_NO_PI`), its MTU, address, netmask, up, and a
 //!    default route through it; the same for IPv6 when the kernel has it (best effort).
-//! 5. resolv.conf bind-mounted over `/etc/resolv.conf`; resolver sockets that would bypass it
-//!    hidden under `/dev/null` (see [`plan::RESOLVER_SOCKETS`](super::plan::RESOLVER_SOCKETS)).
+//! 5. resolv.conf bind-mounted over `/etc/resolv.conf` and its file's name removed from the
+//!    laptop's temp dir; resolver sockets that would bypass it hidden under `/dev/null`
+//!    (see [`plan::RESOLVER_SOCKETS`](super::plan::RESOLVER_SOCKETS)).
 //! 6. The TUN fd sent to tether over a `SOCK_SEQPACKET` socketpair (`SCM_RIGHTS`), or the
 //!    step that failed and its errno; the child's copy is close-on-exec, so CMD never holds
 //!    it and the device dies with tether's copy.
@@ -231,6 +232,10 @@ impl ChildSetup {
 
         mount::mount_bind(self.resolv_source.as_c_str(), c"/etc/resolv.conf")
             .map_err(at(Step::BindResolvConf))?;
+        // The mount holds the file now; its name goes at once, from here, so that not even
+        // a tether killed before it hears back leaves it on the laptop (tether removes it
+        // too, for the paths where the child never gets this far).
+        let _ = fs::unlink(self.resolv_source.as_c_str());
         for path in &self.hide {
             // Best effort: a socket we fail to hide only means glibc may ask it first.
             let _ = mount::mount_bind(c"/dev/null", path.as_c_str());
