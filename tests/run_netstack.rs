@@ -19,7 +19,7 @@ use std::{
 };
 
 use run_support::{FakeNet, HttpService, http_service, pattern_sha256, upstream_dns};
-use tether::run::{RunCommand, RunError, RunOptions, exit_code, run_with};
+use tether::run::{RunCommand, RunError, RunOptions, UserNamespace, exit_code, run_with};
 
 /// Why these tests cannot run here, if they cannot.
 fn skip_reason() -> Option<String> {
@@ -466,6 +466,8 @@ async fn the_laptop_is_the_same_during_and_after() {
 
 /// The environment variable that turns this binary into a one-command runner.
 const RUNNER: &str = "TETHER_RUN_TEST_RUNNER";
+/// Set: the runner makes a user namespace even as root.
+const RUNNER_USERNS: &str = "TETHER_RUN_TEST_USERNS";
 
 /// In a runner process: runs the command in `TETHER_RUN_TEST_RUNNER` (a JSON argv) against
 /// the fake cluster and exits with its code. In the test suite: nothing.
@@ -484,6 +486,11 @@ fn runner_entry() {
         };
         let options = RunOptions {
             upstream_dns: Some(vec![c.upstream]),
+            user_namespace: if std::env::var_os(RUNNER_USERNS).is_some() {
+                UserNamespace::Always
+            } else {
+                UserNamespace::UnlessRoot
+            },
             ..RunOptions::default()
         };
         match run_with(cmd, c.net.clone(), options).await {
@@ -515,6 +522,9 @@ fn runner(exe: &Path, wrapper: &[String], argv: &[&str]) -> tokio::process::Comm
     cmd.args(["runner_entry", "--exact", "--nocapture", "--test-threads=1"])
         .env(RUNNER, serde_json::to_string(argv).unwrap())
         .stdin(Stdio::null())
+        // Its own process group: run from a terminal, this suite's group is the
+        // foreground one, and tether would (rightly) leave a SIGINT to the terminal.
+        .process_group(0)
         .kill_on_drop(true);
     cmd
 }
@@ -560,8 +570,9 @@ async fn assert_dies_with_tether(exe: &Path, wrapper: &[String], pid_file: &Path
     let mut child = runner(exe, wrapper, &["sh", "-c", &script])
         .spawn()
         .unwrap();
+    let runner_pid = child.id().unwrap();
     let cmd_pid: i32 = wait_for_line(pid_file).await.parse().unwrap();
-    child.start_kill().unwrap(); // SIGKILL
+    child.start_kill().unwrap(); // SIGKILL, at once: the resolv.conf must be gone already
     child.wait().await.unwrap();
     let gone = |pid: i32| {
         std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -570,6 +581,16 @@ async fn assert_dies_with_tether(exe: &Path, wrapper: &[String], pid_file: &Path
     };
     for _ in 0..100 {
         if gone(cmd_pid) {
+            // And the namespace's resolv.conf left nothing in the temp dir.
+            let leftover = std::fs::read_dir(std::env::temp_dir())
+                .unwrap()
+                .filter_map(|e| e.ok())
+                .any(|e| {
+                    e.file_name()
+                        .to_str()
+                        .is_some_and(|n| n.starts_with(&format!("tether-run-resolv.{runner_pid}.")))
+                });
+            assert!(!leftover, "a killed tether left its resolv.conf behind");
             return;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -649,4 +670,93 @@ async fn an_unprivileged_user_gets_the_same() {
     use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(&out).unwrap();
     assert_eq!((meta.uid(), meta.gid()), (65534, 65534));
+}
+
+/// The runner's exit code and what it printed on stderr.
+async fn runner_failure(wrapper: &[&str], user_ns: bool) -> (Option<i32>, String) {
+    let exe = std::env::current_exe().unwrap();
+    let wrapper: Vec<String> = wrapper.iter().map(|s| s.to_string()).collect();
+    let mut cmd = runner(&exe, &wrapper, &["true"]);
+    if user_ns {
+        cmd.env(RUNNER_USERNS, "1");
+    }
+    let out = cmd.stderr(Stdio::piped()).output().await.unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_tun_device_is_a_clear_error() {
+    require_namespaces!();
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: hiding /dev/net/tun takes root");
+        return;
+    }
+    // /dev/net/tun hidden under an empty tmpfs, in a mount namespace of the runner's.
+    let wrapper = [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        "mount -t tmpfs tether-test-no-tun /dev/net && exec \"$@\"",
+        "sh",
+    ];
+    let (code, stderr) = runner_failure(&wrapper, false).await;
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("no TUN device (/dev/net/tun)"), "{stderr}");
+    assert!(stderr.contains("modprobe tun"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_user_namespaces_is_a_clear_error_naming_the_sysctls() {
+    require_namespaces!();
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: limiting user namespaces takes root");
+        return;
+    }
+    // user.max_user_namespaces is per user namespace: 0 in one of the runner's own, so the
+    // run's unshare fails there as on a machine with the sysctl at 0.
+    let wrapper = [
+        "unshare",
+        "--user",
+        "--map-root-user",
+        "sh",
+        "-c",
+        "echo 0 > /proc/sys/user/max_user_namespaces && exec \"$@\"",
+        "sh",
+    ];
+    let (code, stderr) = runner_failure(&wrapper, true).await;
+    assert_eq!(code, Some(1), "{stderr}");
+    for sysctl in [
+        "kernel.unprivileged_userns_clone",
+        "user.max_user_namespaces",
+        "kernel.apparmor_restrict_unprivileged_userns",
+    ] {
+        assert!(stderr.contains(sysctl), "{stderr}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn root_can_run_the_rootless_way_too() {
+    require_namespaces!();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let script = format!(
+        "id -u > {out}; curl -sS --max-time 10 http://orders-svc.api:8080/healthz >> {out}",
+        out = out.display()
+    );
+    let exe = std::env::current_exe().unwrap();
+    let status = runner(&exe, &[], &["sh", "-c", &script])
+        .env(RUNNER_USERNS, "1")
+        .status()
+        .await
+        .unwrap();
+    let printed = std::fs::read_to_string(&out).unwrap_or_default();
+    assert_eq!(status.code(), Some(0), "printed: {printed}");
+    let uid = rustix::process::geteuid().as_raw();
+    assert_eq!(printed, format!("{uid}\norders-svc ok\n"));
 }

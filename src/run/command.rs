@@ -58,6 +58,19 @@ pub struct RunOptions {
     pub resolv_conf: PathBuf,
     /// Forward names the cluster does not know here instead of `resolv_conf`'s nameservers.
     pub upstream_dns: Option<Vec<SocketAddr>>,
+    pub user_namespace: UserNamespace,
+}
+
+/// Whether CMD's namespaces hang off a user namespace of their own.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum UserNamespace {
+    /// Only when tether is not root: root makes network and mount namespaces directly and
+    /// CMD keeps root's powers over every file (in a user namespace, files of users it
+    /// does not map would be out of its reach).
+    #[default]
+    UnlessRoot,
+    /// Always, as an unprivileged caller would (root then runs CMD the rootless way).
+    Always,
 }
 
 impl Default for RunOptions {
@@ -65,6 +78,7 @@ impl Default for RunOptions {
         Self {
             resolv_conf: Path::new("/etc/resolv.conf").to_path_buf(),
             upstream_dns: None,
+            user_namespace: UserNamespace::default(),
         }
     }
 }

@@ -11,16 +11,16 @@
 //! (ICMP port unreachable) and ICMP is dropped: out of scope for now.
 //!
 //! Layout, in the order a run uses them:
-//! - [`command`]: [`RunCommand`] (what to start) and [`RunOptions`] (the laptop side).
-//! - [`plan`]: the namespace's addresses and resolv.conf, pure.
-//! - [`namespace`]: the setup in the forked child (unshare, id maps, `tun0`, the bind
+//! - `command`: [`RunCommand`] (what to start) and [`RunOptions`] (the laptop side).
+//! - `plan`: the namespace's addresses and resolv.conf, pure.
+//! - `namespace`: the setup in the forked child (unshare, id maps, `tun0`, the bind
 //!   mount) and its report, with the TUN fd, back to tether.
-//! - [`child`]: CMD's process: the thread that forks and waits, signals, exit codes.
-//! - [`tun`], [`stack`], [`packet`], [`shared`]: the device, the stack's poll loop and the
+//! - `child`: CMD's process: the thread that forks and waits, signals, exit codes.
+//! - `tun`, `stack`, `packet`, `shared`: the device, the stack's poll loop and the
 //!   dispatch of new connections (held SYNs, refusals), the sockets tasks share.
-//! - [`splice`]: one connection copied both ways with the sockets' flow control.
-//! - [`dns`]: the namespace's DNS server.
-//! - [`session`]: [`run`], which ties them together; [`error`]: what can fail.
+//! - `splice`: one connection copied both ways with the sockets' flow control.
+//! - `dns`: the namespace's DNS server.
+//! - `session`: [`run`], which ties them together; `error`: what can fail.
 
 mod child;
 mod command;
@@ -37,7 +37,7 @@ mod tun;
 
 pub use self::{
     child::exit_code,
-    command::{RunCommand, RunOptions},
+    command::{RunCommand, RunOptions, UserNamespace},
     error::{NamespaceError, RunError, StackError, Step, USERNS_SYSCTLS},
     session::{run, run_with},
 };

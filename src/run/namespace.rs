@@ -17,8 +17,9 @@
 //!    mounted here propagates back.
 //! 4. `lo` up; `tun0` created (`IFF_TUN | IFF_NO_PI`), its MTU, address, netmask, up, and a
 //!    default route through it; the same for IPv6 when the kernel has it (best effort).
-//! 5. resolv.conf bind-mounted over `/etc/resolv.conf`; resolver sockets that would bypass it
-//!    hidden under `/dev/null` (see [`plan::RESOLVER_SOCKETS`](super::plan::RESOLVER_SOCKETS)).
+//! 5. resolv.conf bind-mounted over `/etc/resolv.conf` and its file's name removed from the
+//!    laptop's temp dir; resolver sockets that would bypass it hidden under `/dev/null`
+//!    (see [`plan::RESOLVER_SOCKETS`](super::plan::RESOLVER_SOCKETS)).
 //! 6. The TUN fd sent to tether over a `SOCK_SEQPACKET` socketpair (`SCM_RIGHTS`), or the
 //!    step that failed and its errno; the child's copy is close-on-exec, so CMD never holds
 //!    it and the device dies with tether's copy.
@@ -79,8 +80,8 @@ impl IdMaps {
 /// Everything the child does, prepared before the fork.
 #[derive(Debug)]
 pub(crate) struct ChildSetup {
-    /// `None` when tether runs as root: then no user namespace is made and CMD keeps root's
-    /// real powers (a user namespace would hide every file owned by other users from them).
+    /// `None` when no user namespace is made (tether is root, see
+    /// [`UserNamespace`](super::command::UserNamespace)).
     user_ns: Option<IdMaps>,
     /// tether's pid: if the child's parent is already another process when the death signal
     /// is armed, tether died in between and the child must not go on.
@@ -120,10 +121,10 @@ fn c_path(path: &Path) -> Result<CString, NamespaceError> {
 }
 
 impl ChildSetup {
-    /// Prepares the setup: a user namespace unless `as_root`, `resolv_source` bound over
+    /// Prepares the setup: a user namespace if `user_ns`, `resolv_source` bound over
     /// `/etc/resolv.conf`, the resolver sockets that exist hidden.
     pub(crate) fn new(
-        as_root: bool,
+        user_ns: bool,
         addrs: Addresses,
         resolv_source: &Path,
     ) -> Result<Self, NamespaceError> {
@@ -138,7 +139,7 @@ impl ChildSetup {
             .map(c_path)
             .collect::<Result<_, _>>()?;
         Ok(Self {
-            user_ns: (!as_root).then(IdMaps::of_caller),
+            user_ns: user_ns.then(IdMaps::of_caller),
             parent: process::getpid(),
             addrs,
             tun_name,
@@ -231,6 +232,10 @@ impl ChildSetup {
 
         mount::mount_bind(self.resolv_source.as_c_str(), c"/etc/resolv.conf")
             .map_err(at(Step::BindResolvConf))?;
+        // The mount holds the file now; its name goes at once, from here, so that not even
+        // a tether killed before it hears back leaves it on the laptop (tether removes it
+        // too, for the paths where the child never gets this far).
+        let _ = fs::unlink(self.resolv_source.as_c_str());
         for path in &self.hide {
             // Best effort: a socket we fail to hide only means glibc may ask it first.
             let _ = mount::mount_bind(c"/dev/null", path.as_c_str());

@@ -270,43 +270,60 @@ fn ip_packet(
     }
 }
 
+/// A SYN from `src` to `dst` with sequence number 1000, built with smoltcp's encoder.
+#[cfg(test)]
+pub(crate) fn syn(src: SocketAddr, dst: SocketAddr) -> Vec<u8> {
+    let repr = TcpRepr {
+        src_port: src.port(),
+        dst_port: dst.port(),
+        control: TcpControl::Syn,
+        seq_number: TcpSeqNumber(1000),
+        ack_number: None,
+        window_len: 64240,
+        window_scale: Some(7),
+        max_seg_size: Some(1460),
+        sack_permitted: true,
+        sack_ranges: [None; 3],
+        timestamp: None,
+        payload: &[],
+    };
+    ip_packet(
+        src.ip(),
+        dst.ip(),
+        IpProtocol::Tcp,
+        repr.buffer_len(),
+        |buf, s, d| {
+            repr.emit(
+                &mut TcpPacket::new_unchecked(buf),
+                &s,
+                &d,
+                &ChecksumCapabilities::default(),
+            )
+        },
+    )
+}
+
+/// The TCP segment in `packet`: source, destination, flags (SYN, ACK, RST) and ack number.
+#[cfg(test)]
+pub(crate) fn tcp_summary(packet: &[u8]) -> Option<(SocketAddr, SocketAddr, [bool; 3], u32)> {
+    let (src, dst, proto, payload) = ip_parts(packet)?;
+    if proto != IpProtocol::Tcp {
+        return None;
+    }
+    let tcp = TcpPacket::new_checked(payload).ok()?;
+    Some((
+        SocketAddr::new(src, tcp.src_port()),
+        SocketAddr::new(dst, tcp.dst_port()),
+        [tcp.syn(), tcp.ack(), tcp.rst()],
+        tcp.ack_number().0 as u32,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use std::net::{Ipv4Addr, Ipv6Addr};
 
     use super::*;
-
-    /// A SYN from `src` to `dst` with sequence number 1000, built with smoltcp's encoder.
-    fn syn(src: SocketAddr, dst: SocketAddr) -> Vec<u8> {
-        let repr = TcpRepr {
-            src_port: src.port(),
-            dst_port: dst.port(),
-            control: TcpControl::Syn,
-            seq_number: TcpSeqNumber(1000),
-            ack_number: None,
-            window_len: 64240,
-            window_scale: Some(7),
-            max_seg_size: Some(1460),
-            sack_permitted: true,
-            sack_ranges: [None; 3],
-            timestamp: None,
-            payload: &[],
-        };
-        ip_packet(
-            src.ip(),
-            dst.ip(),
-            IpProtocol::Tcp,
-            repr.buffer_len(),
-            |buf, s, d| {
-                repr.emit(
-                    &mut TcpPacket::new_unchecked(buf),
-                    &s,
-                    &d,
-                    &ChecksumCapabilities::default(),
-                )
-            },
-        )
-    }
 
     fn v4(a: [u8; 4], port: u16) -> SocketAddr {
         SocketAddr::from((Ipv4Addr::from(a), port))

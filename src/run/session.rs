@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     child,
-    command::{RunCommand, RunOptions},
+    command::{RunCommand, RunOptions, UserNamespace},
     error::{NamespaceError, RunError, StackError},
     namespace::{self, ChildSetup, Report},
     plan::{self, Addresses, LaptopResolver},
@@ -54,6 +54,11 @@ pub async fn run_with<N: ClusterNet>(
         check_dir(dir)?;
     }
     let program = cmd.display_program();
+    tracing::debug!(
+        %program,
+        namespace = %cmd.namespace,
+        "running in a namespace whose network is the cluster's and the laptop's"
+    );
 
     let laptop = LaptopResolver::parse(&read_resolv_conf(&options.resolv_conf)?);
     let upstreams = options
@@ -63,9 +68,12 @@ pub async fn run_with<N: ClusterNet>(
     let addrs = Addresses::default_plan();
     let resolv_file = TempFile::write(&laptop.namespace_resolv_conf(&addrs))?;
 
-    let as_root = rustix::process::geteuid().is_root();
+    let user_ns = match options.user_namespace {
+        UserNamespace::UnlessRoot => !rustix::process::geteuid().is_root(),
+        UserNamespace::Always => true,
+    };
     let (ours, theirs) = namespace::report_pair().map_err(NamespaceError::Channel)?;
-    let setup = ChildSetup::new(as_root, addrs, resolv_file.path())?;
+    let setup = ChildSetup::new(user_ns, addrs, resolv_file.path())?;
     let mut command = Command::new(&cmd.program);
     command
         .args(&cmd.args)
@@ -82,7 +90,7 @@ pub async fn run_with<N: ClusterNet>(
 
     let child = match spawned {
         Ok(child) => child,
-        Err(source) => return Err(spawn_error(&program, source, report, as_root)),
+        Err(source) => return Err(spawn_error(&program, source, report, user_ns)),
     };
     let tun = match report {
         Ok(Some(Report::Ready { tun, ipv6 })) => {
@@ -146,11 +154,11 @@ fn spawn_error(
     program: &str,
     source: io::Error,
     report: io::Result<Option<Report>>,
-    as_root: bool,
+    user_ns: bool,
 ) -> RunError {
     match report {
         Ok(Some(Report::Failed(failure))) => {
-            NamespaceError::from_step(failure.step, failure.errno, !as_root).into()
+            NamespaceError::from_step(failure.step, failure.errno, user_ns).into()
         }
         // The namespace was ready: exec itself failed.
         Ok(Some(Report::Ready { .. })) => match source.kind() {

@@ -118,6 +118,8 @@ struct Stack<N> {
     tx_buf: Vec<u8>,
     flows: HashMap<FlowKey, Flow>,
     keys: HashMap<SocketHandle, FlowKey>,
+    /// Dial results. Unbounded, yet never more than [`MAX_FLOWS`] messages: one per flow
+    /// that is dialing.
     dialed_tx: mpsc::UnboundedSender<Dialed>,
     dialed_rx: mpsc::UnboundedReceiver<Dialed>,
     /// Sockets whose handshake starts at the next poll, and what their task will run.
@@ -476,4 +478,149 @@ async fn serve_dns_tcp<N: ClusterNet>(mut stream: TcpStream, resolver: Resolver<
         }
     }
     let _ = tokio::io::AsyncWriteExt::shutdown(&mut stream).await;
+}
+
+/// The stack in-process: a datagram socketpair stands in for the TUN device (one read is
+/// one packet, as with `IFF_NO_PI`), the test plays CMD's kernel with hand-made segments.
+#[cfg(test)]
+mod tests {
+    use std::{
+        os::{fd::OwnedFd, unix::net::UnixDatagram},
+        sync::{
+            Arc,
+            atomic::{AtomicUsize, Ordering},
+        },
+    };
+
+    use tokio::sync::Semaphore;
+
+    use super::*;
+    use crate::{
+        connect::Lookup,
+        run::{packet, plan},
+    };
+
+    /// A cluster whose dials wait for a permit of `gate`, then succeed or are refused.
+    #[derive(Clone)]
+    struct GatedNet {
+        gate: Arc<Semaphore>,
+        refuse: bool,
+        dials: Arc<AtomicUsize>,
+    }
+
+    impl ClusterNet for GatedNet {
+        async fn lookup(&self, _name: &str) -> Result<Lookup, DialError> {
+            Ok(Lookup::NotCluster)
+        }
+
+        async fn dial(&self, host: &str, _port: u16) -> Result<Box<dyn Conn>, DialError> {
+            self.dials.fetch_add(1, Ordering::Relaxed);
+            let _permit = self.gate.acquire().await;
+            if self.refuse {
+                return Err(DialError::Refused(host.to_string()));
+            }
+            let (ours, _theirs) = tokio::io::duplex(1024);
+            Ok(Box::new(ours))
+        }
+
+        fn is_cluster_addr(&self, _ip: IpAddr) -> bool {
+            true
+        }
+    }
+
+    struct Harness {
+        cmd: tokio::net::UnixDatagram,
+        shutdown: CancellationToken,
+        net: GatedNet,
+    }
+
+    fn start(refuse: bool, open: bool) -> Harness {
+        let (device, cmd) = UnixDatagram::pair().unwrap();
+        let net = GatedNet {
+            gate: Arc::new(Semaphore::new(if open { 1000 } else { 0 })),
+            refuse,
+            dials: Arc::default(),
+        };
+        let tun = Tun::new(OwnedFd::from(device)).unwrap();
+        let config = StackConfig {
+            addrs: plan::Addresses::default_plan(),
+            mtu: plan::MTU,
+            upstreams: Vec::new(),
+        };
+        let shutdown = CancellationToken::new();
+        tokio::spawn(serve(tun, config, net.clone(), shutdown.clone()));
+        cmd.set_nonblocking(true).unwrap();
+        Harness {
+            cmd: tokio::net::UnixDatagram::from_std(cmd).unwrap(),
+            shutdown,
+            net,
+        }
+    }
+
+    impl Harness {
+        async fn reply(&self, within: Duration) -> Option<Vec<u8>> {
+            let mut buf = vec![0u8; 70000];
+            let n = tokio::time::timeout(within, self.cmd.recv(&mut buf))
+                .await
+                .ok()?
+                .ok()?;
+            buf.truncate(n);
+            Some(buf)
+        }
+    }
+
+    const CMD: &str = "169.254.77.2:40000";
+    const DST: &str = "198.18.0.7:5432";
+
+    #[tokio::test]
+    async fn a_refused_dial_resets_the_syn_without_a_handshake() {
+        let h = start(true, true);
+        let (src, dst) = (CMD.parse().unwrap(), DST.parse().unwrap());
+        h.cmd.send(&packet::syn(src, dst)).await.unwrap();
+        let reply = h.reply(Duration::from_secs(2)).await.expect("a reply");
+        let (from, to, [syn, ack, rst], ack_no) = packet::tcp_summary(&reply).unwrap();
+        assert_eq!((from, to), (dst, src));
+        assert_eq!((syn, ack, rst), (false, true, true));
+        assert_eq!(ack_no, 1001);
+        assert!(h.reply(Duration::from_millis(200)).await.is_none());
+        h.shutdown.cancel();
+    }
+
+    #[tokio::test]
+    async fn the_handshake_waits_for_the_dial_and_retransmits_are_not_dialed_again() {
+        let h = start(false, false);
+        let (src, dst) = (CMD.parse().unwrap(), DST.parse().unwrap());
+        let syn = packet::syn(src, dst);
+        h.cmd.send(&syn).await.unwrap();
+        h.cmd.send(&syn).await.unwrap();
+        assert!(
+            h.reply(Duration::from_millis(300)).await.is_none(),
+            "answered before the far end accepted"
+        );
+        assert_eq!(h.net.dials.load(Ordering::Relaxed), 1);
+        h.net.gate.add_permits(1);
+        let reply = h.reply(Duration::from_secs(2)).await.expect("a SYN-ACK");
+        let (from, to, [syn, ack, rst], ack_no) = packet::tcp_summary(&reply).unwrap();
+        // From the address CMD dialed, as if the destination answered.
+        assert_eq!((from, to), (dst, src));
+        assert_eq!((syn, ack, rst), (true, true, false));
+        assert_eq!(ack_no, 1001);
+        h.shutdown.cancel();
+    }
+
+    #[tokio::test]
+    async fn a_connection_to_the_stack_itself_is_refused_unless_dns() {
+        let h = start(false, true);
+        let src = CMD.parse().unwrap();
+        let stack: SocketAddr = "169.254.77.1:80".parse().unwrap();
+        h.cmd.send(&packet::syn(src, stack)).await.unwrap();
+        let reply = h.reply(Duration::from_secs(2)).await.unwrap();
+        assert_eq!(packet::tcp_summary(&reply).unwrap().2, [false, true, true]);
+        let dns: SocketAddr = "169.254.77.1:53".parse().unwrap();
+        h.cmd.send(&packet::syn(src, dns)).await.unwrap();
+        let reply = h.reply(Duration::from_secs(2)).await.unwrap();
+        assert_eq!(packet::tcp_summary(&reply).unwrap().2, [true, true, false]);
+        assert_eq!(h.net.dials.load(Ordering::Relaxed), 0);
+        h.shutdown.cancel();
+    }
 }
