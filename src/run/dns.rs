@@ -172,6 +172,7 @@ pub(crate) struct Resolver<N> {
 }
 
 impl<N: ClusterNet> Resolver<N> {
+    /// Names the cluster does not know go to `upstreams`; with none, they are REFUSED.
     pub(crate) fn new(net: N, upstreams: Vec<SocketAddr>) -> Self {
         Self { net, upstreams }
     }
@@ -193,6 +194,11 @@ impl<N: ClusterNet> Resolver<N> {
             if let Some(reply) = cluster_reply(&msg, family, lookup) {
                 return encode(&reply, &msg, transport);
             }
+        }
+        if self.upstreams.is_empty() {
+            // A server for cluster names only (connect's): the rest is not ours to answer,
+            // and a resolver that lists others beside it asks those.
+            return encode(&reply_to(&msg, ResponseCode::Refused), &msg, transport);
         }
         match self.forward(query, transport).await {
             Some(answer) => Some(answer),

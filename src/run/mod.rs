@@ -24,7 +24,7 @@
 
 mod child;
 mod command;
-mod dns;
+pub(crate) mod dns;
 mod error;
 mod namespace;
 mod packet;
