@@ -291,7 +291,7 @@ fn cluster_names_through_the_proxy_and_dns_one_session_per_laptop_and_uninstall(
         .iter()
         .map(|r| r.data().to_string())
         .collect();
-    assert_eq!(ips, [web_ip.clone()]);
+    assert_eq!(ips, [web_ip]);
     let (answer, took) = laptop_query(&laptop, dns, &format!("nope.{}.", ns.name));
     assert_eq!(answer.response_code(), ResponseCode::NXDomain);
     // Once the namespace's names were asked, the agent's negative answers come warm.
