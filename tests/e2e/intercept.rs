@@ -1,13 +1,19 @@
 //! `tether intercept / leave / list / uninstall` against the real cluster: a small busybox
 //! web Deployment of two replicas in a test namespace, a local HTTP server standing in for
-//! the developer's process, and requests sent to the Service's cluster IP (this machine is
-//! the node, so kube-proxy routes them as it routes a pod's).
+//! the developer's process, and requests sent to the Service's cluster IP.
+//!
+//! Two sides, as on a real team: the laptop (the namespace of [`Laptop`]) runs every
+//! `tether` command and the developer's process, and reaches the cluster only through its
+//! API server and registry, so the tunnel has to get there by itself; the node plays a
+//! caller in the cluster (kube-proxy routes its requests to the ClusterIP as it routes a
+//! pod's) and checks the cluster's objects with its own client and `kubectl`.
 //!
 //! `bench_intercept` (ignored; `scripts/bench-intercept` runs it) prints figures.
 
 use std::{
     net::SocketAddr,
     os::unix::fs::PermissionsExt as _,
+    process::Output,
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
@@ -28,8 +34,8 @@ use tether::{
 
 use crate::{
     bench::{self, measure},
-    process::{Running, tether},
-    support::{TestNamespace, cluster, eventually},
+    process::{Running, output},
+    support::{TestNamespace, cluster, eventually, laptop::Laptop},
 };
 
 /// The tests take turns: each rolls Deployments and the first builds the agent image.
@@ -222,20 +228,21 @@ pub(crate) async fn web_image(client: &Client, body: &str) -> String {
         .reference
 }
 
-/// The developer's process: answers every request with `laptop`.
+/// The developer's process on the laptop: answers every request with `laptop`.
 struct LocalServer {
     port: u16,
     stop: Arc<AtomicBool>,
 }
 
 impl LocalServer {
-    fn start() -> LocalServer {
-        LocalServer::answering(|_| "laptop".to_owned())
+    fn start(laptop: &Laptop) -> LocalServer {
+        LocalServer::answering(laptop, |_| "laptop".to_owned())
     }
 
-    /// A developer's process whose answer to each path is `answer`'s.
-    fn answering(answer: fn(&str) -> String) -> LocalServer {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// A developer's process whose answer to each path is `answer`'s, listening on the
+    /// laptop's loopback (served from a thread of the test: the socket stays inside).
+    fn answering(laptop: &Laptop, answer: fn(&str) -> String) -> LocalServer {
+        let listener = laptop.bind_tcp("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let stop = Arc::new(AtomicBool::new(false));
         let s = stop.clone();
@@ -348,6 +355,7 @@ fn request(
 /// When a request finished, and what it got.
 type Outcome = (Instant, Result<String, String>);
 
+/// A port number for a container (nobody listens on it here).
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -356,18 +364,37 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// A port nothing listens on on the laptop's loopback.
+fn laptop_free_port(laptop: &Laptop) -> u16 {
+    laptop
+        .bind_tcp("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `tether ARGS` on the laptop, run to completion.
+fn tether(laptop: &Laptop, args: &[&str]) -> Output {
+    output(laptop.tether(&std::env::temp_dir(), args))
+}
+
+/// `tether ARGS` on the laptop, left running, its output collected.
+fn spawn(laptop: &Laptop, args: &[&str]) -> Running {
+    Running::spawn(laptop.tether(&std::env::temp_dir(), args))
+}
+
 fn as_strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
 
-fn start_intercept(web: &Web, extra: &[&str]) -> (Running, Duration) {
+fn start_intercept(laptop: &Laptop, web: &Web, extra: &[&str]) -> (Running, Duration) {
     let port = web.port.to_string();
     let mut args = vec!["intercept", "web-svc", "--port", port.as_str()];
     args.extend_from_slice(extra);
     let args = web.args(&args);
     let started = Instant::now();
-    let dir = std::env::temp_dir();
-    let mut running = Running::start(&dir, &as_strs(&args));
+    let mut running = spawn(laptop, &as_strs(&args));
     running.wait_for(
         0,
         Duration::from_secs(900),
@@ -383,19 +410,23 @@ fn all_traffic_reaches_the_local_process_and_ctrl_c_restores_exactly() {
     let Some(cluster) = rt.block_on(cluster()) else {
         return;
     };
+    let Some(laptop) = Laptop::from_env() else {
+        return;
+    };
     let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
-    let local = LocalServer::start();
+    let local = LocalServer::start(&laptop);
     let web = rt.block_on(Web::deploy(&cluster.client, "tether-it-icpt", local.port));
     let before = rt.block_on(web.specs());
     eventually_app(&web);
 
     let env_file = tempfile::tempdir().unwrap();
     let env_path = env_file.path().join("web.env");
-    let (mut running, took) = start_intercept(&web, &["--env-file", env_path.to_str().unwrap()]);
+    let (mut running, took) =
+        start_intercept(&laptop, &web, &["--env-file", env_path.to_str().unwrap()]);
     eprintln!("intercept ready after {took:?}");
     let first = eventually_laptop(&web);
-    eprintln!("first request routed to this machine {first:?} after `ready:`");
-    // Both replicas carry traffic to this machine: every request lands here.
+    eprintln!("first request routed to the laptop {first:?} after `ready:`");
+    // Both replicas carry traffic to the laptop: every request lands there.
     for i in 0..40 {
         assert_eq!(get(&web.url(), None).unwrap(), "laptop", "request {i}");
     }
@@ -415,7 +446,7 @@ fn all_traffic_reaches_the_local_process_and_ctrl_c_restores_exactly() {
     let mode = std::fs::metadata(&env_path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
 
-    let out = tether(&std::env::temp_dir(), &as_strs(&web.args(&["list"])));
+    let out = tether(&laptop, &as_strs(&web.args(&["list"])));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
     let row = text
@@ -438,13 +469,13 @@ fn all_traffic_reaches_the_local_process_and_ctrl_c_restores_exactly() {
 }
 
 /// kube-proxy follows a Service change within about a second; the first request that
-/// reaches this machine marks it.
+/// reaches the laptop marks it.
 fn eventually_laptop(web: &Web) -> Duration {
     let started = Instant::now();
     while get(&web.url(), None).as_deref() != Ok("laptop") {
         assert!(
             started.elapsed() < Duration::from_secs(10),
-            "the Service never led to this machine"
+            "the Service never led to the laptop"
         );
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -465,11 +496,14 @@ fn a_header_intercept_routes_only_marked_requests_and_leave_restores_exactly() {
     let Some(cluster) = rt.block_on(cluster()) else {
         return;
     };
+    let Some(laptop) = Laptop::from_env() else {
+        return;
+    };
     let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
-    let local = LocalServer::start();
+    let local = LocalServer::start(&laptop);
     let web = rt.block_on(Web::deploy(&cluster.client, "tether-it-hdr", local.port));
     let before = rt.block_on(web.specs());
-    let (running, _) = start_intercept(&web, &["--header", "x-dev=alice"]);
+    let (running, _) = start_intercept(&laptop, &web, &["--header", "x-dev=alice"]);
     let started = Instant::now();
     while get(&web.url(), Some(("X-Dev", "alice"))).as_deref() != Ok("laptop") {
         assert!(started.elapsed() < Duration::from_secs(10), "never routed");
@@ -489,20 +523,14 @@ fn a_header_intercept_routes_only_marked_requests_and_leave_restores_exactly() {
         );
     }
     drop(running); // SIGKILL: the agent stays, `leave` restores.
-    let out = tether(
-        &std::env::temp_dir(),
-        &as_strs(&web.args(&["leave", "web-svc"])),
-    );
+    let out = tether(&laptop, &as_strs(&web.args(&["leave", "web-svc"])));
     assert!(out.status.success(), "leave failed");
     assert_eq!(
         rt.block_on(web.specs()),
         before,
         "leave restores both specs exactly"
     );
-    let out = tether(
-        &std::env::temp_dir(),
-        &as_strs(&web.args(&["leave", "web-svc"])),
-    );
+    let out = tether(&laptop, &as_strs(&web.args(&["leave", "web-svc"])));
     assert_eq!(out.status.code(), Some(2), "leaving twice is bad input");
 }
 
@@ -512,11 +540,14 @@ fn a_killed_laptop_falls_back_within_a_second_resumes_fast_and_uninstall_restore
     let Some(cluster) = rt.block_on(cluster()) else {
         return;
     };
+    let Some(laptop) = Laptop::from_env() else {
+        return;
+    };
     let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
-    let local = LocalServer::start();
+    let local = LocalServer::start(&laptop);
     let web = rt.block_on(Web::deploy(&cluster.client, "tether-it-kill", local.port));
     let before = rt.block_on(web.specs());
-    let (running, first) = start_intercept(&web, &[]);
+    let (running, first) = start_intercept(&laptop, &web, &[]);
     eventually_laptop(&web);
 
     // A request loop, as callers in the cluster keep calling.
@@ -569,13 +600,13 @@ fn a_killed_laptop_falls_back_within_a_second_resumes_fast_and_uninstall_restore
     drop(results);
 
     // The laptop returns: the agent is still there, no rollout needed.
-    let (running, again) = start_intercept(&web, &[]);
+    let (running, again) = start_intercept(&laptop, &web, &[]);
     eprintln!("resumed on the installed agent after {again:?}");
     assert_eq!(get(&web.url(), None).unwrap(), "laptop");
     drop(running);
 
     // Only this test's namespace: other tests' intercepts run on the same cluster.
-    let out = tether(&std::env::temp_dir(), &as_strs(&web.args(&["uninstall"])));
+    let out = tether(&laptop, &as_strs(&web.args(&["uninstall"])));
     assert!(out.status.success(), "uninstall failed");
     assert_eq!(
         rt.block_on(web.specs()),
@@ -590,11 +621,14 @@ fn bad_input_changes_nothing() {
     let Some(cluster) = rt.block_on(cluster()) else {
         return;
     };
+    let Some(laptop) = Laptop::from_env() else {
+        return;
+    };
     let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
-    let port = free_port();
+    // The container's port, and one that nothing listens on on the laptop.
+    let port = laptop_free_port(&laptop);
     let web = rt.block_on(Web::deploy(&cluster.client, "tether-it-bad", port));
     let before = rt.block_on(web.specs());
-    let dir = std::env::temp_dir();
     let p = port.to_string();
     let remote_1 = format!("{port}:1");
     let cases: [(Vec<&str>, &str); 4] = [
@@ -606,7 +640,7 @@ fn bad_input_changes_nothing() {
             vec!["intercept", "web-svc", "--port", &remote_1],
             "does not serve port 1",
         ),
-        // Nothing listens on `port` on this machine.
+        // Nothing listens on `port` on the laptop.
         (
             vec!["intercept", "web-svc", "--port", &p],
             "nothing listens on 127.0.0.1",
@@ -617,7 +651,7 @@ fn bad_input_changes_nothing() {
         ),
     ];
     for (args, says) in cases {
-        let out = tether(&dir, &as_strs(&web.args(&args)));
+        let out = tether(&laptop, &as_strs(&web.args(&args)));
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert!(err.contains(says), "{args:?} should say {says:?}: {err}");
@@ -648,8 +682,11 @@ fn bench_intercept() {
     let Some(cluster) = rt.block_on(cluster()) else {
         return;
     };
+    let Some(laptop) = Laptop::from_env() else {
+        return;
+    };
     let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
-    let local = LocalServer::start();
+    let local = LocalServer::start(&laptop);
     let web = rt.block_on(Web::deploy(&cluster.client, "tether-bench", local.port));
 
     let first_routed = |running_since: Instant| {
@@ -665,25 +702,23 @@ fn bench_intercept() {
     let port = web.port.to_string();
     let args = web.args(&["intercept", "web-svc", "--port", &port]);
     let t = Instant::now();
-    let running = Running::start(&std::env::temp_dir(), &as_strs(&args));
+    let running = spawn(&laptop, &as_strs(&args));
     let fresh = first_routed(t);
     drop(running);
     std::thread::sleep(Duration::from_secs(2));
     let t = Instant::now();
-    let running = Running::start(&std::env::temp_dir(), &as_strs(&args));
+    let running = spawn(&laptop, &as_strs(&args));
     let present = first_routed(t);
 
     let through_intercept = measure(&web.url());
     drop(running);
-    let _ = tether(
-        &std::env::temp_dir(),
-        &as_strs(&web.args(&["leave", "web-svc"])),
-    );
+    let _ = tether(&laptop, &as_strs(&web.args(&["leave", "web-svc"])));
     rt.block_on(web.wait_rolled_out());
 
-    // The same requests to one app pod through `kubectl port-forward`.
-    let kport = free_port();
-    let mut kubectl = std::process::Command::new("kubectl")
+    // The same requests to one app pod through `kubectl port-forward`, from the laptop.
+    let kport = laptop_free_port(&laptop);
+    let mut kubectl = laptop
+        .command("kubectl")
         .args(["-n", &web.ns.name, "port-forward", "deployment/web"])
         .arg(format!("{kport}:{}", web.port))
         .stdout(std::process::Stdio::null())
@@ -691,14 +726,14 @@ fn bench_intercept() {
         .expect("kubectl is on PATH after `eval \"$(scripts/dev-cluster env)\"`");
     let url = format!("http://127.0.0.1:{kport}/");
     let deadline = Instant::now() + Duration::from_secs(30);
-    while get(&url, None).is_err() {
+    while laptop.run(|| get(&url, None)).is_err() {
         assert!(
             Instant::now() < deadline,
             "kubectl port-forward never answered"
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let through_kubectl = measure(&url);
+    let through_kubectl = laptop.run(|| measure(&url));
     let _ = kubectl.kill();
     let _ = kubectl.wait();
 
@@ -734,9 +769,12 @@ fn ten_thousand_requests_at_fifty_connections_through_an_intercept_none_lost_or_
     let Some(cluster) = rt.block_on(cluster()) else {
         return;
     };
+    let Some(laptop) = Laptop::from_env() else {
+        return;
+    };
     let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
-    // The developer's process: echoes each request's path.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    // The developer's process on the laptop: echoes each request's path.
+    let listener = laptop.bind_tcp("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -754,7 +792,7 @@ fn ten_thousand_requests_at_fifty_connections_through_an_intercept_none_lost_or_
     });
     let web = rt.block_on(Web::deploy(&cluster.client, "tether-it-load", port));
     eventually_app(&web);
-    let (mut running, _) = start_intercept(&web, &[]);
+    let (mut running, _) = start_intercept(&laptop, &web, &[]);
     let started = Instant::now();
     while get_path(&web, "/probe").map(|b| b.starts_with("laptop /probe")) != Ok(true) {
         assert!(
@@ -824,12 +862,15 @@ fn leave_keeps_what_others_changed_during_the_intercept_and_the_attach_secret_go
     let Some(cluster) = rt.block_on(cluster()) else {
         return;
     };
+    let Some(laptop) = Laptop::from_env() else {
+        return;
+    };
     let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
-    let local = LocalServer::start();
+    let local = LocalServer::start(&laptop);
     let web = rt.block_on(Web::deploy(&cluster.client, "tether-it-keep", local.port));
     let before = rt.block_on(web.specs());
     let v2 = rt.block_on(web_image(&cluster.client, "app v2"));
-    let (mut running, _) = start_intercept(&web, &[]);
+    let (mut running, _) = start_intercept(&laptop, &web, &[]);
     eventually_laptop(&web);
 
     // The agent proves itself with a token from a Secret of tether's, never a value in
@@ -935,16 +976,19 @@ fn an_intercept_ended_elsewhere_says_so_and_exits_without_restoring_again() {
     let Some(cluster) = rt.block_on(cluster()) else {
         return;
     };
+    let Some(laptop) = Laptop::from_env() else {
+        return;
+    };
     let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
-    let local = LocalServer::start();
+    let local = LocalServer::start(&laptop);
     let web = rt.block_on(Web::deploy(&cluster.client, "tether-it-gone", local.port));
     let before = rt.block_on(web.specs());
 
     // `tether leave` in another terminal.
-    let (mut running, _) = start_intercept(&web, &[]);
+    let (mut running, _) = start_intercept(&laptop, &web, &[]);
     let mark = running.mark();
     let out = tether(
-        &std::env::temp_dir(),
+        &laptop,
         &as_strs(&web.args(&["leave", "web-svc", "-o", "json"])),
     );
     assert!(out.status.success(), "leave failed");
@@ -979,7 +1023,7 @@ fn an_intercept_ended_elsewhere_says_so_and_exits_without_restoring_again() {
     rt.block_on(web.wait_rolled_out());
 
     // Someone removes the agent container by hand.
-    let (mut running, _) = start_intercept(&web, &[]);
+    let (mut running, _) = start_intercept(&laptop, &web, &[]);
     let mark = running.mark();
     kubectl(
         &web,
@@ -1003,10 +1047,7 @@ fn an_intercept_ended_elsewhere_says_so_and_exits_without_restoring_again() {
         "it says the agent went: {lines:?}"
     );
     // The Service still leads to the gone agent: `leave` puts it back.
-    let out = tether(
-        &std::env::temp_dir(),
-        &as_strs(&web.args(&["leave", "web-svc"])),
-    );
+    let out = tether(&laptop, &as_strs(&web.args(&["leave", "web-svc"])));
     assert!(out.status.success(), "leave failed");
     assert_eq!(rt.block_on(web.specs()), before);
 }
@@ -1017,8 +1058,11 @@ fn a_local_port_unlike_the_containers_is_intercepted_and_reported_as_json() {
     let Some(cluster) = rt.block_on(cluster()) else {
         return;
     };
+    let Some(laptop) = Laptop::from_env() else {
+        return;
+    };
     let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
-    let local = LocalServer::start();
+    let local = LocalServer::start(&laptop);
     let container_port = loop {
         let p = free_port();
         if p != local.port {
@@ -1033,7 +1077,7 @@ fn a_local_port_unlike_the_containers_is_intercepted_and_reported_as_json() {
     let before = rt.block_on(web.specs());
     let mapping = format!("{}:http", local.port);
     let args = web.args(&["intercept", "web-svc", "-p", &mapping, "-o", "json"]);
-    let mut running = Running::start(&std::env::temp_dir(), &as_strs(&args));
+    let mut running = spawn(&laptop, &as_strs(&args));
     let line = running.wait_for(0, Duration::from_secs(900), "the ready line", |l| {
         l.starts_with('{') && l.contains("\"ready\"")
     });
@@ -1054,7 +1098,7 @@ fn a_local_port_unlike_the_containers_is_intercepted_and_reported_as_json() {
         assert_eq!(get(&web.url(), None).unwrap(), "laptop", "request {i}");
     }
 
-    let out = tether(&std::env::temp_dir(), &["list", "-A", "-o", "json"]);
+    let out = tether(&laptop, &["list", "-A", "-o", "json"]);
     assert!(out.status.success());
     let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let row = rows
@@ -1076,16 +1120,19 @@ fn ending_alice_keeps_bob_routing_and_the_last_one_out_restores() {
     let Some(cluster) = rt.block_on(cluster()) else {
         return;
     };
+    let Some(laptop) = Laptop::from_env() else {
+        return;
+    };
     let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
-    let alice = LocalServer::answering(|_| "alice".to_owned());
-    let bob = LocalServer::answering(|_| "bob".to_owned());
+    let alice = LocalServer::answering(&laptop, |_| "alice".to_owned());
+    let bob = LocalServer::answering(&laptop, |_| "bob".to_owned());
     let web = rt.block_on(Web::deploy(&cluster.client, "tether-it-two", free_port()));
     let before = rt.block_on(web.specs());
     let start = |server: &LocalServer, who: &str| {
         let port = server.port.to_string();
         let header = format!("x-dev={who}");
         let args = web.args(&["intercept", "web-svc", "-p", &port, "--header", &header]);
-        let mut running = Running::start(&std::env::temp_dir(), &as_strs(&args));
+        let mut running = spawn(&laptop, &as_strs(&args));
         running.wait_for(0, Duration::from_secs(900), "ready", |l| {
             l.starts_with("ready: ")
         });
@@ -1147,14 +1194,17 @@ fn a_second_all_traffic_laptop_is_refused_and_says_who_holds_it() {
     let Some(cluster) = rt.block_on(cluster()) else {
         return;
     };
+    let Some(laptop) = Laptop::from_env() else {
+        return;
+    };
     let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
-    let local = LocalServer::start();
+    let local = LocalServer::start(&laptop);
     let web = rt.block_on(Web::deploy(&cluster.client, "tether-it-second", local.port));
-    let (_first, _) = start_intercept(&web, &[]);
+    let (_first, _) = start_intercept(&laptop, &web, &[]);
     eventually_laptop(&web);
     let port = local.port.to_string();
     let args = web.args(&["intercept", "web-svc", "-p", &port]);
-    let mut second = Running::start(&std::env::temp_dir(), &as_strs(&args));
+    let mut second = spawn(&laptop, &as_strs(&args));
     let status = second
         .exited_within(Duration::from_secs(60))
         .expect("the second laptop gives up");
@@ -1179,8 +1229,11 @@ fn an_unusual_template_is_intercepted_and_restored_exactly_or_refused_up_front()
     let Some(cluster) = rt.block_on(cluster()) else {
         return;
     };
+    let Some(laptop) = Laptop::from_env() else {
+        return;
+    };
     let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
-    let local = LocalServer::start();
+    let local = LocalServer::start(&laptop);
     let client = cluster.client.clone();
     let ns = rt.block_on(TestNamespace::create(&client, "tether-it-odd"));
     let image = rt.block_on(web_image(&client, "app"));
@@ -1255,20 +1308,19 @@ fn an_unusual_template_is_intercepted_and_restored_exactly_or_refused_up_front()
     let side_url = format!("http://{}:8080/", web.cluster_ip);
     let before = rt.block_on(web.specs());
     let admin_before = rt.block_on(services.get("web-admin")).unwrap().spec;
-    let dir = std::env::temp_dir();
     let lp = local.port.to_string();
 
     // Several ports and no REMOTE: refused, naming them.
     let out = tether(
-        &dir,
+        &laptop,
         &as_strs(&web.args(&["intercept", "web-svc", "-p", &lp])),
     );
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("has several ports: side, web"));
 
     let mapping = format!("{lp}:web");
-    let mut running = Running::start(
-        &dir,
+    let mut running = spawn(
+        &laptop,
         &as_strs(&web.args(&["intercept", "web-svc", "-p", &mapping])),
     );
     running.wait_for(0, Duration::from_secs(900), "ready", |l| {
@@ -1283,7 +1335,7 @@ fn an_unusual_template_is_intercepted_and_restored_exactly_or_refused_up_front()
 
     // The second Service on the same Deployment is refused up front.
     let out = tether(
-        &dir,
+        &laptop,
         &as_strs(&web.args(&["intercept", "web-admin", "-p", &lp])),
     );
     assert_eq!(out.status.code(), Some(2));
@@ -1316,7 +1368,7 @@ fn an_unusual_template_is_intercepted_and_restored_exactly_or_refused_up_front()
     .unwrap();
     let before = rt.block_on(web.specs());
     let out = tether(
-        &dir,
+        &laptop,
         &as_strs(&web.args(&["intercept", "web-svc", "-p", &mapping])),
     );
     assert_eq!(out.status.code(), Some(2));

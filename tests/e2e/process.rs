@@ -10,7 +10,14 @@ use std::{
 
 /// `tether ARGS` in `dir`, run to completion.
 pub fn tether(dir: &Path, args: &[&str]) -> Output {
-    let out = command(dir, args).output().expect("tether runs");
+    output(command(dir, args))
+}
+
+/// Runs a prepared `tether` command to completion, printing what it printed.
+pub fn output(mut c: Command) -> Output {
+    let out = c.output().expect("tether runs");
+    let args: Vec<_> = c.get_args().map(|a| a.to_string_lossy()).collect();
+    let dir = c.get_current_dir().unwrap_or(Path::new("."));
     eprintln!(
         "$ tether {} (in {})\n{}{}",
         args.join(" "),
@@ -22,10 +29,15 @@ pub fn tether(dir: &Path, args: &[&str]) -> Output {
 }
 
 pub fn command(dir: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_tether"));
-    c.args(args).current_dir(dir).stdin(Stdio::null());
-    c.env("CARGO_TARGET_DIR", shop_target());
-    c
+    prepare(Command::new(env!("CARGO_BIN_EXE_tether")), dir, args)
+}
+
+/// `base` (a command for the tether binary, such as one the laptop namespace runs) set
+/// up as [`command`] sets up its own: `ARGS`, `dir`, no stdin, the shop's target folder.
+pub fn prepare(mut base: Command, dir: &Path, args: &[&str]) -> Command {
+    base.args(args).current_dir(dir).stdin(Stdio::null());
+    base.env("CARGO_TARGET_DIR", shop_target());
+    base
 }
 
 /// The shop's static builds get a target folder of their own: the test binary's cargo may

@@ -12,7 +12,7 @@ use std::{
 use crate::{
     process::{repo_copy, tether},
     support::{cluster, unique},
-    up::SHOP,
+    up::{DownOnPanic, SHOP},
 };
 
 /// A tmux server of the test's own, so the terminal and its environment are the test's.
@@ -110,6 +110,7 @@ fn the_tui_shows_ready_rebuilds_on_r_serves_status_and_logs_and_quits_cleanly() 
     let _turn = SHOP.lock().unwrap_or_else(|e| e.into_inner());
     let repo = repo_copy();
     let users = repo.path().join("examples/shop/users");
+    let _down = DownOnPanic::new(&users, None);
     let exit_file = repo.path().join("exit-code");
     let command = format!(
         "CARGO_TARGET_DIR={target} {bin} up; echo $? > {exit}; sleep 60",

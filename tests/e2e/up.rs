@@ -3,7 +3,11 @@
 //!
 //! These tests share the shop's namespace and forwarded ports, so they take turns.
 
-use std::{sync::Mutex, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    sync::Mutex,
+    time::Duration,
+};
 
 use k8s_openapi::api::{
     apps::v1::Deployment,
@@ -15,12 +19,60 @@ use kube::{
 };
 
 use crate::{
-    process::{Running, repo_copy, tether},
-    support::cluster,
+    process::{Running, command, repo_copy, tether},
+    support::{cluster, laptop::Laptop},
 };
 
 /// Taken by every test that deploys the shop or binds its forwarded ports.
 pub static SHOP: Mutex<()> = Mutex::new(());
+
+/// Cleans up after a shop test that panics: `tether uninstall -n api` (an intercept a
+/// killed `tether intercept` left) and `tether down` in the test's shop folder, on the
+/// laptop when the test's `tether up` ran there. A test that passes runs and checks
+/// `down` itself, so nothing runs then.
+///
+/// Declare it after taking [`SHOP`] and before starting `tether up`: locals drop in
+/// reverse order, so `up` is killed first and the next test waits for the cleanup.
+pub struct DownOnPanic {
+    /// The folder `tether up` ran in: `down` reads what it deployed from there.
+    dir: PathBuf,
+    /// Where `up` ran: the laptop namespace, or the node when `None`.
+    laptop: Option<Laptop>,
+}
+
+impl DownOnPanic {
+    pub fn new(dir: &Path, laptop: Option<Laptop>) -> DownOnPanic {
+        DownOnPanic {
+            dir: dir.to_owned(),
+            laptop,
+        }
+    }
+}
+
+impl Drop for DownOnPanic {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        for args in [&["uninstall", "-n", "api"][..], &["down"]] {
+            let mut c = match &self.laptop {
+                Some(laptop) => laptop.tether(&self.dir, args),
+                None => command(&self.dir, args),
+            };
+            // No panic here: a second one while unwinding would abort the test binary.
+            match c.output() {
+                Ok(out) => eprintln!(
+                    "cleanup after the failure: tether {} ({})\n{}{}",
+                    args.join(" "),
+                    out.status,
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                ),
+                Err(e) => eprintln!("cleanup after the failure: tether {args:?}: {e}"),
+            }
+        }
+    }
+}
 
 const USERS_FORWARD: &str = "http://127.0.0.1:8001";
 const GATEWAY_FORWARD: &str = "http://127.0.0.1:8000";
@@ -75,6 +127,7 @@ fn users_up_serves_edits_and_down_removes_only_what_it_made() {
     let _turn = SHOP.lock().unwrap_or_else(|e| e.into_inner());
     let repo = repo_copy();
     let users = repo.path().join("examples/shop/users");
+    let _down = DownOnPanic::new(&users, None);
 
     // Headless: exits 0 once ready.
     let out = tether(&users, &["up", "--ci"]);
@@ -163,6 +216,7 @@ fn the_whole_shop_comes_up_and_the_workshop_flow_passes_through_the_gateway() {
     let _turn = SHOP.lock().unwrap_or_else(|e| e.into_inner());
     let repo = repo_copy();
     let shop = repo.path().join("examples/shop");
+    let _down = DownOnPanic::new(&shop, None);
 
     let out = tether(&shop, &["up", "--ci"]);
     assert!(out.status.success(), "tether up --ci failed for the shop");

@@ -1,11 +1,18 @@
 //! The workshop, end to end: the shop deployed by `tether up`, the fixed payments service
-//! running on this machine, `tether intercept payments-svc` routing the cluster's payments
-//! traffic to it, and through the gateway in the cluster the second payment of an order is
-//! refused with 403. After `tether leave` the cluster's own payments pods serve again (and
-//! pay twice again), and the Service and Deployment specs equal the originals exactly.
+//! running on the developer's laptop, `tether intercept payments-svc` routing the cluster's
+//! payments traffic to it, and through the gateway in the cluster the second payment of an
+//! order is refused with 403. After `tether leave` the cluster's own payments pods serve
+//! again (and pay twice again), and the Service and Deployment specs equal the originals
+//! exactly.
+//!
+//! Everything the developer runs (`tether up`, `intercept`, `leave`, `down`, the fixed
+//! payments service, the walkthrough's `curl`s) runs in the laptop namespace of
+//! [`Laptop`]: up's forwards (gateway 8000, orders 8003) are on the laptop's loopback, and
+//! the cluster's objects are checked from the node with its own client.
 
 use std::{
-    process::{Child, Command, Stdio},
+    path::Path,
+    process::{Child, Stdio},
     time::{Duration, Instant},
 };
 
@@ -13,11 +20,12 @@ use k8s_openapi::api::{apps::v1::Deployment, core::v1::Service};
 use kube::{Api, Client};
 
 use crate::{
-    process::{Running, repo_copy, shop_target, tether},
-    support::cluster,
-    up::SHOP,
+    process::{Running, output, repo_copy, shop_target},
+    support::{cluster, laptop::Laptop},
+    up::{DownOnPanic, SHOP},
 };
 
+/// Up's forward of the gateway, on the laptop's loopback.
 const GATEWAY: &str = "http://127.0.0.1:8000";
 
 /// The Service's and the Deployment's spec, as the workshop must leave them.
@@ -33,8 +41,10 @@ async fn payments_specs(client: &Client) -> serde_json::Value {
     serde_json::json!({"service": s.spec, "deployment": d.spec})
 }
 
-fn walkthrough(shop: &std::path::Path) -> String {
-    let out = Command::new("bash")
+/// The workshop's walkthrough, run on the laptop against up's forward of the gateway.
+fn walkthrough(laptop: &Laptop, shop: &Path) -> String {
+    let out = laptop
+        .command("bash")
         .arg(shop.join("walkthrough.sh"))
         .arg(GATEWAY)
         .output()
@@ -53,6 +63,7 @@ fn second_payment(text: &str) -> String {
         .to_owned()
 }
 
+/// The fixed payments service on the laptop, killed when the test ends.
 struct Local(Child);
 
 impl Drop for Local {
@@ -68,26 +79,30 @@ fn the_intercepted_fix_refuses_the_second_payment_and_leave_restores_the_cluster
     let Some(cluster) = rt.block_on(cluster()) else {
         return;
     };
+    let Some(laptop) = Laptop::from_env() else {
+        return;
+    };
     let _turn = SHOP.lock().unwrap_or_else(|e| e.into_inner());
     let repo = repo_copy();
     let shop = repo.path().join("examples/shop");
+    let _down = DownOnPanic::new(&shop, Some(laptop.clone()));
 
-    // 1. The shop in the cluster, forwarded (gateway 8000, orders 8003).
-    let mut up = Running::start(&shop, &["up", "--no-tui"]);
+    // 1. The shop in the cluster, forwarded to the laptop (gateway 8000, orders 8003).
+    let mut up = Running::spawn(laptop.tether(&shop, &["up", "--no-tui"]));
     up.wait_for(0, Duration::from_secs(900), "the gateway's forward", |l| {
         l.contains("forward http://localhost:8000 -> ") && l.contains("healthy")
     });
-    crate::support::wait_for_shop(GATEWAY);
-    let flawed = walkthrough(&shop);
+    laptop.run(|| crate::support::wait_for_shop(GATEWAY));
+    let flawed = walkthrough(&laptop, &shop);
     assert!(
         second_payment(&flawed).contains("HTTP 201"),
         "the shipped flaw pays twice"
     );
     let original = rt.block_on(payments_specs(&cluster.client));
 
-    // 2. The fixed payments service on this machine, on 8080, reaching orders through
-    //    tether's forward.
-    let build = Command::new(shop.join("build-static"))
+    // 2. The fixed payments service on the laptop, on 8080, reaching orders through
+    //    tether's forward there.
+    let build = std::process::Command::new(shop.join("build-static"))
         .args(["payments", "--features", "solution"])
         .current_dir(&shop)
         .env("CARGO_TARGET_DIR", shop_target())
@@ -97,7 +112,8 @@ fn the_intercepted_fix_refuses_the_second_payment_and_leave_restores_the_cluster
     let binary = repo.path().join("payments-fixed");
     std::fs::copy(shop.join("payments/.build/payments"), &binary).unwrap();
     let _local = Local(
-        Command::new(&binary)
+        laptop
+            .command(&binary)
             .env("PORT", "8080")
             .env("ORDERS_URL", "http://127.0.0.1:8003")
             .stdout(Stdio::null())
@@ -105,7 +121,7 @@ fn the_intercepted_fix_refuses_the_second_payment_and_leave_restores_the_cluster
             .unwrap(),
     );
     let deadline = Instant::now() + Duration::from_secs(30);
-    while rt
+    while laptop
         .block_on(reqwest::get("http://127.0.0.1:8080/healthz"))
         .is_err()
     {
@@ -117,7 +133,7 @@ fn the_intercepted_fix_refuses_the_second_payment_and_leave_restores_the_cluster
     }
 
     // 3. Intercept: the gateway in the cluster now reaches the laptop's payments.
-    let mut intercept = Running::start(
+    let mut intercept = Running::spawn(laptop.tether(
         &shop,
         &[
             "intercept",
@@ -127,17 +143,17 @@ fn the_intercepted_fix_refuses_the_second_payment_and_leave_restores_the_cluster
             "--namespace",
             "api",
         ],
-    );
+    ));
     intercept.wait_for(0, Duration::from_secs(900), "the intercept", |l| {
         l.starts_with("ready: ")
     });
-    let fixed = walkthrough(&shop);
+    let fixed = walkthrough(&laptop, &shop);
     let refused = second_payment(&fixed);
     assert!(refused.contains("HTTP 403"), "{refused}");
     assert!(refused.contains("Already Paid"), "{refused}");
 
     // 4. Leave: the cluster serves again, specs exactly as before.
-    let out = tether(&shop, &["leave", "payments-svc", "--namespace", "api"]);
+    let out = output(laptop.tether(&shop, &["leave", "payments-svc", "--namespace", "api"]));
     assert!(out.status.success(), "tether leave failed");
     intercept.interrupt();
     drop(intercept);
@@ -145,7 +161,7 @@ fn the_intercepted_fix_refuses_the_second_payment_and_leave_restores_the_cluster
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         // The rollout back to the original pods may take a moment.
-        let again = walkthrough(&shop);
+        let again = walkthrough(&laptop, &shop);
         if second_payment(&again).contains("HTTP 201") {
             break;
         }
@@ -156,6 +172,6 @@ fn the_intercepted_fix_refuses_the_second_payment_and_leave_restores_the_cluster
         std::thread::sleep(Duration::from_secs(2));
     }
     assert!(up.interrupt());
-    let out = tether(&shop, &["down"]);
+    let out = output(laptop.tether(&shop, &["down"]));
     assert!(out.status.success());
 }

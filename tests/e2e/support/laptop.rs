@@ -12,7 +12,8 @@
 //! calling thread, and threads it starts inherit it), and a socket stays in the namespace
 //! it was made in, whichever thread uses it later. So:
 //! - [`Laptop::command`] runs a program inside: the child calls `setns` between fork and
-//!   exec, with `KUBECONFIG` and `TETHER_REGISTRY` as the laptop sees them;
+//!   exec, with `KUBECONFIG` and `TETHER_REGISTRY` as the laptop sees them
+//!   ([`Laptop::tether`] so runs the tether under test);
 //! - [`Laptop::run`] runs a closure on a thread of its own inside, and
 //!   [`Laptop::block_on`] a future on a runtime of its own there (a kube client, reqwest);
 //! - [`Laptop::bind_tcp`] and [`Laptop::connect_tcp`] make sockets inside and hand them
@@ -117,6 +118,12 @@ impl Laptop {
             command.pre_exec(move || enter(ns.as_fd()));
         }
         command
+    }
+
+    /// `tether ARGS` in `dir`, to be run inside the namespace, set up as
+    /// [`crate::process::command`] sets up tether on the node.
+    pub fn tether(&self, dir: &Path, args: &[&str]) -> Command {
+        crate::process::prepare(self.command(env!("CARGO_BIN_EXE_tether")), dir, args)
     }
 
     /// Runs `f` on a new thread inside the namespace and returns what it returns (a panic in
