@@ -191,6 +191,11 @@ pub struct RunArgs {
     /// resolves it (ConfigMaps, Secrets, `$(VAR)`), the same as `intercept --env-file`.
     #[arg(long, value_name = "SERVICE")]
     pub env_from: Option<String>,
+    /// Forward the laptop's 127.0.0.1:PORT to PORT in the command's namespace, so what it
+    /// serves is reached from the laptop (by `tether intercept -p PORT`); repeatable. The
+    /// command must listen on 0.0.0.0.
+    #[arg(short = 'p', long, value_name = "PORT")]
+    pub publish: Vec<u16>,
     /// The command and its arguments, after `--`.
     #[arg(
         trailing_var_arg = true,

@@ -12,7 +12,7 @@ use crate::{
     cli::RunArgs,
     connect::{link::Event, session},
     intercept::{self, InterceptError, PortSpec},
-    run::{RunCommand, RunError},
+    run::{RunCommand, RunError, RunOptions},
 };
 
 impl Classified for RunError {
@@ -74,7 +74,11 @@ pub async fn run(args: RunArgs) -> Result<(), Failure> {
             }
         }
     });
-    let status = crate::run::run(cmd, net).await;
+    let options = RunOptions {
+        publish: args.publish.clone(),
+        ..RunOptions::default()
+    };
+    let status = crate::run::run_with(cmd, net, options).await;
     shutdown.cancel();
     let status = status.map_err(Failure::classify)?;
     match crate::run::exit_code(status) {

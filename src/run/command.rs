@@ -59,6 +59,10 @@ pub struct RunOptions {
     /// Forward names the cluster does not know here instead of `resolv_conf`'s nameservers.
     pub upstream_dns: Option<Vec<SocketAddr>>,
     pub user_namespace: UserNamespace,
+    /// Ports of the laptop's loopback whose connections go on to the same port in CMD's
+    /// namespace, so a server CMD runs is reached from the laptop (by `tether intercept`,
+    /// a browser). CMD must listen on all addresses (`0.0.0.0`), not only its loopback.
+    pub publish: Vec<u16>,
 }
 
 /// Whether CMD's namespaces hang off a user namespace of their own.
@@ -79,6 +83,7 @@ impl Default for RunOptions {
             resolv_conf: Path::new("/etc/resolv.conf").to_path_buf(),
             upstream_dns: None,
             user_namespace: UserNamespace::default(),
+            publish: Vec::new(),
         }
     }
 }

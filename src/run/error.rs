@@ -41,6 +41,12 @@ pub enum RunError {
         #[source]
         source: io::Error,
     },
+    #[error("cannot listen on 127.0.0.1:{port} for --publish {port}")]
+    Publish {
+        port: u16,
+        #[source]
+        source: io::Error,
+    },
     #[error(transparent)]
     Namespace(#[from] NamespaceError),
     #[error("cannot start `{program}`")]

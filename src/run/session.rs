@@ -60,6 +60,14 @@ pub async fn run_with<N: ClusterNet>(
         "running in a namespace whose network is the cluster's and the laptop's"
     );
 
+    // Published ports are taken before CMD starts: one in use is refused with nothing run.
+    let mut published = Vec::with_capacity(options.publish.len());
+    for &port in &options.publish {
+        let listener = tokio::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, port))
+            .await
+            .map_err(|source| RunError::Publish { port, source })?;
+        published.push((port, listener));
+    }
     let laptop = LaptopResolver::parse(&read_resolv_conf(&options.resolv_conf)?);
     let upstreams = options
         .upstream_dns
@@ -123,7 +131,17 @@ pub async fn run_with<N: ClusterNet>(
         mtu: plan::MTU,
         upstreams,
     };
-    let mut network = tokio::spawn(stack::serve(tun, config, net, shutdown.clone()));
+    let (inbound_tx, inbound) = tokio::sync::mpsc::channel(stack::MAX_INBOUND_WAITING);
+    for (port, listener) in published {
+        tokio::spawn(stack::publish(
+            port,
+            listener,
+            inbound_tx.clone(),
+            shutdown.clone(),
+        ));
+    }
+    drop(inbound_tx);
+    let mut network = tokio::spawn(stack::serve(tun, config, net, inbound, shutdown.clone()));
     let pid = child.pid();
     let waited = child.wait(&program);
     tokio::pin!(waited);

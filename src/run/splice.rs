@@ -131,8 +131,9 @@ impl AsyncWrite for TcpStream {
             };
         }
         match socket.state() {
-            // The handshake is still going, or the send buffer is full: wait for room.
-            State::SynReceived | State::Established | State::CloseWait => {
+            // The handshake is still going (CMD's, or ours towards a published port), or
+            // the send buffer is full: wait for room.
+            State::SynSent | State::SynReceived | State::Established | State::CloseWait => {
                 socket.register_send_waker(cx.waker());
                 Poll::Pending
             }

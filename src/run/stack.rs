@@ -66,6 +66,10 @@ const READ_BUDGET: usize = 64;
 /// A connection whose peer stopped acknowledging is aborted after this long.
 const TCP_TIMEOUT: SmolDuration = SmolDuration::from_secs(120);
 
+/// The first source port of the stack's connections into CMD's namespace (the IANA
+/// dynamic range, so they never meet a port CMD's own connections are sent to).
+const FIRST_PUBLISH_PORT: u16 = 49152;
+
 /// A DNS-over-TCP client that sends nothing for this long is closed.
 const DNS_TCP_IDLE: Duration = Duration::from_secs(30);
 
@@ -93,14 +97,49 @@ struct Dialed {
     result: Result<Box<dyn Conn>, Refusal>,
 }
 
-/// Runs the stack on `tun` until `shutdown`; connection tasks end with it.
+/// Connections to published ports accepted on the laptop and not yet handed to the stack.
+pub(crate) const MAX_INBOUND_WAITING: usize = 64;
+
+/// A connection accepted on the laptop for a published port of CMD's namespace.
+pub(crate) struct Inbound {
+    port: u16,
+    conn: tokio::net::TcpStream,
+}
+
+/// Accepts the laptop's connections to a published `port` until `shutdown`, for the stack
+/// to carry into CMD's namespace.
+pub(crate) async fn publish(
+    port: u16,
+    listener: tokio::net::TcpListener,
+    to_stack: mpsc::Sender<Inbound>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.cancelled() => return,
+        };
+        let Ok((conn, _)) = accepted else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let _ = conn.set_nodelay(true);
+        if to_stack.send(Inbound { port, conn }).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Runs the stack on `tun` until `shutdown`; connection tasks end with it. `inbound`
+/// brings connections for published ports.
 pub(crate) async fn serve<N: ClusterNet>(
     tun: Tun,
     config: StackConfig,
     net: N,
+    inbound: mpsc::Receiver<Inbound>,
     shutdown: CancellationToken,
 ) -> Result<(), StackError> {
-    let mut stack = Stack::new(tun, config, net);
+    let mut stack = Stack::new(tun, config, net, inbound);
     let result = stack.run(&shutdown).await;
     // Connections and DNS tasks end with the stack (their sockets are gone).
     stack.tasks.shutdown().await;
@@ -128,6 +167,9 @@ struct Stack<N> {
     dns_slots: Arc<Semaphore>,
     resolver: Resolver<N>,
     tasks: JoinSet<()>,
+    inbound: mpsc::Receiver<Inbound>,
+    /// The stack's next source port towards CMD, for published connections.
+    next_port: u16,
 }
 
 /// What a new connection's task does.
@@ -137,7 +179,7 @@ enum Starter {
 }
 
 impl<N: ClusterNet> Stack<N> {
-    fn new(tun: Tun, config: StackConfig, net: N) -> Self {
+    fn new(tun: Tun, config: StackConfig, net: N, inbound: mpsc::Receiver<Inbound>) -> Self {
         let shared = Shared::new();
         let mut rx = VecDeque::new();
         let mut tx_buf = Vec::new();
@@ -195,6 +237,8 @@ impl<N: ClusterNet> Stack<N> {
             dns_slots: Arc::new(Semaphore::new(MAX_DNS_QUERIES)),
             resolver,
             tasks: JoinSet::new(),
+            inbound,
+            next_port: FIRST_PUBLISH_PORT,
         }
     }
 
@@ -221,6 +265,7 @@ impl<N: ClusterNet> Stack<N> {
                     }
                 }
                 Some(dialed) = self.dialed_rx.recv() => self.on_dialed(dialed),
+                Some(inbound) = self.inbound.recv() => self.connect_inbound(inbound),
                 _ = self.shared.poll_requested() => {}
                 _ = sleep => {}
             }
@@ -341,6 +386,34 @@ impl<N: ClusterNet> Stack<N> {
         self.keys.insert(handle, key);
         self.rx.push_back(syn);
         self.starting.push((handle, starter));
+    }
+
+    /// Opens a connection from the stack to CMD's namespace for a published port; its task
+    /// splices it with the laptop's connection once smoltcp has sent the SYN. A port CMD
+    /// does not listen on resets, which ends the laptop's connection.
+    fn connect_inbound(&mut self, Inbound { port, conn }: Inbound) {
+        let mut socket = tcp::Socket::new(
+            tcp::SocketBuffer::new(vec![0; TCP_BUFFER]),
+            tcp::SocketBuffer::new(vec![0; TCP_BUFFER]),
+        );
+        socket.set_nagle_enabled(false);
+        socket.set_timeout(Some(TCP_TIMEOUT));
+        let local = self.next_port;
+        self.next_port = if local == u16::MAX {
+            FIRST_PUBLISH_PORT
+        } else {
+            local + 1
+        };
+        let addrs = self.config.addrs;
+        let remote = (smoltcp::wire::IpAddress::from(addrs.ns_v4), port);
+        let source = (smoltcp::wire::IpAddress::from(addrs.stack_v4), local);
+        if let Err(e) = socket.connect(self.iface.context(), remote, source) {
+            tracing::debug!(port, error = %e, "cannot open a published connection");
+            return;
+        }
+        let handle = self.shared.lock().set.add(socket);
+        self.starting
+            .push((handle, Starter::Splice(Box::new(conn))));
     }
 
     fn refuse(&self, syn: &[u8], how: Refusal) {
@@ -548,7 +621,9 @@ mod tests {
             upstreams: Vec::new(),
         };
         let shutdown = CancellationToken::new();
-        tokio::spawn(serve(tun, config, net.clone(), shutdown.clone()));
+        // No published ports: the sender goes at once.
+        let (_, inbound) = mpsc::channel(1);
+        tokio::spawn(serve(tun, config, net.clone(), inbound, shutdown.clone()));
         cmd.set_nonblocking(true).unwrap();
         Harness {
             cmd: tokio::net::UnixDatagram::from_std(cmd).unwrap(),

@@ -145,6 +145,51 @@ fn any_program_reaches_cluster_names_through_run_and_the_laptop_is_left_as_it_wa
         "run changed the laptop's network"
     );
 
+    // A server run this way is reached from the laptop on its published port.
+    let www = tempfile::tempdir().unwrap();
+    std::fs::write(
+        www.path().join("index.html"),
+        "served from the run namespace",
+    )
+    .unwrap();
+    let port = laptop
+        .bind_tcp("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let www_dir = www.path().to_str().unwrap();
+    let mut c = tether_cmd(
+        &laptop,
+        state.path(),
+        &[
+            "run", "-n", &ns.name, "-p", &port, "--", "busybox", "httpd", "-f", "-p", &port, "-h",
+            www_dir,
+        ],
+    );
+    c.stdout(Stdio::null()).stderr(Stdio::null());
+    let mut server = c.spawn().unwrap();
+    let local = format!("http://127.0.0.1:{port}/");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut get = laptop.command("curl");
+        get.args(["-sS", "--max-time", "2", &local]);
+        let out = get.output().unwrap();
+        if text(&out) == "served from the run namespace" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the published port never answered: {out:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = Command::new("kill")
+        .args(["-INT", &server.id().to_string()])
+        .status();
+    let _ = server.wait();
+
     // Ctrl-C reaches CMD, and tether exits as CMD did.
     let mut c = tether_cmd(
         &laptop,

@@ -83,6 +83,10 @@ fn the_intercepted_fix_refuses_the_second_payment_and_leave_restores_the_cluster
         return;
     };
     let _turn = SHOP.lock().unwrap_or_else(|e| e.into_inner());
+    // The connect agent is shared with the connect tests, which uninstall it.
+    let _connect = crate::connect::TURN
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     let repo = repo_copy();
     let shop = repo.path().join("examples/shop");
     let _down = DownOnPanic::new(&shop, Some(laptop.clone()));
@@ -100,8 +104,31 @@ fn the_intercepted_fix_refuses_the_second_payment_and_leave_restores_the_cluster
     );
     let original = rt.block_on(payments_specs(&cluster.client));
 
-    // 2. The fixed payments service on the laptop, on 8080, reaching orders through
-    //    tether's forward there.
+    // 2. Connect: the laptop reaches the cluster's Services by name.
+    let state = tempfile::tempdir().unwrap();
+    let mut connect = laptop.tether(&shop, &["connect", "-n", "api", "-o", "json"]);
+    connect.env("XDG_RUNTIME_DIR", state.path());
+    let mut connect = Running::spawn(connect);
+    connect.wait_for(0, Duration::from_secs(300), "tether connect", |l| {
+        l.contains("\"connected\":true")
+    });
+    let mut probe = laptop.command("curl");
+    probe.args([
+        "-sS",
+        "--max-time",
+        "10",
+        "--proxy",
+        "socks5h://127.0.0.1:1080",
+        "http://orders-svc/healthz",
+    ]);
+    assert!(
+        output(probe).status.success(),
+        "orders-svc through connect's proxy"
+    );
+
+    // 3. The fixed payments service on the laptop, on 8080, calling its default
+    //    ORDERS_URL, http://orders-svc.api, as it does in the cluster: `tether run` gives
+    //    it the cluster's names and publishes its port on the laptop.
     let build = std::process::Command::new(shop.join("build-static"))
         .args(["payments", "--features", "solution"])
         .current_dir(&shop)
@@ -111,16 +138,27 @@ fn the_intercepted_fix_refuses_the_second_payment_and_leave_restores_the_cluster
     assert!(build.success(), "the solution builds");
     let binary = repo.path().join("payments-fixed");
     std::fs::copy(shop.join("payments/.build/payments"), &binary).unwrap();
-    let _local = Local(
-        laptop
-            .command(&binary)
-            .env("PORT", "8080")
-            .env("ORDERS_URL", "http://127.0.0.1:8003")
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
+    let binary = binary.to_string_lossy().into_owned();
+    let mut local = laptop.tether(
+        &shop,
+        &[
+            "run",
+            "-n",
+            "api",
+            "-p",
+            "8080",
+            "--",
+            "env",
+            "PORT=8080",
+            &binary,
+        ],
     );
-    let deadline = Instant::now() + Duration::from_secs(30);
+    local
+        .env("XDG_RUNTIME_DIR", state.path())
+        .env_remove("ORDERS_URL")
+        .stdout(Stdio::null());
+    let _local = Local(local.spawn().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(60);
     while laptop
         .block_on(reqwest::get("http://127.0.0.1:8080/healthz"))
         .is_err()
@@ -132,7 +170,7 @@ fn the_intercepted_fix_refuses_the_second_payment_and_leave_restores_the_cluster
         std::thread::sleep(Duration::from_millis(200));
     }
 
-    // 3. Intercept: the gateway in the cluster now reaches the laptop's payments.
+    // 4. Intercept: the gateway in the cluster now reaches the laptop's payments.
     let mut intercept = Running::spawn(laptop.tether(
         &shop,
         &[
@@ -152,7 +190,7 @@ fn the_intercepted_fix_refuses_the_second_payment_and_leave_restores_the_cluster
     assert!(refused.contains("HTTP 403"), "{refused}");
     assert!(refused.contains("Already Paid"), "{refused}");
 
-    // 4. Leave: the cluster serves again, specs exactly as before.
+    // 5. Leave: the cluster serves again, specs exactly as before.
     let out = output(laptop.tether(&shop, &["leave", "payments-svc", "--namespace", "api"]));
     assert!(out.status.success(), "tether leave failed");
     intercept.interrupt();
@@ -171,6 +209,10 @@ fn the_intercepted_fix_refuses_the_second_payment_and_leave_restores_the_cluster
         );
         std::thread::sleep(Duration::from_secs(2));
     }
+    let mut quit = laptop.tether(&shop, &["connect", "--quit"]);
+    quit.env("XDG_RUNTIME_DIR", state.path());
+    assert!(output(quit).status.success());
+    assert!(connect.exited_within(Duration::from_secs(10)).is_some());
     assert!(up.interrupt());
     let out = output(laptop.tether(&shop, &["down"]));
     assert!(out.status.success());
