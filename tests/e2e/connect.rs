@@ -123,6 +123,14 @@ pub(crate) async fn deploy(client: &Client, ns: &str) -> String {
     .await
     .expect("web-0 runs")
     .unwrap();
+    // Ready pods reach the Service's rules a moment later (kube-proxy): until then its
+    // ClusterIP refuses. The node sees what the cluster sees, so ask from here.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let addr: SocketAddr = format!("{web_ip}:80").parse().unwrap();
+    while std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err() {
+        assert!(Instant::now() < deadline, "web-svc's rules never came");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     web_ip
 }
 

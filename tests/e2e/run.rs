@@ -185,6 +185,18 @@ fn any_program_reaches_cluster_names_through_run_and_the_laptop_is_left_as_it_wa
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    // Every new connection is served, also when its request arrives before the stack's
+    // handshake into the namespace is done (a client writes at once).
+    for i in 0..30 {
+        let mut get = laptop.command("curl");
+        get.args(["-sS", "--max-time", "5", &local]);
+        let out = get.output().unwrap();
+        assert_eq!(
+            text(&out),
+            "served from the run namespace",
+            "request {i}: {out:?}"
+        );
+    }
     let _ = Command::new("kill")
         .args(["-INT", &server.id().to_string()])
         .status();
