@@ -22,8 +22,12 @@
 //!   traffic agent, and installing it to route a Service's traffic to this machine.
 //! - [`run`]: `tether run -- CMD`, a program in a namespace of its own whose network is the
 //!   cluster's (a TUN device, a userspace TCP/IP stack, DNS) plus the laptop's.
+//! - [`connect`], [`run`]: cluster names from the laptop (a loopback proxy and DNS server;
+//!   any program in namespaces of its own behind a userspace TCP/IP stack).
+//! - [`accept`]: the accept loop every listener shares.
 //! - [`cli`], [`commands`]: the command line and its edges.
 
+pub mod accept;
 pub mod agent;
 pub mod build;
 pub mod cli;

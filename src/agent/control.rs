@@ -4,8 +4,6 @@
 //! a route no other laptop holds ([`Registry::join`](super::registry::Registry::join)).
 //! Then the laptop's session runs until it ends, and only its own route goes away.
 
-use std::time::Duration;
-
 use sha2::{Digest, Sha256};
 use tokio::{
     io::{AsyncRead, AsyncWrite, AsyncWriteExt},
@@ -22,17 +20,7 @@ pub const WRONG_TOKEN: &str = "wrong or missing attach token";
 impl Agent {
     /// Accepts laptops on the control listener until `shutdown`.
     pub async fn serve_control(&self, listener: TcpListener, shutdown: CancellationToken) {
-        loop {
-            let accepted = tokio::select! {
-                a = listener.accept() => a,
-                _ = shutdown.cancelled() => return,
-            };
-            let Ok((conn, _)) = accepted else {
-                // Out of file descriptors and the like: breathe, then go on.
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            };
-            let _ = conn.set_nodelay(true);
+        while let Some((conn, _)) = crate::accept::next(&listener, &shutdown).await {
             let agent = self.clone();
             tokio::spawn(async move {
                 match agent.attach(conn).await {

@@ -3,8 +3,6 @@
 //! [`Routes`](super::routes::Routes)) afresh for every connection and request, so a laptop
 //! that leaves loses its traffic at once.
 
-use std::time::Duration;
-
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -13,16 +11,7 @@ use super::{router, server::Agent};
 impl Agent {
     /// Accepts traffic on the agent port until `shutdown`.
     pub async fn serve_traffic(&self, listener: TcpListener, shutdown: CancellationToken) {
-        loop {
-            let accepted = tokio::select! {
-                a = listener.accept() => a,
-                _ = shutdown.cancelled() => return,
-            };
-            let Ok((conn, peer)) = accepted else {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            };
-            let _ = conn.set_nodelay(true);
+        while let Some((conn, peer)) = crate::accept::next(&listener, &shutdown).await {
             let (app, routes) = (self.config.app, self.registry.clone());
             tokio::spawn(router::serve_connection(conn, peer, app, routes));
         }

@@ -21,16 +21,7 @@ const GREETING_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves proxy clients on `listener` until `shutdown`.
 pub async fn serve<N: ClusterNet>(listener: TcpListener, net: N, shutdown: CancellationToken) {
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = shutdown.cancelled() => return,
-        };
-        let Ok((conn, _)) = accepted else {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        };
-        let _ = conn.set_nodelay(true);
+    while let Some((conn, _)) = crate::accept::next(&listener, &shutdown).await {
         let net = net.clone();
         tokio::spawn(async move {
             if let Err(e) = handle(conn, &net).await {

@@ -114,16 +114,7 @@ pub(crate) async fn publish(
     to_stack: mpsc::Sender<Inbound>,
     shutdown: CancellationToken,
 ) {
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = shutdown.cancelled() => return,
-        };
-        let Ok((conn, _)) = accepted else {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        };
-        let _ = conn.set_nodelay(true);
+    while let Some((conn, _)) = crate::accept::next(&listener, &shutdown).await {
         if to_stack.send(Inbound { port, conn }).await.is_err() {
             return;
         }

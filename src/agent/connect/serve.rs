@@ -5,7 +5,7 @@
 
 use std::{
     sync::{Arc, Mutex},
-    time::{Duration, Instant},
+    time::Instant,
 };
 
 use tokio::{
@@ -44,16 +44,7 @@ impl ConnectAgent {
     /// Accepts laptops on the control listener until `shutdown`.
     pub async fn serve_control(&self, listener: TcpListener, shutdown: CancellationToken) {
         let mut next = 0u64;
-        loop {
-            let accepted = tokio::select! {
-                a = listener.accept() => a,
-                _ = shutdown.cancelled() => return,
-            };
-            let Ok((conn, _)) = accepted else {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            };
-            let _ = conn.set_nodelay(true);
+        while let Some((conn, _)) = crate::accept::next(&listener, &shutdown).await {
             next += 1;
             let (agent, id) = (self.clone(), next);
             tokio::spawn(async move {
