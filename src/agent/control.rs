@@ -12,7 +12,7 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 
 use super::{error::AttachError, server::Agent};
-use crate::tunnel::{HelloMeta, Incoming, LAPTOPS_TARGET, Role, Session, Side};
+use crate::tunnel::{Handshake, HelloMeta, Incoming, LAPTOPS_TARGET, Role, Session, Side};
 
 /// What a laptop with the wrong token, or none, is told.
 pub const WRONG_TOKEN: &str = "wrong or missing attach token";
@@ -37,22 +37,12 @@ impl Agent {
     where
         IO: AsyncRead + AsyncWrite + Send + 'static,
     {
-        let meta = HelloMeta {
-            role: Role::Agent,
-            name: std::env::var("HOSTNAME").unwrap_or_default(),
-            ..HelloMeta::default()
-        };
-        let handshake = Session::hear(io, meta).await?;
-        let peer = handshake.peer().clone();
-        let refusal = refusal(
-            &peer,
+        let (handshake, peer) = hear_laptop(
+            io,
             self.config.token.as_deref(),
             "reinstall it with `tether intercept`",
-        );
-        if let Some(reason) = refusal {
-            handshake.refuse(&reason).await;
-            return Err(AttachError::Refused(reason));
-        }
+        )
+        .await?;
         let membership = match self.registry.join(&peer.name, &peer.filter) {
             Ok(m) => m,
             Err(held) => {
@@ -90,9 +80,34 @@ impl Agent {
     }
 }
 
+/// Reads a peer's Hello and refuses it (with the reason, in a GoAway) unless it is a
+/// laptop holding the token `expected`; `reinstall` tells how to give a token-less agent
+/// one. What comes next (the route, the welcome) is the caller's.
+pub(crate) async fn hear_laptop<IO>(
+    io: IO,
+    expected: Option<&str>,
+    reinstall: &str,
+) -> Result<(Handshake<IO>, HelloMeta), AttachError>
+where
+    IO: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let meta = HelloMeta {
+        role: Role::Agent,
+        name: std::env::var("HOSTNAME").unwrap_or_default(),
+        ..HelloMeta::default()
+    };
+    let handshake = Session::hear(io, meta).await?;
+    let peer = handshake.peer().clone();
+    if let Some(reason) = refusal(&peer, expected, reinstall) {
+        handshake.refuse(&reason).await;
+        return Err(AttachError::Refused(reason));
+    }
+    Ok((handshake, peer))
+}
+
 /// Why a laptop saying `peer` may not attach to an agent holding `expected`, if it may
 /// not; `reinstall` tells how to give a token-less agent one.
-pub(crate) fn refusal(peer: &HelloMeta, expected: Option<&str>, reinstall: &str) -> Option<String> {
+fn refusal(peer: &HelloMeta, expected: Option<&str>, reinstall: &str) -> Option<String> {
     if peer.role != Role::Laptop {
         return Some("only a laptop may attach".to_owned());
     }

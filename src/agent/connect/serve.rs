@@ -16,9 +16,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::{ConnectConfig, dial, resolve::ClusterDns};
 use crate::{
-    agent::{AttachError, control::refusal},
+    agent::{AttachError, control::hear_laptop},
     tunnel::{
-        HelloMeta, Incoming, LAPTOPS_TARGET, LaptopInfo, Role, Session, Side,
+        Incoming, LAPTOPS_TARGET, LaptopInfo, Side,
         target::{Target, line},
     },
 };
@@ -61,18 +61,8 @@ impl ConnectAgent {
     where
         IO: AsyncRead + AsyncWrite + Send + 'static,
     {
-        let meta = HelloMeta {
-            role: Role::Agent,
-            name: std::env::var("HOSTNAME").unwrap_or_default(),
-            ..HelloMeta::default()
-        };
-        let handshake = Session::hear(io, meta).await?;
-        let peer = handshake.peer().clone();
         let reinstall = "run `tether uninstall --connect`, then `tether connect` again";
-        if let Some(reason) = refusal(&peer, self.config.token.as_deref(), reinstall) {
-            handshake.refuse(&reason).await;
-            return Err(AttachError::Refused(reason));
-        }
+        let (handshake, peer) = hear_laptop(io, self.config.token.as_deref(), reinstall).await?;
         let mut session = handshake.welcome(Side::Acceptor, self.config.session);
         self.with_laptops(|l| l.push((id, peer.name.clone(), Instant::now())));
         tracing::info!(laptop = %peer.name, "laptop connected");
