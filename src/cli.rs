@@ -130,6 +130,11 @@ pub struct InterceptArgs {
     /// `json`: progress on stderr, the ready line on stdout as one JSON object.
     #[arg(short = 'o', long, value_enum, default_value_t)]
     pub output: Output,
+    /// The local process to start (after `--`), as `tether run -p LOCAL` starts it: it
+    /// reaches the cluster by its names and gets the intercepted container's environment;
+    /// the intercept ends when it exits.
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<std::ffi::OsString>,
 }
 
 #[derive(Debug, Args, Clone)]

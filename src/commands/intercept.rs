@@ -99,12 +99,17 @@ pub async fn intercept(args: InterceptArgs) -> Result<(), Failure> {
     }
     let cluster = connect_guarded(args.context.as_deref()).await?;
     let client = cluster.client.clone();
-    let namespace = namespace_of(&cluster, args.namespace);
+    let namespace = namespace_of(&cluster, args.namespace.clone());
 
     // Everything that can refuse is read or checked before the first change.
     let found = intercept::find(&client, &namespace, &args.service, &port)
         .await
         .map_err(fail)?;
+    // With `-- CMD`, CMD is started first, under `tether run` publishing the local port.
+    let mut local_cmd = match args.command.as_slice() {
+        [] => None,
+        command => Some(start_local(command, &args, &namespace, port.local).await?),
+    };
     let local = intercept::local_listener(port.local).await.map_err(fail)?;
     let t = found.target.clone();
     let what = if filter.is_all() {
@@ -184,6 +189,10 @@ pub async fn intercept(args: InterceptArgs) -> Result<(), Failure> {
             _ = tokio::signal::ctrl_c() => break Ended::Asked,
             _ = term.recv() => break Ended::Asked,
             why = &mut elsewhere => break Ended::Elsewhere(why),
+            status = local_exit(&mut local_cmd) => {
+                say(&format!("the local process exited ({status}); leaving"));
+                break Ended::Asked;
+            }
             Some(ev) = event_rx.recv() => match ev {
                 attach::Event::Attached { pod, attached, ready } => {
                     say(&format!("attached: pod {pod} ({attached}/{ready} replicas)"));
@@ -437,6 +446,81 @@ pub async fn uninstall(args: UninstallArgs) -> Result<(), Failure> {
             "could not restore:\n  {}",
             failures.join("\n  ")
         )))
+    }
+}
+
+/// How long `-- CMD` may take to start serving its port.
+const LOCAL_START: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Starts `command` as `tether run -n NS -p LOCAL --env-from SERVICE -- command` and waits
+/// until it serves its port: a connection to the published port that CMD does not take is
+/// closed at once by the run's stack, one it took stays open.
+async fn start_local(
+    command: &[std::ffi::OsString],
+    args: &InterceptArgs,
+    namespace: &str,
+    port: u16,
+) -> Result<tokio::process::Child, Failure> {
+    let exe = std::env::current_exe().map_err(|e| Failure::Failed(e.into()))?;
+    let mut run = tokio::process::Command::new(exe);
+    run.args([
+        "run",
+        "-n",
+        namespace,
+        "-p",
+        &port.to_string(),
+        "--env-from",
+        &args.service,
+    ]);
+    if let Some(context) = &args.context {
+        run.args(["--context", context]);
+    }
+    run.arg("--").args(command).kill_on_drop(true);
+    let mut child = run
+        .spawn()
+        .map_err(|e| Failure::Failed(anyhow!("cannot start `tether run`: {e}")))?;
+    let deadline = Instant::now() + LOCAL_START;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(Failure::Failed(anyhow!(
+                "the local process exited ({status}) before it served port {port}; nothing was changed in the cluster"
+            )));
+        }
+        if serves(port).await {
+            return Ok(child);
+        }
+        if Instant::now() > deadline {
+            return Err(Failure::Failed(anyhow!(
+                "the local process did not serve port {port} within {} s",
+                LOCAL_START.as_secs()
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// Whether something took a connection to 127.0.0.1:`port` and kept it open a moment.
+async fn serves(port: u16) -> bool {
+    use tokio::io::AsyncReadExt as _;
+    let Ok(mut conn) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+        return false;
+    };
+    let mut byte = [0u8; 1];
+    // Closed (or reset) at once: nothing took it. Still open: CMD did.
+    matches!(
+        tokio::time::timeout(std::time::Duration::from_millis(300), conn.read(&mut byte)).await,
+        Err(_)
+    )
+}
+
+/// Resolves when `-- CMD` exits; never without one.
+async fn local_exit(child: &mut Option<tokio::process::Child>) -> String {
+    match child {
+        Some(c) => c
+            .wait()
+            .await
+            .map_or_else(|e| e.to_string(), |s| s.to_string()),
+        None => std::future::pending().await,
     }
 }
 

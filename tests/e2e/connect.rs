@@ -39,7 +39,9 @@ fn runtime() -> tokio::runtime::Runtime {
 /// `tether ARGS` run on the laptop (inside its namespace), with its own runtime folder.
 pub(crate) fn tether_cmd(laptop: &Laptop, state: &std::path::Path, args: &[&str]) -> Command {
     let mut c = laptop.command(env!("CARGO_BIN_EXE_tether"));
+    // No terminal: signals a test sends reach tether alone, as they would from a script.
     c.args(args)
+        .stdin(std::process::Stdio::null())
         .current_dir("/")
         .env("XDG_RUNTIME_DIR", state)
         .env("CARGO_TARGET_DIR", shop_target());

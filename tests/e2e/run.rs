@@ -42,7 +42,7 @@ fn any_program_reaches_cluster_names_through_run_and_the_laptop_is_left_as_it_wa
         return;
     };
     let ns = rt.block_on(TestNamespace::create(&cluster.client, "run"));
-    rt.block_on(deploy(&cluster.client, &ns.name));
+    let web_ip = rt.block_on(deploy(&cluster.client, &ns.name));
     let state = tempfile::tempdir().unwrap();
     let before = laptop_network(&laptop);
 
@@ -201,6 +201,57 @@ fn any_program_reaches_cluster_names_through_run_and_the_laptop_is_left_as_it_wa
         .args(["-INT", &server.id().to_string()])
         .status();
     let _ = server.wait();
+
+    // `tether intercept -- CMD`: CMD started as `run` starts it, the Service's traffic
+    // routed to it, and the intercept ended (and the Service restored) with Ctrl-C.
+    let port = laptop
+        .bind_tcp("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let mut c = tether_cmd(
+        &laptop,
+        state.path(),
+        &[
+            "intercept",
+            "web-svc",
+            "-p",
+            &port,
+            "-n",
+            &ns.name,
+            "--",
+            "busybox",
+            "httpd",
+            "-f",
+            "-p",
+            &port,
+            "-h",
+            www_dir,
+        ],
+    );
+    c.stdout(Stdio::piped()).stderr(Stdio::inherit());
+    let mut intercept = crate::process::Running::spawn(c);
+    intercept.wait_for(0, Duration::from_secs(300), "the intercept", |l| {
+        l.starts_with("ready: ")
+    });
+    // A caller in the cluster (the node's view) now reaches the laptop's CMD.
+    let cluster_url = format!("http://{web_ip}/");
+    let from_cluster = || {
+        let out = Command::new("curl")
+            .args(["-sS", "--max-time", "5", &cluster_url])
+            .output()
+            .unwrap();
+        text(&out)
+    };
+    assert_eq!(from_cluster(), "served from the run namespace");
+    assert!(intercept.interrupt(), "the intercept ends with Ctrl-C");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while from_cluster() != "hello from the cluster" {
+        assert!(Instant::now() < deadline, "the Service was not restored");
+        std::thread::sleep(Duration::from_millis(500));
+    }
 
     // Ctrl-C reaches CMD, and tether exits as CMD did.
     let mut c = tether_cmd(

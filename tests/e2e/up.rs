@@ -114,7 +114,20 @@ async fn labelled_objects(client: &Client) -> Vec<String> {
     scan!(Service, Api::namespaced(client.clone(), "api"));
     scan!(Secret, Api::namespaced(client.clone(), "api"));
     scan!(ConfigMap, Api::namespaced(client.clone(), "api"));
-    scan!(Namespace, Api::all(client.clone()));
+    // The shop's own namespace: other namespaces of tether's (the connect agent's
+    // `tether`) are not `up`'s to remove.
+    let api = Api::<Namespace>::all(client.clone())
+        .get_opt("api")
+        .await
+        .unwrap();
+    if api.is_some_and(|n| {
+        n.metadata.labels.is_some_and(|l| {
+            l.get("app.kubernetes.io/managed-by")
+                .is_some_and(|v| v == "tether")
+        })
+    }) {
+        found.push("Namespace api".to_owned());
+    }
     found
 }
 
