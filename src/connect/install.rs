@@ -139,7 +139,7 @@ pub async fn token(client: &Client) -> Result<Option<String>, ConnectError> {
 }
 
 /// Deletes the agent's objects; returns what was deleted, for the report. The namespace
-/// goes too when tether created it and nothing else is left in it.
+/// goes too when it carries tether's label: it is tether's own, made for the agent.
 pub async fn remove(client: &Client) -> Result<Vec<String>, ConnectError> {
     let mut gone = Vec::new();
     let dp = DeleteParams::foreground();
