@@ -530,6 +530,22 @@ fn bench_connect() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let via_kubectl = laptop.run(|| bench::measure(&kurl));
+    // curl, which knows no proxy here, through `tether run` by cluster name, and the same
+    // curl through the kubectl forward.
+    let curl_run = curl_figures(&laptop, |script| {
+        let mut c = tether_cmd(
+            &laptop,
+            state.path(),
+            &["run", "-n", &ns.name, "--", "sh", "-c", script],
+        );
+        c.stdout(std::process::Stdio::piped());
+        c
+    }, &url);
+    let curl_kubectl = curl_figures(&laptop, |script| {
+        let mut c = laptop.command("sh");
+        c.args(["-c", script]);
+        c
+    }, &kurl);
     let _ = kubectl.kill();
     let _ = kubectl.wait();
 
@@ -554,5 +570,46 @@ fn bench_connect() {
         via_proxy.p99.as_secs_f64() / via_kubectl.p99.as_secs_f64(),
         via_proxy.throughput / via_kubectl.throughput,
     );
+    bench::row("curl in tether run → agent → Service", &curl_run);
+    bench::row("curl → kubectl port-forward → pod", &curl_kubectl);
+    println!(
+        "ratios (run / kubectl): p50 {:.2}, p99 {:.2}, throughput {:.2}",
+        curl_run.p50.as_secs_f64() / curl_kubectl.p50.as_secs_f64(),
+        curl_run.p99.as_secs_f64() / curl_kubectl.p99.as_secs_f64(),
+        curl_run.throughput / curl_kubectl.throughput,
+    );
     assert!(session.interrupt());
+}
+
+/// One curl fetching `url` 300 times on one kept-alive connection (each transfer's time),
+/// then 800 fetches 16 at a time (the wall time), in a shell made by `shell`.
+fn curl_figures(
+    laptop: &Laptop,
+    shell: impl Fn(&str) -> Command,
+    url: &str,
+) -> bench::Measured {
+    let many = |n: usize| vec![url; n].join(" ");
+    let script = format!(
+        "curl -s -w '\\n%{{time_total}}\\n' {}; s=$(date +%s%N); curl -s -Z --parallel-max 16 {} > /dev/null; e=$(date +%s%N); echo wall $((e - s))",
+        many(300),
+        many(800)
+    );
+    let out = laptop.run(|| shell(&script).output().unwrap());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut times: Vec<Duration> = text
+        .lines()
+        .filter_map(|l| l.trim().parse::<f64>().ok())
+        .map(Duration::from_secs_f64)
+        .collect();
+    times.sort();
+    let wall_ns: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("wall "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(f64::NAN);
+    bench::Measured {
+        p50: bench::quantile(&times, 0.5),
+        p99: bench::quantile(&times, 0.99),
+        throughput: 800.0 / (wall_ns / 1e9),
+    }
 }
