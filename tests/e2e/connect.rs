@@ -613,3 +613,61 @@ fn curl_figures(
         throughput: 800.0 / (wall_ns / 1e9),
     }
 }
+
+/// A connect session outlives a restart of the API server: while it is down clients get
+/// errors (not hangs), the session says it lost the link, reconnects by itself when the
+/// API server is back, says so, and clients are served again.
+///
+/// Ignored: it restarts the cluster's API server, which every other test uses. Run it
+/// alone, with the command that restarts it in `TETHER_E2E_RESTART_APISERVER`, e.g. on
+/// the dev cluster:
+///
+/// ```text
+/// TETHER_E2E_RESTART_APISERVER='kill $(cat /run/tether-dev-cluster/pids/kube-apiserver.pid) && scripts/dev-cluster up' \
+///   cargo test --test e2e connect_survives_an_api_server_restart -- --ignored --nocapture
+/// ```
+#[test]
+#[ignore = "restarts the API server: run alone (see its doc)"]
+fn connect_survives_an_api_server_restart() {
+    let restart = std::env::var("TETHER_E2E_RESTART_APISERVER")
+        .expect("TETHER_E2E_RESTART_APISERVER names the command that restarts the API server");
+    let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
+    let rt = runtime();
+    let Some(cluster) = rt.block_on(cluster()) else {
+        return;
+    };
+    let Some(laptop) = Laptop::from_env() else {
+        return;
+    };
+    let ns = rt.block_on(TestNamespace::create(&cluster.client, "connect-restart"));
+    rt.block_on(deploy(&cluster.client, &ns.name));
+    let state = tempfile::tempdir().unwrap();
+    let mut session = Running::spawn(tether_cmd(
+        &laptop,
+        state.path(),
+        &["connect", "-n", &ns.name, "--proxy-port", "0", "--dns-port", "0", "-o", "json"],
+    ));
+    let ready = session.wait_for(0, Duration::from_secs(180), "ready", |l| {
+        l.contains("\"connected\":true")
+    });
+    let ready: serde_json::Value = serde_json::from_str(&ready).unwrap();
+    let socks = format!("socks5h://{}", ready["proxy"].as_str().unwrap());
+    let get = || curl(&laptop, &["--proxy", &socks, "http://web-svc/"]);
+    assert_eq!(String::from_utf8_lossy(&get().stdout), "hello from the cluster");
+
+    let mark = session.mark();
+    let restarted = Command::new("sh").args(["-c", &restart]).status().unwrap();
+    assert!(restarted.success(), "{restart}");
+    session.wait_for(mark, Duration::from_secs(180), "the reconnect", |l| {
+        l.contains("connect: reconnected to tether-connect-")
+    });
+    assert!(
+        session
+            .since(mark)
+            .iter()
+            .any(|l| l.contains("the link to the cluster was lost")),
+        "the session said it lost the link"
+    );
+    assert_eq!(String::from_utf8_lossy(&get().stdout), "hello from the cluster");
+    assert!(session.interrupt());
+}
