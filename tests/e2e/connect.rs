@@ -656,8 +656,17 @@ fn connect_survives_an_api_server_restart() {
     assert_eq!(String::from_utf8_lossy(&get().stdout), "hello from the cluster");
 
     let mark = session.mark();
-    let restarted = Command::new("sh").args(["-c", &restart]).status().unwrap();
-    assert!(restarted.success(), "{restart}");
+    let restarting = std::thread::spawn(move || Command::new("sh").args(["-c", &restart]).status());
+    // While the API server is away, a client gets an answer (an error) in seconds.
+    std::thread::sleep(Duration::from_secs(2));
+    let started = Instant::now();
+    let during = get();
+    assert!(
+        started.elapsed() < Duration::from_secs(9),
+        "a client hung while the API server was away: {during:?}"
+    );
+    let restarted = restarting.join().unwrap().unwrap();
+    assert!(restarted.success(), "the restart command failed");
     session.wait_for(mark, Duration::from_secs(180), "the reconnect", |l| {
         l.contains("connect: reconnected to tether-connect-")
     });
