@@ -532,20 +532,26 @@ fn bench_connect() {
     let via_kubectl = laptop.run(|| bench::measure(&kurl));
     // curl, which knows no proxy here, through `tether run` by cluster name, and the same
     // curl through the kubectl forward.
-    let curl_run = curl_figures(&laptop, |script| {
-        let mut c = tether_cmd(
-            &laptop,
-            state.path(),
-            &["run", "-n", &ns.name, "--", "sh", "-c", script],
-        );
-        c.stdout(std::process::Stdio::piped());
-        c
-    }, &url);
-    let curl_kubectl = curl_figures(&laptop, |script| {
-        let mut c = laptop.command("sh");
-        c.args(["-c", script]);
-        c
-    }, &kurl);
+    let curl_run = curl_figures(
+        |script| {
+            let mut c = tether_cmd(
+                &laptop,
+                state.path(),
+                &["run", "-n", &ns.name, "--", "sh", "-c", script],
+            );
+            c.stdout(std::process::Stdio::piped());
+            c
+        },
+        &url,
+    );
+    let curl_kubectl = curl_figures(
+        |script| {
+            let mut c = laptop.command("sh");
+            c.args(["-c", script]);
+            c
+        },
+        &kurl,
+    );
     let _ = kubectl.kill();
     let _ = kubectl.wait();
 
@@ -583,18 +589,15 @@ fn bench_connect() {
 
 /// One curl fetching `url` 300 times on one kept-alive connection (each transfer's time),
 /// then 800 fetches 16 at a time (the wall time), in a shell made by `shell`.
-fn curl_figures(
-    laptop: &Laptop,
-    shell: impl Fn(&str) -> Command,
-    url: &str,
-) -> bench::Measured {
+fn curl_figures(shell: impl Fn(&str) -> Command, url: &str) -> bench::Measured {
     let many = |n: usize| vec![url; n].join(" ");
     let script = format!(
         "curl -s -w '\\n%{{time_total}}\\n' {}; s=$(date +%s%N); curl -s -Z --parallel-max 16 {} > /dev/null; e=$(date +%s%N); echo wall $((e - s))",
         many(300),
         many(800)
     );
-    let out = laptop.run(|| shell(&script).output().unwrap());
+    // Both shells are laptop commands already (`Laptop::command` enters the namespace).
+    let out = shell(&script).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     let mut times: Vec<Duration> = text
         .lines()
@@ -645,7 +648,17 @@ fn connect_survives_an_api_server_restart() {
     let mut session = Running::spawn(tether_cmd(
         &laptop,
         state.path(),
-        &["connect", "-n", &ns.name, "--proxy-port", "0", "--dns-port", "0", "-o", "json"],
+        &[
+            "connect",
+            "-n",
+            &ns.name,
+            "--proxy-port",
+            "0",
+            "--dns-port",
+            "0",
+            "-o",
+            "json",
+        ],
     ));
     let ready = session.wait_for(0, Duration::from_secs(180), "ready", |l| {
         l.contains("\"connected\":true")
@@ -653,7 +666,10 @@ fn connect_survives_an_api_server_restart() {
     let ready: serde_json::Value = serde_json::from_str(&ready).unwrap();
     let socks = format!("socks5h://{}", ready["proxy"].as_str().unwrap());
     let get = || curl(&laptop, &["--proxy", &socks, "http://web-svc/"]);
-    assert_eq!(String::from_utf8_lossy(&get().stdout), "hello from the cluster");
+    assert_eq!(
+        String::from_utf8_lossy(&get().stdout),
+        "hello from the cluster"
+    );
 
     let mark = session.mark();
     let restarting = std::thread::spawn(move || Command::new("sh").args(["-c", &restart]).status());
@@ -677,6 +693,9 @@ fn connect_survives_an_api_server_restart() {
             .any(|l| l.contains("the link to the cluster was lost")),
         "the session said it lost the link"
     );
-    assert_eq!(String::from_utf8_lossy(&get().stdout), "hello from the cluster");
+    assert_eq!(
+        String::from_utf8_lossy(&get().stdout),
+        "hello from the cluster"
+    );
     assert!(session.interrupt());
 }
