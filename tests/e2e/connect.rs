@@ -45,6 +45,17 @@ pub(crate) fn tether_cmd(laptop: &Laptop, state: &std::path::Path, args: &[&str]
         .current_dir("/")
         .env("XDG_RUNTIME_DIR", state)
         .env("CARGO_TARGET_DIR", shop_target());
+    // A suite started in the background of a shell ignores SIGINT and SIGQUIT, and ignored
+    // signals pass to every child: give tether (and so CMD) the dispositions a developer's
+    // terminal gives, so the Ctrl-C the tests send means what it means there.
+    // SAFETY: the hook runs between fork and exec and makes two signal(2) calls.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut c, || {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            libc::signal(libc::SIGQUIT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
     c
 }
 
