@@ -13,7 +13,10 @@ use anyhow::anyhow;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use super::{Classified, Failure, intercept::connect_guarded};
+use super::{
+    Classified, Failure,
+    intercept::{connect_guarded, namespace_of},
+};
 use crate::{
     cli::{ConnectArgs, Output},
     connect::{
@@ -43,10 +46,7 @@ pub async fn run(args: ConnectArgs) -> Result<(), Failure> {
     let started = Instant::now();
     let cluster = connect_guarded(args.context.as_deref()).await?;
     let client = cluster.client.clone();
-    let namespace = args
-        .namespace
-        .clone()
-        .unwrap_or_else(|| client.default_namespace().to_owned());
+    let namespace = namespace_of(&cluster, args.namespace.clone());
     if let Some(h) = held::read(&dir) {
         if h.cluster == cluster.id && h.namespace == namespace {
             println!(
@@ -136,8 +136,7 @@ pub async fn run(args: ConnectArgs) -> Result<(), Failure> {
             _ = term.recv() => break,
             _ = quit.cancelled() => break,
             event = events.recv() => match event {
-                Some(Event::Lost { reason }) => eprintln!("connect: the link to the cluster was lost ({reason}); reconnecting"),
-                Some(Event::Connected { pod, after }) => eprintln!("connect: reconnected to {pod} after {} ms", after.as_millis()),
+                Some(event @ (Event::Lost { .. } | Event::Connected { .. })) => eprintln!("connect: {event}"),
                 Some(Event::Refused { reason }) => {
                     held::remove(&dir);
                     return Err(fail(ConnectError::Refused(reason)));

@@ -52,7 +52,8 @@ pub(super) async fn connect_guarded(context: Option<&str>) -> Result<Cluster, Fa
         .map_err(Failure::classify)
 }
 
-fn namespace_of(cluster: &Cluster, namespace: Option<String>) -> String {
+/// `-n`, else the kube context's namespace.
+pub(super) fn namespace_of(cluster: &Cluster, namespace: Option<String>) -> String {
     namespace.unwrap_or_else(|| cluster.client.default_namespace().to_owned())
 }
 

@@ -7,10 +7,13 @@
 use anyhow::anyhow;
 use tokio_util::sync::CancellationToken;
 
-use super::{Classified, Failure, intercept::connect_guarded};
+use super::{
+    Classified, Failure,
+    intercept::{connect_guarded, namespace_of},
+};
 use crate::{
     cli::RunArgs,
-    connect::{link::Event, session},
+    connect::session,
     intercept::{self, InterceptError, PortSpec},
     run::{RunCommand, RunError, RunOptions},
 };
@@ -24,10 +27,7 @@ impl Classified for RunError {
 pub async fn run(args: RunArgs) -> Result<(), Failure> {
     let cluster = connect_guarded(args.context.as_deref()).await?;
     let client = cluster.client.clone();
-    let namespace = args
-        .namespace
-        .clone()
-        .unwrap_or_else(|| client.default_namespace().to_owned());
+    let namespace = namespace_of(&cluster, args.namespace.clone());
     let mut cmd = RunCommand::from_argv(args.command.clone(), namespace.clone())
         .map_err(Failure::classify)?;
     session::check_namespace(&client, &namespace)
@@ -60,15 +60,7 @@ pub async fn run(args: RunArgs) -> Result<(), Failure> {
                     e = events.recv() => e,
                 };
                 match event {
-                    Some(Event::Lost { reason }) => {
-                        eprintln!("run: the link to the cluster was lost ({reason}); reconnecting")
-                    }
-                    Some(Event::Connected { pod, after }) => {
-                        eprintln!("run: reconnected to {pod} after {} ms", after.as_millis())
-                    }
-                    Some(Event::Refused { reason }) => {
-                        eprintln!("run: the connect agent refused this laptop: {reason}")
-                    }
+                    Some(event) => eprintln!("run: {event}"),
                     None => return,
                 }
             }

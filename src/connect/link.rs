@@ -37,6 +37,26 @@ pub enum Event {
     },
 }
 
+/// How a command tells its user, after its own prefix (`connect: `, `run: `).
+impl std::fmt::Display for Event {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Event::Connected { pod, after } => {
+                write!(f, "reconnected to {pod} after {} ms", after.as_millis())
+            }
+            Event::Lost { reason } => {
+                write!(
+                    f,
+                    "the link to the cluster was lost ({reason}); reconnecting"
+                )
+            }
+            Event::Refused { reason } => {
+                write!(f, "the connect agent refused this laptop: {reason}")
+            }
+        }
+    }
+}
+
 /// The link's current session, shared with every caller.
 #[derive(Clone)]
 pub struct Link {
