@@ -25,7 +25,7 @@ use kube::{
 use crate::{
     bench,
     intercept::web_image,
-    process::{Running, shop_target},
+    process::Running,
     support::{TestNamespace, cluster, laptop::Laptop},
 };
 
@@ -38,24 +38,8 @@ fn runtime() -> tokio::runtime::Runtime {
 
 /// `tether ARGS` run on the laptop (inside its namespace), with its own runtime folder.
 pub(crate) fn tether_cmd(laptop: &Laptop, state: &std::path::Path, args: &[&str]) -> Command {
-    let mut c = laptop.command(env!("CARGO_BIN_EXE_tether"));
-    // No terminal: signals a test sends reach tether alone, as they would from a script.
-    c.args(args)
-        .stdin(std::process::Stdio::null())
-        .current_dir("/")
-        .env("XDG_RUNTIME_DIR", state)
-        .env("CARGO_TARGET_DIR", shop_target());
-    // A suite started in the background of a shell ignores SIGINT and SIGQUIT, and ignored
-    // signals pass to every child: give tether (and so CMD) the dispositions a developer's
-    // terminal gives, so the Ctrl-C the tests send means what it means there.
-    // SAFETY: the hook runs between fork and exec and makes two signal(2) calls.
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut c, || {
-            libc::signal(libc::SIGINT, libc::SIG_DFL);
-            libc::signal(libc::SIGQUIT, libc::SIG_DFL);
-            Ok(())
-        });
-    }
+    let mut c = laptop.tether(std::path::Path::new("/"), args);
+    c.env("XDG_RUNTIME_DIR", state);
     c
 }
 
@@ -143,6 +127,16 @@ pub(crate) async fn deploy(client: &Client, ns: &str) -> String {
     while std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err() {
         assert!(Instant::now() < deadline, "web-svc's rules never came");
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Cluster DNS learns of the headless pod a moment after it is ready, too.
+    let pod = format!("web-0.web-h.{ns}.svc.cluster.local");
+    while !Command::new("busybox")
+        .args(["nslookup", &pod, "10.96.0.10"])
+        .output()
+        .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains("Name:"))
+    {
+        assert!(Instant::now() < deadline, "cluster DNS never named {pod}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
     web_ip
 }

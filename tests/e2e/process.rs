@@ -35,8 +35,20 @@ pub fn command(dir: &Path, args: &[&str]) -> Command {
 /// `base` (a command for the tether binary, such as one the laptop namespace runs) set
 /// up as [`command`] sets up its own: `ARGS`, `dir`, no stdin, the shop's target folder.
 pub fn prepare(mut base: Command, dir: &Path, args: &[&str]) -> Command {
+    // No terminal: signals a test sends reach tether alone, as they would from a script.
     base.args(args).current_dir(dir).stdin(Stdio::null());
     base.env("CARGO_TARGET_DIR", shop_target());
+    // A suite started in the background of a shell ignores SIGINT and SIGQUIT, and ignored
+    // signals pass to every child: give tether (and so what it runs) the dispositions a
+    // developer's terminal gives, so the Ctrl-C the tests send means what it means there.
+    // SAFETY: the hook runs between fork and exec and makes two signal(2) calls.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut base, || {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            libc::signal(libc::SIGQUIT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
     base
 }
 
