@@ -20,6 +20,8 @@
 //! - [`state_dir`]: `.tether/` beside `tether.toml`, private to its user.
 //! - [`tunnel`], [`agent`], [`intercept`]: the laptop↔agent protocol, the in-cluster
 //!   traffic agent, and installing it to route a Service's traffic to this machine.
+//! - [`live`]: live update's wire and the laptop's client of the in-pod supervisor
+//!   (`tether agent supervise`, in [`agent`]).
 //! - [`run`]: `tether run -- CMD`, a program in a namespace of its own whose network is the
 //!   cluster's (a TUN device, a userspace TCP/IP stack, DNS) plus the laptop's.
 //! - [`connect`], [`run`]: cluster names from the laptop (a loopback proxy and DNS server;
@@ -41,6 +43,7 @@ pub mod engine;
 pub mod forward;
 pub mod intercept;
 pub mod kube;
+pub mod live;
 pub mod logs;
 pub mod logs_history;
 pub mod run;

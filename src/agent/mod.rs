@@ -21,6 +21,9 @@
 //!   attached, anything else passed through as bytes.
 //! - [`connect`]: the other role of the same binary, `tether agent connect`: the connect
 //!   agent laptops reach the cluster through.
+//! - [`supervise`], [`copy_self`]: live update's roles, `tether agent supervise` (the app
+//!   run under a supervisor that takes files from laptops) and `tether agent copy-self`
+//!   (the init container that puts the binary on the pod's emptyDir).
 //! - [`run`](run()): `tether agent` itself; `error`: its errors.
 //!
 //! This module depends on `tunnel` and nothing of the laptop side (no TUI, no bollard).
@@ -28,12 +31,14 @@
 pub mod args;
 pub mod connect;
 pub mod control;
+pub mod copy_self;
 mod error;
 pub mod registry;
 pub mod router;
 pub mod routes;
 mod run;
 pub mod server;
+pub mod supervise;
 pub mod traffic;
 
 pub use self::{

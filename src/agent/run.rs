@@ -1,6 +1,7 @@
 //! `tether agent ARGS` (the traffic agent) and `tether agent connect ARGS` (the connect
 //! agent): parses the arguments, reads the token from the environment, binds the ports and
-//! serves until SIGTERM or SIGINT.
+//! serves until SIGTERM or SIGINT. The live-update roles `supervise` and `copy-self` are
+//! dispatched from here too, and exit with codes of their own (the app's, for `supervise`).
 
 use std::net::SocketAddr;
 
@@ -16,8 +17,11 @@ use super::{
 };
 
 pub async fn run(args: &[String]) -> Result<(), AgentError> {
-    if args.first().map(String::as_str) == Some("connect") {
-        return run_connect(&args[1..]).await;
+    match args.first().map(String::as_str) {
+        Some("connect") => return run_connect(&args[1..]).await,
+        Some("supervise") => std::process::exit(super::supervise::main(&args[1..]).await),
+        Some("copy-self") => std::process::exit(super::copy_self::main(&args[1..])),
+        _ => {}
     }
     let args = AgentArgs::try_parse_from(args).map_err(AgentError::Args)?;
     let config = args.config(|name| std::env::var(name).ok());

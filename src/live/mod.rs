@@ -1,0 +1,23 @@
+//! Live update: changed files sent into running containers without an image build, for
+//! any image (also `FROM scratch` ones with no shell or tar). tether's own static binary
+//! is copied into the pod (`tether agent copy-self`) and runs the app under it as a
+//! supervisor (`tether agent supervise`, in [`crate::agent`]); the laptop attaches to the
+//! supervisor's control port and sends updates.
+//!
+//! Layout:
+//! - [`wire`]: the paths and ports of the pod side, the requests and replies on the
+//!   supervisor's control port, their framing and compatibility rules. It depends on
+//!   nothing of the laptop side, so the supervisor speaks it too.
+//! - [`client`]: [`Supervisor`], the laptop's end: attach, ask for the state, apply.
+//! - `error`: [`LiveError`], what a laptop is told when an attach or an update fails.
+
+mod error;
+
+pub mod client;
+pub mod wire;
+
+pub use self::{
+    client::Supervisor,
+    error::LiveError,
+    wire::{Applied, FileUpdate, RunOutput, RunStep, State, Update},
+};
