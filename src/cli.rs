@@ -41,6 +41,10 @@ pub enum Command {
         /// With --ci: seconds a resource may take to become ready.
         #[arg(long, default_value_t = 300)]
         timeout: u64,
+        /// Build and redeploy on every change, even where tether.toml has live-update rules
+        /// (which otherwise sync changed files into the running containers).
+        #[arg(long)]
+        no_live_update: bool,
     },
     /// Remove exactly what `up` created for this project in this context.
     Down {

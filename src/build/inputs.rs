@@ -149,6 +149,7 @@ mod tests {
             dockerfile: dir.join("Dockerfile"),
             host_build: None,
             inputs,
+            live_update: None,
             declared_at: Location {
                 file: dir.join("tether.toml"),
                 line: 1,

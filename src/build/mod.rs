@@ -180,8 +180,9 @@ impl Builder {
     }
 }
 
-/// Runs the host build, streaming its output; keeps the last lines for the error.
-async fn run_host_build(
+/// Runs the host build, streaming its output; keeps the last lines for the error. Also
+/// what a live update runs before it syncs the build's output.
+pub async fn run_host_build(
     host: &HostBuild,
     progress: &mut (impl FnMut(&str) + Send),
 ) -> Result<(), BuildError> {

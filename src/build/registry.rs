@@ -68,15 +68,66 @@ impl Registry {
         );
         let resp = reqwest::Client::new()
             .head(&url)
-            .header(
-                reqwest::header::ACCEPT,
-                "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json",
-            )
+            .header(reqwest::header::ACCEPT, MANIFESTS)
             .timeout(std::time::Duration::from_secs(5))
             .send()
             .await
-            .map_err(|e| BuildError::Registry(format!("cannot reach registry {}: {e}", self.push)))?;
+            .map_err(|e| {
+                BuildError::Registry(format!("cannot reach registry {}: {e}", self.push))
+            })?;
         Ok(resp.status().is_success())
+    }
+
+    /// What `repository:tag` runs when a container names no command (its config's
+    /// `Entrypoint` and `Cmd`), read from the registry so it holds for images built
+    /// elsewhere or in an earlier session too.
+    pub async fn entry(&self, repository: &str, tag: &str) -> Result<ImageEntry, BuildError> {
+        let base = format!("{}://{}/v2/{repository}", self.scheme(), self.push);
+        let client = reqwest::Client::new();
+        let get = |url: String, accept: &'static str| {
+            let client = client.clone();
+            async move {
+                let resp = client
+                    .get(&url)
+                    .header(reqwest::header::ACCEPT, accept)
+                    .timeout(std::time::Duration::from_secs(10))
+                    .send()
+                    .await
+                    .and_then(reqwest::Response::error_for_status)
+                    .map_err(|e| BuildError::Registry(format!("cannot read {url}: {e}")))?;
+                resp.json::<serde_json::Value>()
+                    .await
+                    .map_err(|e| BuildError::Registry(format!("{url} is not JSON: {e}")))
+            }
+        };
+        let mut manifest = get(format!("{base}/manifests/{tag}"), MANIFESTS).await?;
+        // An index (a multi-platform build, or one with attestations): take linux/amd64.
+        if let Some(digest) = platform_manifest(&manifest) {
+            manifest = get(format!("{base}/manifests/{digest}"), MANIFESTS).await?;
+        }
+        let config = manifest
+            .pointer("/config/digest")
+            .and_then(|d| d.as_str())
+            .ok_or_else(|| {
+                BuildError::Registry(format!(
+                    "{repository}:{tag} has a manifest without a config"
+                ))
+            })?;
+        let blob = get(format!("{base}/blobs/{config}"), "*/*").await?;
+        let strings = |key: &str| -> Vec<String> {
+            blob.pointer(&format!("/config/{key}"))
+                .and_then(|v| v.as_array())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|s| s.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        Ok(ImageEntry {
+            entrypoint: strings("Entrypoint"),
+            cmd: strings("Cmd"),
+        })
     }
 
     /// Plain HTTP for registries on this machine, as every local cluster runs them.
@@ -91,6 +142,38 @@ impl Registry {
             "https"
         }
     }
+}
+
+/// Every manifest kind tether reads, single images and indexes.
+const MANIFESTS: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json";
+
+/// What an image runs by default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageEntry {
+    pub entrypoint: Vec<String>,
+    pub cmd: Vec<String>,
+}
+
+/// In an index, the digest of the linux/amd64 image (else the first one that is not an
+/// attestation); `None` for a single image's manifest.
+fn platform_manifest(manifest: &serde_json::Value) -> Option<String> {
+    let list = manifest.get("manifests")?.as_array()?;
+    let platform = |m: &serde_json::Value, key: &str| {
+        m.pointer(&format!("/platform/{key}"))
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+    };
+    let digest = |m: &serde_json::Value| m.get("digest")?.as_str().map(str::to_owned);
+    list.iter()
+        .find(|m| {
+            platform(m, "os").as_deref() == Some("linux")
+                && platform(m, "architecture").as_deref() == Some("amd64")
+        })
+        .or_else(|| {
+            list.iter()
+                .find(|m| platform(m, "os").as_deref() != Some("unknown"))
+        })
+        .and_then(digest)
 }
 
 #[derive(Deserialize)]
@@ -129,5 +212,24 @@ mod tests {
             Registry::same("127.0.0.1:5000")
         );
         assert!(parse_advert("help: x\n").is_err());
+    }
+
+    #[test]
+    fn an_index_yields_its_linux_amd64_image_and_never_an_attestation() {
+        let index = serde_json::json!({ "manifests": [
+            { "digest": "sha256:att", "platform": { "os": "unknown", "architecture": "unknown" } },
+            { "digest": "sha256:arm", "platform": { "os": "linux", "architecture": "arm64" } },
+            { "digest": "sha256:amd", "platform": { "os": "linux", "architecture": "amd64" } },
+        ]});
+        assert_eq!(platform_manifest(&index).as_deref(), Some("sha256:amd"));
+        let no_amd = serde_json::json!({ "manifests": [
+            { "digest": "sha256:att", "platform": { "os": "unknown" } },
+            { "digest": "sha256:arm", "platform": { "os": "linux", "architecture": "arm64" } },
+        ]});
+        assert_eq!(platform_manifest(&no_amd).as_deref(), Some("sha256:arm"));
+        assert_eq!(
+            platform_manifest(&serde_json::json!({ "config": {} })),
+            None
+        );
     }
 }

@@ -79,7 +79,8 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             ci,
             no_tui,
             timeout,
-        } => up::run(target, ci, no_tui, timeout).await,
+            no_live_update,
+        } => up::run(target, ci, no_tui, timeout, !no_live_update).await,
         Command::Down {
             target,
             delete_namespaces,

@@ -129,6 +129,8 @@ fn table(status: &Status, root: &Path) -> String {
             let _ = writeln!(out, "\n{}: {}", r.name, e);
         } else if let (Some(w), false) = (&r.waiting_for, r.deploy == DeployPhase::Ready) {
             let _ = writeln!(out, "\n{}: waiting: {}", r.name, w);
+        } else if let Some(c) = &r.last_change {
+            let _ = writeln!(out, "\n{}: {}", r.name, c);
         }
     }
     if status.resources.is_empty() {
@@ -192,6 +194,7 @@ mod tests {
             waiting_for: None,
             last_error: None,
             last_update: None,
+            last_change: None,
         };
         let mut orders = resource("orders", DeployPhase::Deploying);
         orders.waiting_for = Some("waiting for `users` to be ready".into());
@@ -205,6 +208,8 @@ mod tests {
             push_ms: 0,
             apply_ms: 0,
             rollout_ms: 0,
+            sync_ms: 0,
+            restart_ms: 0,
         });
         let status = Status {
             version: 1,

@@ -29,7 +29,14 @@ use crate::{
 /// Triggers (from `r` or `tether trigger`) that may wait while a round runs.
 const TRIGGER_QUEUE: usize = 16;
 
-pub async fn run(target: Target, ci: bool, no_tui: bool, timeout: u64) -> Result<(), Failure> {
+/// `live_update`: sync changes that live-update rules cover instead of rebuilding.
+pub async fn run(
+    target: Target,
+    ci: bool,
+    no_tui: bool,
+    timeout: u64,
+    live_update: bool,
+) -> Result<(), Failure> {
     let project = load(&target)?;
     // One `up` per folder, checked before anything binds a port, so a second one is told
     // who runs rather than that a port is in use.
@@ -72,6 +79,7 @@ pub async fn run(target: Target, ci: bool, no_tui: bool, timeout: u64) -> Result
     let options = Options {
         ci,
         timeout: Duration::from_secs(timeout),
+        live_update,
     };
     let session = Session::new(
         project,

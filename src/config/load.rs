@@ -30,7 +30,7 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
-    fn at(at: Location, message: impl Into<String>) -> ConfigError {
+    pub(super) fn at(at: Location, message: impl Into<String>) -> ConfigError {
         ConfigError::Invalid {
             at,
             message: message.into(),
@@ -72,14 +72,14 @@ struct Loader {
 }
 
 /// One file's text and the helpers to point into it.
-struct Source {
+pub(super) struct Source {
     path: PathBuf,
-    dir: PathBuf,
+    pub(super) dir: PathBuf,
     text: String,
 }
 
 impl Source {
-    fn loc<T>(&self, v: &Spanned<T>) -> Location {
+    pub(super) fn loc<T>(&self, v: &Spanned<T>) -> Location {
         Location::of_span(self.path.clone(), &self.text, v.span())
     }
 
@@ -312,12 +312,18 @@ fn image(src: &Source, name: &str, decl: &Spanned<ImageDecl>) -> Result<Image, C
             .collect::<Result<Vec<_>, _>>()?,
         None => vec![context.clone()],
     };
+    let live_update = d
+        .live_update
+        .as_ref()
+        .map(|l| super::live::live_update(src, l))
+        .transpose()?;
     Ok(Image {
         name: name.to_owned(),
         context,
         dockerfile,
         host_build,
         inputs,
+        live_update,
         declared_at,
     })
 }
@@ -380,7 +386,7 @@ fn absolute(p: &Path) -> PathBuf {
 }
 
 /// Folds `.` and `..` lexically, so paths in messages and digests are stable.
-fn normalize(p: &Path) -> PathBuf {
+pub(super) fn normalize(p: &Path) -> PathBuf {
     use std::path::Component;
     let mut out = PathBuf::new();
     for c in p.components() {

@@ -4,10 +4,12 @@
 //! - [`schema`]: the raw shape of one file, exactly as serde reads it (unknown keys are errors).
 //! - [`load`]: reads a file and the files it includes, resolves paths, and validates the
 //!   whole into a [`Project`], the only type the rest of tether sees.
+//! - [`live`]: an image's live-update rules (sync, run, restart, fall back), validated.
 //! - [`location`]: turns byte offsets into `file:line:col`, so every error points at its cause.
 //!
 //! Paths in a file are relative to that file's folder; a [`Project`] holds them absolute.
 
+mod live;
 mod load;
 mod location;
 mod schema;
@@ -17,6 +19,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
+pub use live::{LiveUpdate, PathPattern, RunRule, SyncRule};
 pub use load::{ConfigError, load};
 pub use location::Location;
 
@@ -52,6 +55,8 @@ pub struct Image {
     pub host_build: Option<HostBuild>,
     /// Files and folders whose content decides whether a build is needed. Defaults to the context.
     pub inputs: Vec<PathBuf>,
+    /// How a change reaches running containers without a build, if it may.
+    pub live_update: Option<LiveUpdate>,
     /// Where the declaration is, for messages.
     pub declared_at: Location,
 }

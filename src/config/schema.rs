@@ -32,6 +32,46 @@ pub struct ImageDecl {
     pub dockerfile: Option<Spanned<String>>,
     pub host_build: Option<Spanned<Vec<String>>>,
     pub inputs: Option<Vec<Spanned<String>>>,
+    pub live_update: Option<Spanned<LiveUpdateDecl>>,
+}
+
+/// `[images.NAME.live_update]`: how a change reaches running containers without a build.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LiveUpdateDecl {
+    #[serde(default)]
+    pub sync: Vec<Spanned<SyncDecl>>,
+    #[serde(default)]
+    pub run: Vec<Spanned<RunDecl>>,
+    #[serde(default)]
+    pub restart: bool,
+    #[serde(default)]
+    pub fall_back_on: Vec<Spanned<String>>,
+}
+
+/// `{ from = "local path or glob", to = "/container/path" }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncDecl {
+    pub from: Spanned<String>,
+    pub to: Spanned<String>,
+}
+
+/// `{ cmd = [...] or "shell line", trigger = ["glob", ...] }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunDecl {
+    pub cmd: Spanned<CommandDecl>,
+    #[serde(default)]
+    pub trigger: Vec<Spanned<String>>,
+}
+
+/// A command as an argv (run as is: the image may have no shell) or one line for `/bin/sh -c`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum CommandDecl {
+    Argv(Vec<String>),
+    Shell(String),
 }
 
 #[derive(Debug, Deserialize)]

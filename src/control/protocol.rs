@@ -45,6 +45,10 @@ pub struct ResourceStatus {
     pub last_error: Option<String>,
     /// Where the time of the last update from a save went.
     pub last_update: Option<UpdateStatus>,
+    /// What the last change did, in words ("synced 1 file … and restarted in 0.21 s",
+    /// "full rebuild: Cargo.toml matches fall_back_on `Cargo.toml`").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_change: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,6 +100,11 @@ pub struct UpdateStatus {
     pub push_ms: u64,
     pub apply_ms: u64,
     pub rollout_ms: u64,
+    /// A live update's sending of files, and the app's restart after it.
+    #[serde(default)]
+    pub sync_ms: u64,
+    #[serde(default)]
+    pub restart_ms: u64,
 }
 
 /// One line of `GET /logs`.
@@ -179,6 +188,7 @@ impl ResourceStatus {
             waiting_for: r.waiting_for.clone(),
             last_error: r.last_error.clone(),
             last_update: r.last_update.as_ref().map(UpdateStatus::from_timing),
+            last_change: r.last_change.clone(),
         }
     }
 }
@@ -194,6 +204,8 @@ impl UpdateStatus {
             push_ms: ms(t.push),
             apply_ms: ms(t.apply),
             rollout_ms: ms(t.rollout),
+            sync_ms: ms(t.sync),
+            restart_ms: ms(t.restart),
         }
     }
 }

@@ -24,7 +24,10 @@ pub use self::{
     record::Record,
     rollout::Workload,
 };
-use crate::config::Resource;
+use crate::{
+    config::Resource,
+    live::inject::{self, Injection, Supervised},
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeployError {
@@ -32,6 +35,8 @@ pub enum DeployError {
     Manifest(#[from] manifest::ManifestError),
     #[error(transparent)]
     Apply(#[from] ApplyError),
+    #[error(transparent)]
+    Live(#[from] crate::live::inject::InjectError),
     #[error("cannot write the record of applied objects at {path}")]
     Record {
         path: PathBuf,
@@ -46,6 +51,8 @@ pub struct Rendered {
     pub workloads: Vec<Workload>,
     /// Image names (from config) that this resource's workloads use.
     pub images: Vec<String>,
+    /// The containers that run under tether's live-update supervisor.
+    pub supervised: Vec<Supervised>,
 }
 
 /// Counts of what one apply did.
@@ -103,17 +110,23 @@ impl Deployer {
         &self.session
     }
 
-    /// Reads the resource's manifests, pins built images (`image name → reference`),
-    /// fills namespaces and stamps labels.
+    /// Reads the resource's manifests, puts the live-update supervisor into the workloads
+    /// of `live`'s images, pins built images (`image name → reference`), fills
+    /// namespaces and stamps labels.
     pub async fn render(
         &self,
         resource: &Resource,
         built: &BTreeMap<String, String>,
+        live: Option<&Injection<'_>>,
     ) -> Result<Rendered, DeployError> {
         let mut objects = Vec::new();
         let mut images = Vec::new();
+        let mut supervised = Vec::new();
         for file in &resource.manifests {
             for mut obj in manifest::read(file)? {
+                if let Some(live) = live {
+                    supervised.extend(inject::inject(&mut obj, live)?);
+                }
                 images.extend(manifest::pin_images(&mut obj, built));
                 let r = self
                     .applier
@@ -122,6 +135,20 @@ impl Deployer {
                 objects.push((r, obj));
             }
         }
+        // The token's Secret goes first: the supervised pods read it as they start.
+        if let (Some(live), false) = (live, supervised.is_empty()) {
+            let mut secret = inject::secret(live.secret, &resource.namespace, live.token);
+            let r = self
+                .applier
+                .prepare(
+                    &mut secret,
+                    &resource.namespace,
+                    &self.session,
+                    &resource.name,
+                )
+                .await?;
+            objects.insert(0, (r, secret));
+        }
         images.sort();
         images.dedup();
         let plain: Vec<_> = objects.iter().map(|(_, o)| o.clone()).collect();
@@ -129,6 +156,7 @@ impl Deployer {
             workloads: Workload::from_objects(&plain),
             objects,
             images,
+            supervised,
         })
     }
 

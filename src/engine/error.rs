@@ -20,6 +20,8 @@ pub enum RoundError {
     /// The rollout's own words (image pull, crash loop, probe, timeout).
     #[error("{0}")]
     NotReady(String),
+    #[error("cannot prepare live update: {0}")]
+    LiveUpdate(String),
     #[error("no resource `{0}` in tether.toml")]
     NoResource(String),
     #[error("stopped before everything was ready")]

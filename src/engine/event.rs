@@ -3,7 +3,7 @@
 
 use std::{collections::BTreeMap, path::PathBuf, sync::Arc, time::Duration};
 
-use super::{error::RoundError, plan::ConfigChange};
+use super::{error::RoundError, live::SyncReport, plan::ConfigChange};
 use crate::{
     build::{BuildError, Built},
     config::ConfigError,
@@ -30,6 +30,10 @@ pub enum Event {
         rescan: Option<Rescan>,
         /// New folders that could not be watched.
         unwatched: Vec<Arc<WatchError>>,
+        /// Images whose change goes into their running containers, without a build.
+        syncs: Vec<String>,
+        /// Images with live-update rules that are built anyway, and why.
+        rebuilds: BTreeMap<String, String>,
     },
     /// `tether.toml` changed and the new one runs from now on.
     ConfigReloaded {
@@ -74,6 +78,18 @@ pub enum Event {
         resource: String,
         error: Arc<RoundError>,
     },
+    /// A change went into the running containers of `resource` without a build.
+    Synced {
+        resource: String,
+        report: Arc<SyncReport>,
+    },
+    /// A sync into `resource` failed; with `rebuild`, a full build follows.
+    SyncFailed {
+        resource: String,
+        image: String,
+        reason: String,
+        rebuild: bool,
+    },
     Forward(HealthEvent),
     Log(LogLine),
 }
@@ -90,14 +106,19 @@ pub struct UpdateTiming {
     pub push: Duration,
     pub apply: Duration,
     pub rollout: Duration,
+    /// A live update's sending and writing of files.
+    pub sync: Duration,
+    /// A live update's restart of the app, until its ports answer: the app's own start.
+    pub restart: Duration,
     /// From the first file event to ready.
     pub total: Duration,
 }
 
 impl UpdateTiming {
-    /// Time tether itself spent: everything but the host build and the rollout, which
-    /// belong to the compiler and to the cluster.
+    /// Time tether itself spent: everything but the host build, the rollout and the app's
+    /// restart, which belong to the compiler, the cluster and the app.
     pub fn own_overhead(&self) -> Duration {
-        self.total.saturating_sub(self.host_build + self.rollout)
+        self.total
+            .saturating_sub(self.host_build + self.rollout + self.restart)
     }
 }

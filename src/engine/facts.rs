@@ -90,6 +90,7 @@ mod tests {
                     dockerfile: d.join("Dockerfile"),
                     host_build: None,
                     inputs: vec![d.join("src")],
+                    live_update: None,
                     declared_at: at.clone(),
                 },
             )]),

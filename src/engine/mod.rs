@@ -5,6 +5,8 @@
 //!   each manifest names).
 //! - [`plan`]: the pure decision of what to build, what to apply and what was an input of
 //!   nothing, from a change set, the project, those facts and the last digests.
+//! - [`live`]: live update's side of a round: supervised deploys, syncs into running
+//!   pods, and pods that appear after a sync.
 //! - [`session`]: the loop that reloads `tether.toml` when it changed, plans, and runs each
 //!   round (build → apply → ready), every stage handing the next its value.
 //! - [`event`], [`error`]: what the tasks report on one channel, errors kept typed.
@@ -17,6 +19,7 @@
 pub mod error;
 pub mod event;
 pub mod facts;
+pub mod live;
 mod observe;
 pub mod plan;
 pub mod progress;

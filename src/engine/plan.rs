@@ -3,6 +3,8 @@
 //! of nothing. Pure: no file, cluster or clock is read here, so every decision has a unit
 //! test, and the round only carries it out.
 //!
+//! [`live`] then moves the builds that live-update rules cover to syncs.
+//!
 //! Data comes from the watcher ([`ChangeSet`]), `tether.toml` ([`Project`]) and
 //! `engine::facts` (input files, digests and image uses as they are now); it goes to the
 //! session's round, which builds [`Plan::builds`] and applies [`Plan::applies`].
@@ -47,6 +49,10 @@ pub struct Plan {
     pub unrelated: Vec<PathBuf>,
     /// A `tether.toml` of the project changed: reload it, then plan from the new one.
     pub reload: bool,
+    /// Images whose change goes into their running containers instead of a build.
+    pub syncs: BTreeMap<String, live::Sync>,
+    /// Images with live-update rules that are built anyway, and why, in words.
+    pub rebuilds: BTreeMap<String, String>,
 }
 
 /// How a reloaded `tether.toml` differs from the one running.
@@ -70,6 +76,10 @@ impl Plan {
         }
         self.unrelated.extend(other.unrelated);
         self.reload |= other.reload;
+        // A build of the other plan wins over a sync of this one.
+        self.syncs.extend(other.syncs);
+        self.syncs.retain(|i, _| !self.builds.contains_key(i));
+        self.rebuilds.extend(other.rebuilds);
         self
     }
 }
@@ -213,6 +223,8 @@ fn complete(
         applies: applies.iter().map(|r| (r.clone(), uses(r))).collect(),
         unrelated: Vec::new(),
         reload: false,
+        syncs: BTreeMap::new(),
+        rebuilds: BTreeMap::new(),
     }
 }
 
@@ -263,5 +275,6 @@ pub fn watch_roots(project: &Project) -> Vec<PathBuf> {
     roots.into_iter().collect()
 }
 
+pub mod live;
 #[cfg(test)]
 mod tests;

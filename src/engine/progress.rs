@@ -19,8 +19,13 @@ pub fn line(event: &Event) -> Option<String> {
             unrelated,
             rescan,
             unwatched,
+            syncs,
+            rebuilds,
         } => {
             let mut actions = Vec::new();
+            if !syncs.is_empty() {
+                actions.push(format!("live update {}", syncs.join(", ")));
+            }
             if !images.is_empty() {
                 actions.push(format!("rebuild {}", images.join(", ")));
             }
@@ -45,6 +50,9 @@ pub fn line(event: &Event) -> Option<String> {
             }
             for e in unwatched {
                 let _ = write!(s, "; changes there go unseen: {}", report(&**e));
+            }
+            for (image, why) in rebuilds {
+                let _ = write!(s, "; full rebuild of {image}: {why}");
             }
             s
         }
@@ -125,6 +133,21 @@ pub fn line(event: &Event) -> Option<String> {
         Event::Failed { resource, error } => {
             format!("[{resource}] FAILED: {}", report(&**error))
         }
+        Event::Synced { resource, report } => format!("[{resource}] live update: {report}"),
+        Event::SyncFailed {
+            resource,
+            image,
+            reason,
+            rebuild: true,
+        } => format!("[{resource}] live update of {image} failed, full rebuild instead: {reason}"),
+        Event::SyncFailed {
+            resource,
+            image,
+            reason,
+            rebuild: false,
+        } => format!(
+            "[{resource}] live update of {image} FAILED (the next save tries again): {reason}"
+        ),
         Event::Forward(h) => match &h.health {
             Health::Waiting => format!(
                 "[{}] forward http://localhost:{}: waiting for a ready pod",
@@ -148,7 +171,7 @@ pub fn line(event: &Event) -> Option<String> {
 /// The save-to-serving summary; the benchmark reads these figures.
 pub fn update_line(t: &UpdateTiming) -> String {
     format!(
-        "serving the change {} after the save (watch {}, digest {}, host build {}, image build {}, push {}, apply {}, rollout {}; tether's own share {})",
+        "serving the change {} after the save (watch {}, digest {}, host build {}, image build {}, push {}, apply {}, rollout {}, sync {}, restart {}; tether's own share {})",
         secs(t.total),
         secs(t.watch),
         secs(t.digest),
@@ -157,6 +180,8 @@ pub fn update_line(t: &UpdateTiming) -> String {
         secs(t.push),
         secs(t.apply),
         secs(t.rollout),
+        secs(t.sync),
+        secs(t.restart),
         secs(t.own_overhead()),
     )
 }
@@ -186,6 +211,8 @@ mod tests {
             unrelated: vec!["NOTES.md".into()],
             rescan: None,
             unwatched: vec![],
+            syncs: vec![],
+            rebuilds: BTreeMap::new(),
         }
     }
 

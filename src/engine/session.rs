@@ -27,6 +27,7 @@ use super::{
     error::RoundError,
     event::{Event, UpdateTiming},
     facts,
+    live::{self, Live},
     observe::Observing,
     plan::{self, Digest, Facts, Plan},
 };
@@ -47,6 +48,8 @@ pub struct Options {
     pub ci: bool,
     /// How long a resource may take to become ready in `--ci` mode.
     pub timeout: Duration,
+    /// Sync changes that live-update rules cover into the running containers.
+    pub live_update: bool,
 }
 
 /// An image build's outcome as deploys wait for it: `None` while it runs.
@@ -94,6 +97,10 @@ struct Inner {
     /// Tasks that outlive a round (the log relay, forwards): `up` waits for them to end
     /// after shutdown instead of guessing how long they take.
     tasks: TaskTracker,
+    /// Supervised containers, what was synced into them, the image baselines.
+    live: Arc<Live>,
+    /// Per resource: the task that keeps new pods at the synced state.
+    keepers: SyncMutex<BTreeMap<String, tokio::task::AbortHandle>>,
 }
 
 impl Session {
@@ -137,6 +144,8 @@ impl Session {
                 observing: std::sync::Mutex::new(BTreeMap::new()),
                 log_tx,
                 tasks,
+                live: Arc::new(Live::new(options.live_update)),
+                keepers: SyncMutex::new(BTreeMap::new()),
             }),
         }
     }
@@ -268,8 +277,9 @@ impl Inner {
     /// plan is, including the files that are inputs of nothing, and runs it.
     async fn on_change(self: Arc<Self>, set: ChangeSet, watch: &Watch) {
         let mut project = self.project();
-        let last = self.last_digests();
-        let (facts, mut walk) = self.gather(&project, &set.paths).await;
+        // What the containers hold: a synced change is not built again when it is undone.
+        let last = self.live.in_containers(self.last_digests());
+        let (mut facts, mut walk) = self.gather(&project, &set.paths).await;
         let mut plan = plan::plan(&set, &project, &facts, &last);
         let mut unwatched = set.unwatched.clone();
         if plan.reload {
@@ -282,6 +292,7 @@ impl Inner {
                     let (new_facts, new_walk) = self.gather(&new, &set.paths).await;
                     let (reload_plan, change) = plan::reloaded(&project, &new, &new_facts, &last);
                     plan = plan::plan(&set, &new, &new_facts, &last).merge(reload_plan);
+                    facts = new_facts;
                     walk += new_walk;
                     *self.project.lock().unwrap_or_else(|e| e.into_inner()) = new.clone();
                     project = new;
@@ -292,7 +303,10 @@ impl Inner {
                 }),
             }
         }
+        let plan = plan::live::decide(plan, &set, &project, &facts, &self.live.running());
         self.emit(Event::ChangeSeen {
+            syncs: plan.syncs.keys().cloned().collect(),
+            rebuilds: plan.rebuilds.clone(),
             images: plan.builds.keys().cloned().collect(),
             resources: plan
                 .applies
@@ -303,7 +317,7 @@ impl Inner {
             rescan: set.rescan.clone(),
             unwatched,
         });
-        if !plan.applies.is_empty() || !plan.builds.is_empty() {
+        if !plan.applies.is_empty() || !plan.builds.is_empty() || !plan.syncs.is_empty() {
             self.round_until_shutdown(project, plan, Some(set), walk, false)
                 .await;
         }
@@ -401,6 +415,16 @@ impl Inner {
                 })
             });
         }
+        let mut syncs = JoinSet::new();
+        for (image, sync) in plan.syncs {
+            let (me, project, change) = (self.clone(), project.clone(), change.clone());
+            syncs.spawn(async move {
+                let fell_back = me
+                    .sync(&project, &image, &sync, change.as_ref(), walk)
+                    .await;
+                fell_back.then_some((image, sync))
+            });
+        }
         let mut failures = Vec::new();
         while let Some(done) = deploys.join_next().await {
             if let Ok(Some(f)) = done {
@@ -413,7 +437,98 @@ impl Inner {
                 built.insert(name, b);
             }
         }
+        // Syncs that could not reach their containers: the change goes in by a build.
+        let mut fallback = Plan::default();
+        while let Some(done) = syncs.join_next().await {
+            if let Ok(Some((image, sync))) = done {
+                for r in sync.resources {
+                    let used = images_used(&project, &r).into_iter().collect();
+                    fallback.applies.insert(r, used);
+                }
+                fallback.builds.insert(image, sync.digest);
+            }
+        }
+        if !fallback.builds.is_empty() {
+            let last = last
+                .into_iter()
+                .chain(built.iter().map(|(i, b)| (i.clone(), b.clone())))
+                .collect();
+            let more = Box::pin(
+                self.clone()
+                    .carry_out(project, fallback, last, change, walk, force),
+            )
+            .await;
+            failures.extend(more.failures);
+            built.extend(more.built);
+        }
         Outcome { failures, built }
+    }
+
+    /// Carries out the sync of `image`; says what it did, or why it failed. Returns whether
+    /// a full build must take over.
+    async fn sync(
+        &self,
+        project: &Project,
+        image: &str,
+        sync: &plan::live::Sync,
+        change: Option<&ChangeSet>,
+        walk: Duration,
+    ) -> bool {
+        let pods: BTreeMap<String, PodSet> = sync
+            .resources
+            .iter()
+            .filter_map(|r| {
+                let set = self.targets.get(r)?.borrow().clone()?;
+                Some((r.clone(), set))
+            })
+            .collect();
+        let request = live::Request {
+            image,
+            digest: sync.digest.as_ref().ok().cloned(),
+            changed: &sync.changed,
+            runs: &sync.runs,
+            replay: false,
+        };
+        let result = self
+            .live
+            .sync(project, request, &pods, &self.event_tx)
+            .await;
+        match result {
+            Ok(report) => {
+                let report = Arc::new(report);
+                for r in &sync.resources {
+                    self.emit(Event::Synced {
+                        resource: r.clone(),
+                        report: report.clone(),
+                    });
+                    self.emit(Event::Ready {
+                        resource: r.clone(),
+                        update: change.map(|c| UpdateTiming {
+                            watch: c.settled.duration_since(c.first_event),
+                            digest: walk,
+                            host_build: report.host_build_time,
+                            sync: report.sync,
+                            restart: report.restarted.unwrap_or_default(),
+                            total: c.first_event.elapsed(),
+                            ..UpdateTiming::default()
+                        }),
+                    });
+                }
+                false
+            }
+            Err(e) => {
+                let rebuild = e.falls_back();
+                for r in &sync.resources {
+                    self.emit(Event::SyncFailed {
+                        resource: r.clone(),
+                        image: image.to_owned(),
+                        reason: super::report(&e),
+                        rebuild,
+                    });
+                }
+                rebuild
+            }
+        }
     }
 
     /// Builds `name` at the `digest` the plan saw.
@@ -451,6 +566,9 @@ impl Inner {
             )))),
         }
         .map_err(Arc::new);
+        if let (Ok(b), Some(image)) = (&result, project.images.get(name)) {
+            self.live.built(image, b.rebuilt).await;
+        }
         self.emit(Event::BuildDone {
             image: name.to_owned(),
             result: result.clone(),
@@ -514,9 +632,30 @@ impl Inner {
             resource: name.to_owned(),
         });
         let t = Instant::now();
+        let prepared = self
+            .live
+            .prepare(
+                project,
+                self.deployer.client(),
+                self.builder.registry(),
+                resource,
+                &pinned,
+                |line: &str| {
+                    self.emit(Event::Waiting {
+                        resource: name.to_owned(),
+                        reason: line.to_owned(),
+                    })
+                },
+            )
+            .await
+            .map_err(RoundError::LiveUpdate)?;
         let rendered = self
             .deployer
-            .render(resource, &pinned)
+            .render(
+                resource,
+                &pinned,
+                prepared.as_ref().map(|p| p.injection()).as_ref(),
+            )
             .await
             .map_err(RoundError::Deploy)?;
         let counts = self
@@ -541,6 +680,9 @@ impl Inner {
             timing.total = c.first_event.elapsed();
             timing
         });
+        self.live
+            .deployed(name, prepared.as_ref(), rendered.supervised.clone());
+        self.keep_synced(project, name);
         // Ready first: what the resource's observer reports from now on comes after it.
         self.emit(Event::Ready {
             resource: name.to_owned(),
@@ -594,6 +736,31 @@ impl Inner {
                 self.options.timeout.as_secs(),
                 last_reason.map(|r| format!(": {r}")).unwrap_or_default()
             )),
+        }
+    }
+
+    /// (Re)starts the task that brings pods of `name` appearing after a sync to the synced
+    /// state.
+    fn keep_synced(&self, project: &Project, name: &str) {
+        let Some(set) = self.targets.get(name).and_then(|t| t.borrow().clone()) else {
+            return;
+        };
+        let keeper = self.live.clone().keep(
+            Arc::new(project.clone()),
+            name.to_owned(),
+            set,
+            self.event_tx.clone(),
+        );
+        let shutdown = self.shutdown.clone();
+        let handle = self.tasks.spawn(async move {
+            tokio::select! {
+                _ = keeper => {}
+                _ = shutdown.cancelled() => {}
+            }
+        });
+        let mut keepers = self.keepers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(old) = keepers.insert(name.to_owned(), handle.abort_handle()) {
+            old.abort();
         }
     }
 

@@ -34,6 +34,9 @@ pub struct ResourceView {
     pub waiting_for: Option<String>,
     pub last_error: Option<String>,
     pub last_update: Option<UpdateTiming>,
+    /// What the last change did, in words: a sync and what it sent, or why a live-update
+    /// image was built instead.
+    pub last_change: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -75,9 +78,47 @@ impl State {
             Event::Watching { .. } | Event::BuildOutput { .. } | Event::ConfigRejected { .. } => {}
             // The plan says which images each resource it applies uses now, so a build
             // of an image a resource just started using shows on that resource.
-            Event::ChangeSeen { resources, .. } => {
+            Event::ChangeSeen {
+                resources,
+                syncs,
+                rebuilds,
+                ..
+            } => {
                 for (name, images) in resources {
                     self.resources.entry(name.clone()).or_default().images = images.clone();
+                }
+                for (image, why) in rebuilds {
+                    for r in self.using(image) {
+                        r.last_change = Some(format!("full rebuild: {why}"));
+                    }
+                }
+                for image in syncs {
+                    for r in self.using(image) {
+                        r.build = Phase::Running;
+                        r.last_change = Some("syncing".into());
+                    }
+                }
+            }
+            Event::Synced { resource, report } => {
+                if let Some(r) = self.resources.get_mut(resource) {
+                    r.build = Phase::Ok;
+                    r.last_error = None;
+                    r.last_change = Some(report.to_string());
+                }
+            }
+            Event::SyncFailed {
+                resource,
+                reason,
+                rebuild,
+                ..
+            } => {
+                if let Some(r) = self.resources.get_mut(resource) {
+                    if *rebuild {
+                        r.last_change = Some(format!("full rebuild: the sync failed: {reason}"));
+                    } else {
+                        r.build = Phase::Failed;
+                        r.last_error = Some(format!("live update failed: {reason}"));
+                    }
                 }
             }
             Event::ConfigReloaded { change } => {
@@ -230,6 +271,8 @@ mod tests {
             unrelated: vec![],
             rescan: None,
             unwatched: vec![],
+            syncs: vec![],
+            rebuilds: BTreeMap::new(),
         });
         s.apply(&Event::BuildStarted {
             image: "worker".into(),

@@ -9,11 +9,18 @@
 //!   supervisor's control port, their framing and compatibility rules. It depends on
 //!   nothing of the laptop side, so the supervisor speaks it too.
 //! - [`client`]: [`Supervisor`], the laptop's end: attach, ask for the state, apply.
+//! - [`inject`]: the supervisor in a rendered pod spec (init container, volume, command).
+//! - [`files`]: the local files the rules cover now, and what one container needs of them.
 //! - `error`: [`LiveError`], what a laptop is told when an attach or an update fails.
+//!
+//! The engine decides sync or rebuild (`engine::plan::live`) and carries syncs out
+//! (`engine::live`).
 
 mod error;
 
 pub mod client;
+pub mod files;
+pub mod inject;
 pub mod wire;
 
 pub use self::{

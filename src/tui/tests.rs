@@ -181,6 +181,7 @@ fn ready() -> State {
                 apply: Duration::from_millis(40),
                 rollout: Duration::from_millis(900),
                 total: Duration::from_millis(4210),
+                ..UpdateTiming::default()
             }),
         });
     }

@@ -275,14 +275,15 @@ fn resource_item<'a>(name: &'a str, r: &'a ResourceView, name_w: usize) -> ListI
     ListItem::new(Text::from(lines))
 }
 
-/// Why a resource is not ready, in words: its last error, else what it waits for.
+/// Why a resource is not ready, in words: its last error, else what it waits for; for a
+/// ready one, what its last change did (a sync, or why it was built instead).
 fn reason(r: &ResourceView) -> Option<(&str, Color)> {
     if let Some(e) = &r.last_error {
         return Some((e, BAD));
     }
     match (&r.waiting_for, r.deploy) {
         (Some(w), Phase::Running | Phase::Pending) => Some((w, BUSY)),
-        _ => None,
+        _ => r.last_change.as_deref().map(|c| (c, DIM)),
     }
 }
 

@@ -50,6 +50,7 @@ async fn build_push_deploy_forward_dns_exec_logs() {
         dockerfile: dir.path().join("Dockerfile"),
         host_build: None,
         inputs: vec![dir.path().to_path_buf()],
+        live_update: None,
         declared_at: at.clone(),
     };
 
@@ -87,7 +88,7 @@ async fn build_push_deploy_forward_dns_exec_logs() {
     let deployer =
         Deployer::new(client.clone(), dir.path(), &cluster.context, &cluster.id).unwrap();
     let refs = BTreeMap::from([(image.name.clone(), built.reference.clone())]);
-    let rendered = deployer.render(&resource, &refs).await.unwrap();
+    let rendered = deployer.render(&resource, &refs, None).await.unwrap();
     let counts = deployer.apply("hello", &rendered).await.unwrap();
     assert_eq!(counts.created, 2);
     let workload = rendered.workloads[0].clone();

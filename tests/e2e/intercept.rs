@@ -214,6 +214,7 @@ pub(crate) async fn web_image(client: &Client, body: &str) -> String {
         dockerfile: dir.path().join("Dockerfile"),
         host_build: None,
         inputs: vec![dir.path().to_path_buf()],
+        live_update: None,
         declared_at: Location {
             file: dir.path().join("tether.toml"),
             line: 1,

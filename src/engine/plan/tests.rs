@@ -28,6 +28,7 @@ fn image(name: &str, inputs: &[&str]) -> Image {
         dockerfile: p(&format!("{name}/Dockerfile")),
         host_build: None,
         inputs: inputs.iter().map(|i| p(i)).collect(),
+        live_update: None,
         declared_at: at(&format!("{name}/tether.toml")),
     }
 }
