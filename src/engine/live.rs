@@ -94,6 +94,25 @@ pub struct SyncReport {
     pub host_build_time: Duration,
 }
 
+impl SyncReport {
+    /// The users service's binary synced into one pod, for the tests of every view.
+    #[cfg(test)]
+    pub fn example() -> SyncReport {
+        SyncReport {
+            image: "users".into(),
+            sources: vec!["src/routes.rs".into()],
+            files: vec!["/users".into()],
+            deleted: 0,
+            host_build: true,
+            pods: 1,
+            runs: vec![],
+            restarted: Some(Duration::from_millis(212)),
+            sync: Duration::from_millis(40),
+            host_build_time: Duration::from_secs(9),
+        }
+    }
+}
+
 impl std::fmt::Display for SyncReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.files.is_empty() && self.deleted == 0 && self.runs.is_empty() {
@@ -712,18 +731,7 @@ mod tests {
     use super::*;
 
     fn report() -> SyncReport {
-        SyncReport {
-            image: "users".into(),
-            sources: vec!["src/routes.rs".into()],
-            files: vec!["/users".into()],
-            deleted: 0,
-            host_build: true,
-            pods: 1,
-            runs: vec![],
-            restarted: Some(Duration::from_millis(212)),
-            sync: Duration::from_millis(40),
-            host_build_time: Duration::from_secs(9),
-        }
+        SyncReport::example()
     }
 
     #[test]

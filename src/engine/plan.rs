@@ -121,7 +121,14 @@ pub fn plan(
                 related = true;
             }
         }
-        if !related {
+        // A host build's output that a sync rule sends: written by tether's own round.
+        let synced_output = project.images.values().any(|i| {
+            i.host_build.is_some()
+                && i.live_update
+                    .as_ref()
+                    .is_some_and(|l| l.target(path).is_some())
+        });
+        if !related && !synced_output {
             unrelated.push(
                 path.strip_prefix(&project.root)
                     .unwrap_or(path)

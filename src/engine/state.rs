@@ -259,6 +259,64 @@ mod tests {
     }
 
     #[test]
+    fn a_sync_and_a_fallback_say_in_words_what_the_last_change_did() {
+        let mut s = State::new(BTreeMap::from([(
+            "users".to_owned(),
+            vec!["users".to_owned()],
+        )]));
+        let seen = |syncs: Vec<String>, rebuilds: BTreeMap<String, String>| Event::ChangeSeen {
+            images: vec![],
+            resources: BTreeMap::new(),
+            unrelated: vec![],
+            rescan: None,
+            unwatched: vec![],
+            syncs,
+            rebuilds,
+        };
+        s.apply(&seen(vec!["users".into()], BTreeMap::new()));
+        assert_eq!(
+            s.resources["users"].build,
+            Phase::Running,
+            "syncing shows as busy"
+        );
+        let report = crate::engine::live::SyncReport::example();
+        s.apply(&Event::Synced {
+            resource: "users".into(),
+            report: std::sync::Arc::new(report),
+        });
+        let users = &s.resources["users"];
+        assert_eq!(users.build, Phase::Ok);
+        assert_eq!(
+            users.last_change.as_deref(),
+            Some("synced 1 file (src/routes.rs → /users via host build) and restarted in 0.21 s")
+        );
+        s.apply(&seen(
+            vec![],
+            BTreeMap::from([(
+                "users".to_owned(),
+                "Cargo.toml matches fall_back_on `Cargo.toml`".to_owned(),
+            )]),
+        ));
+        assert_eq!(
+            s.resources["users"].last_change.as_deref(),
+            Some("full rebuild: Cargo.toml matches fall_back_on `Cargo.toml`")
+        );
+        s.apply(&Event::SyncFailed {
+            resource: "users".into(),
+            image: "users".into(),
+            reason: "the run step `make` exited with code 2".into(),
+            rebuild: false,
+        });
+        assert_eq!(s.resources["users"].build, Phase::Failed);
+        assert!(
+            s.resources["users"]
+                .last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("exited with code 2"))
+        );
+    }
+
+    #[test]
     fn a_resource_that_starts_using_an_image_is_shown_building_it() {
         let mut s = State::new(BTreeMap::from([("web".to_owned(), vec!["web".to_owned()])]));
         // web's manifest now also runs the `worker` image.

@@ -43,6 +43,37 @@ pub(crate) fn tether_cmd(laptop: &Laptop, state: &std::path::Path, args: &[&str]
     c
 }
 
+/// `tether connect -n NS` on the laptop, on ports of its own, once it says it is
+/// connected: the session, its proxy's address and its DNS server's.
+pub(crate) fn connected(
+    laptop: &Laptop,
+    state: &std::path::Path,
+    ns: &str,
+) -> (Running, String, SocketAddr) {
+    let mut session = Running::spawn(tether_cmd(
+        laptop,
+        state,
+        &[
+            "connect",
+            "-n",
+            ns,
+            "--proxy-port",
+            "0",
+            "--dns-port",
+            "0",
+            "-o",
+            "json",
+        ],
+    ));
+    let ready = session.wait_for(0, Duration::from_secs(180), "connect's ready line", |l| {
+        l.starts_with('{') && l.contains("\"connected\":true")
+    });
+    let ready: serde_json::Value = serde_json::from_str(&ready).unwrap();
+    let proxy = ready["proxy"].as_str().unwrap().to_owned();
+    let dns = ready["dns"].as_str().unwrap().parse().unwrap();
+    (session, proxy, dns)
+}
+
 pub(crate) fn run(mut c: Command) -> Output {
     let out = c.output().expect("runs");
     eprintln!(
@@ -206,27 +237,7 @@ fn cluster_names_through_the_proxy_and_dns_one_session_per_laptop_and_uninstall(
         "{err}"
     );
 
-    let mut session = Running::spawn(tether_cmd(
-        &laptop,
-        state.path(),
-        &[
-            "connect",
-            "-n",
-            &ns.name,
-            "--proxy-port",
-            "0",
-            "--dns-port",
-            "0",
-            "-o",
-            "json",
-        ],
-    ));
-    let ready = session.wait_for(0, Duration::from_secs(180), "connect's ready line", |l| {
-        l.starts_with('{') && l.contains("\"connected\":true")
-    });
-    let ready: serde_json::Value = serde_json::from_str(&ready).unwrap();
-    let proxy = ready["proxy"].as_str().unwrap().to_owned();
-    let dns: SocketAddr = ready["dns"].as_str().unwrap().parse().unwrap();
+    let (mut session, proxy, dns) = connected(&laptop, state.path(), &ns.name);
 
     // Through the SOCKS5 proxy, by every name a pod would use.
     let socks = format!("socks5h://{proxy}");

@@ -1,6 +1,7 @@
 //! Live update on the shop's users service, against the real cluster: an edit under a
 //! running `tether up` reaches the running pod without an image build or a rollout, the
-//! synced code survives its process being killed, and a `fall_back_on` file builds.
+//! synced code survives its process being killed, a `fall_back_on` file builds, and a pod
+//! that starts after a sync gets the synced code.
 
 use std::{collections::BTreeSet, path::Path, time::Duration};
 
@@ -55,6 +56,21 @@ async fn workload_names(client: &Client) -> (BTreeSet<String>, BTreeSet<String>)
         names(pods.list_metadata(&lp).await.unwrap().items),
         names(sets.list_metadata(&lp).await.unwrap().items),
     )
+}
+
+/// `GET /healthz` of one pod, through a port-forward of its own.
+async fn healthz_of(client: &Client, pod: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "api");
+    let mut forward = pods.portforward(pod, &[8080]).await.unwrap();
+    let mut stream = forward.take_stream(8080).unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.0\r\nHost: users\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+    String::from_utf8_lossy(&answer).into_owned()
 }
 
 /// The restarts of the users container.
@@ -115,7 +131,7 @@ fn edit(file: &Path, from: &str, to: &str) {
 }
 
 #[test]
-fn live_update_syncs_an_edit_survives_a_killed_app_and_rebuilds_on_fall_back_on() {
+fn live_update_syncs_edits_into_running_and_new_pods_survives_a_killed_app_and_falls_back() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let Some(cluster) = rt.block_on(cluster()) else {
         return;
@@ -198,7 +214,16 @@ fn live_update_syncs_an_edit_survives_a_killed_app_and_rebuilds_on_fall_back_on(
     let mark = up.mark();
     let manifest = users.join("Cargo.toml");
     let text = std::fs::read_to_string(&manifest).unwrap();
-    std::fs::write(&manifest, format!("{text}\n# a dependency change\n")).unwrap();
+    // Unique per run, so the registry cannot already hold the image and it is built.
+    let unique = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    std::fs::write(
+        &manifest,
+        format!("{text}\n# a dependency change {unique}\n"),
+    )
+    .unwrap();
     let change = up.wait_for(mark, Duration::from_secs(30), "the plan", |l| {
         l.starts_with("change:")
     });
@@ -215,6 +240,42 @@ fn live_update_syncs_an_edit_survives_a_killed_app_and_rebuilds_on_fall_back_on(
     wait_for_body(r#"{"status":"synced"}"#, Duration::from_secs(60));
     let after = rt.block_on(workload_names(&cluster.client));
     assert_ne!(after.1, before.1, "a new ReplicaSet: the image was rebuilt");
+
+    // Synced again, then a pod that starts later (a scale-up): it gets the synced binary
+    // as soon as it runs, and says so, instead of serving the image's code.
+    let mark = up.mark();
+    edit(
+        &users.join("src/routes.rs"),
+        r#"status: "synced""#,
+        r#"status: "synced-again""#,
+    );
+    up.wait_for(mark, Duration::from_secs(300), "the second sync", |l| {
+        l.contains("[users] live update: synced 1 file (src/routes.rs")
+    });
+    let mark = up.mark();
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(cluster.client.clone(), "api");
+    rt.block_on(deployments.patch(
+        "users",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(serde_json::json!({ "spec": { "replicas": 2 } })),
+    ))
+    .unwrap();
+    let replayed = up.wait_for(mark, Duration::from_secs(120), "the new pod's sync", |l| {
+        l.contains("[users] live update: synced 1 file (/users)")
+    });
+    assert!(replayed.contains("restarted in"), "{replayed}");
+    let (pods_now, _) = rt.block_on(workload_names(&cluster.client));
+    let new_pod = pods_now
+        .difference(&after.0)
+        .next()
+        .expect("the scale-up made a pod")
+        .clone();
+    let answer = rt.block_on(healthz_of(&cluster.client, &new_pod));
+    assert!(
+        answer.ends_with(r#"{"status":"synced-again"}"#),
+        "the new pod {new_pod} serves the synced code: {answer}"
+    );
 
     assert!(up.interrupt(), "tether up stops on Ctrl-C");
     let out = tether(&users, &["down"]);

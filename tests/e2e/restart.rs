@@ -13,8 +13,7 @@ use std::{
 };
 
 use crate::{
-    connect::{TURN, deploy, run, tether_cmd},
-    process::Running,
+    connect::{TURN, connected, deploy, run, tether_cmd},
     support::{TestNamespace, cluster, laptop::Laptop},
 };
 
@@ -68,26 +67,8 @@ fn connect_reconnects_by_itself_when_the_api_server_comes_back() {
     let ns = rt.block_on(TestNamespace::create(&cluster.client, "restart"));
     rt.block_on(deploy(&cluster.client, &ns.name));
     let state = tempfile::tempdir().unwrap();
-    let mut session = Running::spawn(tether_cmd(
-        &laptop,
-        state.path(),
-        &[
-            "connect",
-            "-n",
-            &ns.name,
-            "--proxy-port",
-            "0",
-            "--dns-port",
-            "0",
-            "-o",
-            "json",
-        ],
-    ));
-    let ready = session.wait_for(0, Duration::from_secs(180), "connect's ready line", |l| {
-        l.starts_with('{') && l.contains("\"connected\":true")
-    });
-    let ready: serde_json::Value = serde_json::from_str(&ready).unwrap();
-    let proxy = format!("socks5h://{}", ready["proxy"].as_str().unwrap());
+    let (mut session, proxy, _) = connected(&laptop, state.path(), &ns.name);
+    let proxy = format!("socks5h://{proxy}");
     assert_eq!(
         curl(&laptop, &proxy, "http://web-svc/"),
         (true, "hello from the cluster".to_owned())

@@ -148,6 +148,14 @@ fn a_source_edit_under_a_host_build_syncs_instead_of_building() {
 }
 
 #[test]
+fn the_host_builds_own_output_is_not_reported_as_an_unrelated_change() {
+    let f = fixture();
+    let plan = f.decide(&f.change(&[".build/users"]), &supervised());
+    assert!(plan.unrelated.is_empty(), "{plan:?}");
+    assert!(plan.builds.is_empty() && plan.syncs.is_empty(), "{plan:?}");
+}
+
+#[test]
 fn a_fall_back_on_file_builds_and_says_which_rule() {
     let f = fixture();
     let plan = f.decide(&f.change(&["src/main.rs", "Cargo.toml"]), &supervised());
