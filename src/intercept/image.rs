@@ -5,9 +5,12 @@
 //! 1. `TETHER_AGENT_IMAGE`: a published image; nothing is built.
 //! 2. `TETHER_AGENT_BINARY`: a static Linux x86-64 tether binary.
 //! 3. The running executable, when it is a static Linux x86-64 ELF (no PT_INTERP).
-//! 4. A static build from the source tree this binary was built from
+//! 4. [`BESIDE`] next to the running executable: the static build `scripts/install` puts
+//!    there once, so no intercept or live-update deploy waits for a compiler.
+//! 5. A static build from the source tree this binary was built from
 //!    (`cargo build --release --target x86_64-unknown-linux-gnu` with `+crt-static`):
-//!    how a dynamically linked development build still gets an agent.
+//!    how a dynamically linked development build still gets an agent. It prints how long
+//!    it has been building, every few seconds.
 
 use std::path::{Path, PathBuf};
 
@@ -17,6 +20,10 @@ use super::InterceptError;
 use crate::build::{Engine, Registry, context::DOCKERFILE_IN_TAR};
 
 const REPOSITORY: &str = "tether-agent";
+/// The static tether `scripts/install` puts next to the one it installs.
+pub const BESIDE: &str = "tether-static";
+/// How often a static build from source says it is still going.
+const BUILD_TICK: std::time::Duration = std::time::Duration::from_secs(10);
 const TARGET: &str = "x86_64-unknown-linux-gnu";
 
 /// Makes sure the registry holds the agent image; returns the reference pods pull.
@@ -105,6 +112,9 @@ async fn static_binary(
     if kind == ElfKind::StaticX86_64 {
         return Ok(exe);
     }
+    if let Some(beside) = static_beside(&exe) {
+        return Ok(beside);
+    }
     let source = Path::new(env!("CARGO_MANIFEST_DIR"));
     if kind == ElfKind::DynamicX86_64 && source.join("Cargo.toml").is_file() {
         return build_from_source(source, progress).await;
@@ -116,20 +126,29 @@ async fn static_binary(
     )))
 }
 
+/// The static tether installed next to `exe`, if there is one.
+fn static_beside(exe: &Path) -> Option<PathBuf> {
+    let beside = exe.with_file_name(BESIDE);
+    (elf_kind(&beside) == ElfKind::StaticX86_64).then_some(beside)
+}
+
 /// `cargo build` of a static tether in its source tree; cargo makes it a no-op when
 /// nothing changed.
 async fn build_from_source(
     source: &Path,
     progress: &mut (impl FnMut(&str) + Send),
 ) -> Result<PathBuf, InterceptError> {
-    progress("building a static tether for the agent image (cargo; slow only the first time)");
+    progress(&format!(
+        "building a static tether for the agent image (cargo; minutes the first time, \
+         never again after `scripts/install`, which puts one in {BESIDE} beside tether)"
+    ));
     let mut flags = std::env::var("RUSTFLAGS").unwrap_or_default();
     if !flags.contains("crt-static") {
         flags = format!("{flags} -C target-feature=+crt-static")
             .trim()
             .to_owned();
     }
-    let out = tokio::process::Command::new("cargo")
+    let child = tokio::process::Command::new("cargo")
         .args([
             "build",
             "--release",
@@ -144,13 +163,29 @@ async fn build_from_source(
         .current_dir(source)
         .env("RUSTFLAGS", flags)
         .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::inherit())
-        .output()
-        .await
+        .kill_on_drop(true)
+        .spawn()
         .map_err(|source| InterceptError::AgentImageIo {
             what: "cannot run cargo".into(),
             source,
         })?;
+    let started = std::time::Instant::now();
+    let mut done = std::pin::pin!(child.wait_with_output());
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + BUILD_TICK, BUILD_TICK);
+    let out = loop {
+        tokio::select! {
+            out = &mut done => break out,
+            _ = tick.tick() => progress(&format!(
+                "still building the static tether: {}s", started.elapsed().as_secs()
+            )),
+        }
+    }
+    .map_err(|source| InterceptError::AgentImageIo {
+        what: "cannot run cargo".into(),
+        source,
+    })?;
     if !out.status.success() {
         return Err(InterceptError::AgentImage(format!(
             "the static agent build failed ({})",
@@ -254,6 +289,23 @@ mod tests {
             elf_kind(Path::new("/nonexistent/tether")),
             ElfKind::Unreadable
         );
+    }
+
+    #[test]
+    fn a_static_tether_beside_the_executable_is_the_agent_and_a_dynamic_one_is_not() {
+        // busybox-static (scripts/test installs it) stands in for a static tether.
+        if elf_kind(Path::new("/bin/busybox")) != ElfKind::StaticX86_64 {
+            eprintln!("no static /bin/busybox here: nothing to stand in for tether-static");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let exe = dir.path().join("tether");
+        std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
+        assert_eq!(static_beside(&exe), None, "nothing beside it yet");
+        std::fs::copy(&exe, dir.path().join(BESIDE)).unwrap();
+        assert_eq!(static_beside(&exe), None, "a dynamic binary is no agent");
+        std::fs::copy("/bin/busybox", dir.path().join(BESIDE)).unwrap();
+        assert_eq!(static_beside(&exe), Some(dir.path().join(BESIDE)));
     }
 
     #[test]
