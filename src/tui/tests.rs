@@ -270,6 +270,26 @@ fn all_ready_with_forwards_and_update_time() {
 }
 
 #[test]
+fn a_live_update_says_under_its_resource_what_it_synced() {
+    let mut s = ready();
+    s.apply(&Event::Synced {
+        resource: "users".into(),
+        report: std::sync::Arc::new(crate::engine::live::SyncReport::example()),
+    });
+    let t = render(&s, &app(), 100, 30);
+    insta::assert_snapshot!("live_update", t.backend());
+    let buf = t.backend().buffer();
+    assert_eq!(
+        color_of(
+            buf,
+            "↳ synced",
+            "synced 1 file (src/routes.rs → /users via host build)"
+        ),
+        Some(Color::DarkGray)
+    );
+}
+
+#[test]
 fn narrow_80x24_stays_readable() {
     let t = render(&ready(), &app(), 80, 24);
     insta::assert_snapshot!("narrow_80x24", t.backend());
