@@ -525,6 +525,11 @@ impl Follower {
             if n == 0 {
                 return Ok(Read::Ended);
             }
+            // A followed stream that breaks mid-line: the resumed stream sends that line
+            // again whole, so this piece is neither passed on nor counted as seen.
+            if !previous && raw.last() != Some(&b'\n') {
+                return Ok(Read::Ended);
+            }
             let (ts, text) = parse(&raw);
             if skip.seen(ts) {
                 continue;

@@ -403,19 +403,11 @@ fn logs_follow_across_a_bad_line_and_a_container_restart() {
 /// `tether logs -f` keeps following across a restart of the API server: the follower
 /// resumes after the last line it passed on, with nothing twice and nothing lost.
 ///
-/// Ignored: it restarts the cluster's API server, which every other test uses. Run it
-/// alone, with the command that restarts it in `TETHER_E2E_RESTART_APISERVER`, e.g. on
-/// the dev cluster:
-///
-/// ```text
-/// TETHER_E2E_RESTART_APISERVER='kill $(cat /run/tether-dev-cluster/pids/kube-apiserver.pid) && scripts/dev-cluster up' \
-///   cargo test --test e2e logs_follow_across_an_api_server_restart -- --ignored --nocapture
-/// ```
+/// Ignored: it restarts the cluster's API server, which every other test uses;
+/// `scripts/test` runs it alone after the suite, with the other `api_server` tests.
 #[test]
-#[ignore = "restarts the API server: run alone (see its doc)"]
+#[ignore = "restarts the API server: scripts/test runs it alone, after the suite"]
 fn logs_follow_across_an_api_server_restart() {
-    let restart = std::env::var("TETHER_E2E_RESTART_APISERVER")
-        .expect("TETHER_E2E_RESTART_APISERVER names the command that restarts the API server");
     let rt = runtime();
     let Some(cluster) = rt.block_on(cluster()) else {
         return;
@@ -444,12 +436,7 @@ fn logs_follow_across_an_api_server_restart() {
             .collect()
     };
     let before = ticks(&logs).last().copied().unwrap_or(0);
-    let restarted = std::process::Command::new("sh")
-        .args(["-c", &restart])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("the restart command runs");
-    assert!(restarted.success(), "the restart command failed");
+    crate::restart::restart_the_api_server(|| {});
     logs.wait_for(
         0,
         Duration::from_secs(60),

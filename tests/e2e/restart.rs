@@ -4,7 +4,8 @@
 //!
 //! It restarts the cluster's API server, which every other test needs, so it is ignored in
 //! the suite and run alone after it (`scripts/test`:
-//! `cargo test --test e2e -- --ignored --test-threads=1 restart::`).
+//! `cargo test --test e2e -- --ignored --test-threads=1 api_server`, which also runs the
+//! log follower's `observe::logs_follow_across_an_api_server_restart`).
 
 use std::{
     path::{Path, PathBuf},
@@ -19,7 +20,7 @@ use crate::{
 
 /// Kills the dev cluster's API server, waits until its process is gone, checks `gone`
 /// while it is, and starts it again with `scripts/dev-cluster up`.
-fn restart_the_api_server(gone: impl FnOnce()) {
+pub(crate) fn restart_the_api_server(gone: impl FnOnce()) {
     let run =
         std::env::var("TETHER_CLUSTER_RUN").unwrap_or_else(|_| "/run/tether-dev-cluster".into());
     let pidfile = PathBuf::from(run).join("pids/kube-apiserver.pid");
