@@ -153,8 +153,10 @@ async fn live(
                 in_flight = false;
                 if outcome.passed() {
                     let mut saved = Progress::load(&dir).unwrap_or_default();
-                    if !saved.passed.contains_key(&(index + 1)) {
-                        saved.passed.insert(index + 1, jiff::Timestamp::now().to_string());
+                    if let std::collections::btree_map::Entry::Vacant(e) =
+                        saved.passed.entry(index + 1)
+                    {
+                        e.insert(jiff::Timestamp::now().to_string());
                         // The screen keeps going if the progress cannot be saved.
                         let _ = saved.save(&dir);
                     }
