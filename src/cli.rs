@@ -91,6 +91,8 @@ pub enum Command {
     /// Run a command that reaches the cluster's Services and pods by their cluster names,
     /// whatever it is (no proxy support needed), without root.
     Run(RunArgs),
+    /// The guided workshop: its steps, each checked live against the cluster and this machine.
+    Workshop(WorkshopArgs),
     /// The in-cluster traffic agent (runs inside a pod, not on a laptop).
     Agent {
         #[arg(trailing_var_arg = true)]
@@ -216,6 +218,27 @@ pub struct RunArgs {
 }
 
 #[derive(Debug, Args, Clone)]
+pub struct WorkshopArgs {
+    /// The folder holding workshop.toml (else its `workspace-demo/`).
+    #[arg(short = 'C', long = "dir", default_value = ".")]
+    pub dir: PathBuf,
+    /// Run the workshop's reset commands and forget its progress first.
+    #[arg(long)]
+    pub reset: bool,
+    /// Show step N (1-based) and check it, wherever the progress is.
+    #[arg(long, value_name = "N")]
+    pub step: Option<usize>,
+    /// `json`: every check's state for scripts; exit 0 when all pass, 1 otherwise.
+    #[arg(short = 'o', long, value_enum, default_value_t)]
+    pub output: Output,
+    /// Plain lines instead of the interactive screen.
+    #[arg(long)]
+    pub no_tui: bool,
+    #[arg(long)]
+    pub context: Option<String>,
+}
+
+#[derive(Debug, Args, Clone)]
 pub struct UninstallArgs {
     #[arg(short, long, conflicts_with = "all_namespaces")]
     pub namespace: Option<String>,
@@ -247,6 +270,7 @@ mod tests {
             "uninstall",
             "connect",
             "run",
+            "workshop",
         ];
         for built in commands {
             assert!(

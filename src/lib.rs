@@ -27,6 +27,7 @@
 //! - [`connect`], [`run`]: cluster names from the laptop (a loopback proxy and DNS server;
 //!   any program in namespaces of its own behind a userspace TCP/IP stack).
 //! - [`accept`]: the accept loop every listener shares.
+//! - [`workshop`]: `tether workshop`, the guided workshop's steps and their live checks.
 //! - [`cli`], [`commands`]: the command line and its edges.
 
 pub mod accept;
@@ -51,3 +52,4 @@ pub mod state_dir;
 pub mod tui;
 pub mod tunnel;
 pub mod watch;
+pub mod workshop;

@@ -9,6 +9,7 @@ pub mod run;
 pub mod status;
 pub mod trigger;
 pub mod up;
+pub mod workshop;
 
 use std::process::ExitCode;
 
@@ -98,6 +99,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Uninstall(args) => intercept::uninstall(args).await,
         Command::Connect(args) => connect::run(args).await,
         Command::Run(args) => run::run(args).await,
+        Command::Workshop(args) => workshop::run(args).await,
         Command::Agent { args } => intercept::agent(args).await,
     }
 }
