@@ -41,6 +41,10 @@ pub struct Step {
     pub check: Check,
     /// Further checks the step needs too, in order (`also = [...]`).
     pub also: Vec<Check>,
+    /// The step (1-based) whose pass ends what this one set up (`holds_until`): the
+    /// users forward of step 2 goes when step 3 starts, the intercept when `leave`
+    /// passes. Once that step passed, this one stays done though its check fails.
+    pub holds_until: Option<usize>,
 }
 
 impl Step {
@@ -161,6 +165,7 @@ struct RawStep {
     check: Spanned<Check>,
     #[serde(default)]
     also: Vec<Spanned<Check>>,
+    holds_until: Option<Spanned<usize>>,
 }
 
 /// The steps file of `dir`: `dir/workshop.toml`, else `dir/workspace-demo/workshop.toml`.
@@ -229,7 +234,21 @@ pub fn parse(path: &Path, text: &str) -> Result<Workshop, WorkshopError> {
         reset.push(c.into_inner());
     }
     let mut steps = Vec::new();
+    let count = raw.steps.len();
     for s in raw.steps {
+        let number = steps.len() + 1;
+        if let Some(until) = &s.holds_until {
+            let n = *until.get_ref();
+            if n <= number || n > count {
+                return Err(invalid(
+                    until.span().start,
+                    format!(
+                        "holds_until names step {n}: expected a later step, {} to {count}",
+                        number + 1
+                    ),
+                ));
+            }
+        }
         if s.title.get_ref().trim().is_empty() {
             return Err(invalid(s.title.span().start, "a step needs a title".into()));
         }
@@ -245,6 +264,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Workshop, WorkshopError> {
             fix: s.fix,
             check: s.check.into_inner(),
             also: s.also.into_iter().map(Spanned::into_inner).collect(),
+            holds_until: s.holds_until.map(Spanned::into_inner),
         });
     }
     Ok(Workshop {

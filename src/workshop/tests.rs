@@ -217,11 +217,15 @@ async fn port_passes_while_something_listens() {
         check::run(&Check::Port { port }, &env()).await,
         Outcome::Pass
     );
-    drop(listener);
+    // Bound but not listening: refused, and no other test can take the port meanwhile.
+    let closed = tokio::net::TcpSocket::new_v4().unwrap();
+    closed.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = closed.local_addr().unwrap().port();
     let Outcome::Fail { what } = check::run(&Check::Port { port }, &env()).await else {
         panic!("a closed port fails");
     };
     assert!(what.contains(&format!("localhost:{port}")), "{what}");
+    drop(listener);
 }
 
 fn command(run: &[&str], exit: i32, stdout_contains: Option<&str>, timeout: u64) -> Check {
@@ -371,6 +375,52 @@ fn progress_keeps_first_passes_and_reports_regressions() {
         p.regressed(&[Outcome::Pass, fail("gone"), Outcome::Pass]),
         vec![2]
     );
+}
+
+#[test]
+fn a_step_whose_set_up_a_later_step_ended_stays_done_and_any_other_is_undone() {
+    let w = parse(
+        r#"
+[[step]]
+title = "runs"
+holds_until = 3
+check = { kind = "port", port = 1 }
+[[step]]
+title = "served"
+check = { kind = "port", port = 2 }
+[[step]]
+title = "stopped"
+check = { kind = "port", port = 3 }
+"#,
+    )
+    .unwrap();
+    let mut saved = Progress::default();
+    saved.record(&[Outcome::Pass, Outcome::Pass, fail("not yet")], "t1");
+    // Before step 3 passed, step 1 failing is an undone step, named with its reason.
+    let now = [fail("nothing on 1"), Outcome::Pass, fail("not yet")];
+    let settled = progress::settle(&w.steps, &saved, &now);
+    assert_eq!(settled[0], fail("nothing on 1"));
+    assert_eq!(progress::current(&settled), 1);
+    // Once step 3 passed, step 1's end was meant: done. Step 2 has no such end.
+    saved.record(&[fail("x"), fail("gone"), Outcome::Pass], "t2");
+    let now = [fail("nothing on 1"), fail("gone"), Outcome::Pass];
+    let settled = progress::settle(&w.steps, &saved, &now);
+    assert_eq!(settled, vec![Outcome::Pass, fail("gone"), Outcome::Pass]);
+    assert_eq!(saved.regressed(&settled), vec![2]);
+}
+
+#[test]
+fn holds_until_must_name_a_later_step() {
+    let (text, _) = error_text(
+        r#"
+[[step]]
+title = "a"
+holds_until = 1
+check = { kind = "port", port = 1 }
+"#,
+    );
+    assert!(text.contains("/w/workshop.toml:4:15"), "{text}");
+    assert!(text.contains("holds_until names step 1"), "{text}");
 }
 
 #[test]
