@@ -51,12 +51,12 @@ pub async fn run(args: WorkshopArgs) -> Result<(), Failure> {
         results.push(check::run_step(s, &env).await);
     }
     let mut saved = Progress::load(&workshop.dir).map_err(Failure::classify)?;
-    saved.record(&results, &jiff::Timestamp::now().to_string());
-    saved.save(&workshop.dir).map_err(Failure::classify)?;
     // Steps whose set-up a later step ended count as done; any other step that passed
     // before and fails now was undone.
     let results = progress::settle(&workshop.steps, &saved, &results);
     let regressed = saved.regressed(&results);
+    saved.record(&results, &jiff::Timestamp::now().to_string());
+    saved.save(&workshop.dir).map_err(Failure::classify)?;
     let current = args.step.unwrap_or_else(|| progress::current(&results));
     let all_passed = results.iter().all(Outcome::passed);
 

@@ -60,12 +60,16 @@ impl Progress {
         }
     }
 
-    /// Records this run's passes at `now`; a step keeps the time it first passed.
+    /// Records this run's passes at `now`, in order: a step is done once it and every
+    /// step before it pass (a later check that happens to hold early, such as "nothing
+    /// is intercepted" before anything was, records nothing). A step keeps the time it
+    /// first passed.
     pub fn record(&mut self, results: &[Outcome], now: &str) {
         for (i, r) in results.iter().enumerate() {
-            if r.passed() {
-                self.passed.entry(i + 1).or_insert_with(|| now.to_owned());
+            if !r.passed() {
+                return;
             }
+            self.passed.entry(i + 1).or_insert_with(|| now.to_owned());
         }
     }
 
@@ -81,23 +85,23 @@ impl Progress {
 }
 
 /// Each step's state for the participant: its check now, except that a step done before
-/// whose `holds_until` step has passed stays done (what it set up was meant to end).
+/// stays done while the step that ends what it set up (`holds_until`) is done too: the
+/// intercept of step 6 is meant to be gone once `leave` (step 8) restored the cluster.
+/// Computed from the last step back, as each step looks only forward.
 pub fn settle(steps: &[super::Step], saved: &Progress, now: &[Outcome]) -> Vec<Outcome> {
-    steps
-        .iter()
-        .zip(now)
-        .enumerate()
-        .map(|(i, (step, outcome))| {
-            let ended = step
-                .holds_until
-                .is_some_and(|until| saved.passed.contains_key(&until));
-            if !outcome.passed() && saved.passed.contains_key(&(i + 1)) && ended {
-                Outcome::Pass
-            } else {
-                outcome.clone()
-            }
-        })
-        .collect()
+    let mut settled: Vec<Outcome> = now.to_vec();
+    for i in (0..steps.len().min(now.len())).rev() {
+        if settled[i].passed() || !saved.passed.contains_key(&(i + 1)) {
+            continue;
+        }
+        let ended = steps[i]
+            .holds_until
+            .is_some_and(|until| settled.get(until - 1).is_some_and(Outcome::passed));
+        if ended {
+            settled[i] = Outcome::Pass;
+        }
+    }
+    settled
 }
 
 /// The step (1-based) a run resumes at: the first that does not pass now, else the last.

@@ -368,7 +368,7 @@ fn a_run_resumes_at_the_first_step_that_does_not_pass() {
 fn progress_keeps_first_passes_and_reports_regressions() {
     let mut p = Progress::default();
     p.record(&[Outcome::Pass, Outcome::Pass, fail("x")], "t1");
-    p.record(&[Outcome::Pass, fail("gone"), Outcome::Pass], "t2");
+    p.record(&[Outcome::Pass, Outcome::Pass, Outcome::Pass], "t2");
     assert_eq!(p.passed.get(&1).map(String::as_str), Some("t1"));
     assert_eq!(p.passed.get(&3).map(String::as_str), Some("t2"));
     assert_eq!(
@@ -395,14 +395,17 @@ check = { kind = "port", port = 3 }
     )
     .unwrap();
     let mut saved = Progress::default();
+    // "stopped" holds before anything ran: recorded only in order, so not yet.
+    saved.record(&[Outcome::Pass, fail("not yet"), Outcome::Pass], "t0");
+    assert_eq!(saved.passed.keys().copied().collect::<Vec<_>>(), [1]);
     saved.record(&[Outcome::Pass, Outcome::Pass, fail("not yet")], "t1");
-    // Before step 3 passed, step 1 failing is an undone step, named with its reason.
+    // Step 1 undone while step 3 does not hold: named, with its reason.
     let now = [fail("nothing on 1"), Outcome::Pass, fail("not yet")];
     let settled = progress::settle(&w.steps, &saved, &now);
     assert_eq!(settled[0], fail("nothing on 1"));
+    assert_eq!(saved.regressed(&settled), vec![1]);
     assert_eq!(progress::current(&settled), 1);
-    // Once step 3 passed, step 1's end was meant: done. Step 2 has no such end.
-    saved.record(&[fail("x"), fail("gone"), Outcome::Pass], "t2");
+    // Once step 3 holds, step 1's end was meant: done. Step 2 has no such end.
     let now = [fail("nothing on 1"), fail("gone"), Outcome::Pass];
     let settled = progress::settle(&w.steps, &saved, &now);
     assert_eq!(settled, vec![Outcome::Pass, fail("gone"), Outcome::Pass]);

@@ -63,6 +63,23 @@ fn second_payment(text: &str) -> String {
         .to_owned()
 }
 
+/// `tether workshop -o json` as the attendee runs it on the laptop, beside their
+/// connect session (`state`): the report of every step.
+fn workshop(laptop: &Laptop, repo: &Path, state: &Path) -> serde_json::Value {
+    let mut c = laptop.tether(&repo.join("workspace-demo"), &["workshop", "-o", "json"]);
+    c.env("XDG_RUNTIME_DIR", state);
+    let out = output(c);
+    serde_json::from_slice(&out.stdout).expect("tether workshop -o json prints JSON")
+}
+
+/// Asserts that steps 1 to `last` pass in `report`.
+fn passed_through(report: &serde_json::Value, last: usize) {
+    for n in 1..=last {
+        let step = &report["steps"][n - 1];
+        assert_eq!(step["passed"], true, "step {n} passes: {report:#}");
+    }
+}
+
 /// The fixed payments service on the laptop, killed when the test ends.
 struct Local(Child);
 
@@ -103,9 +120,14 @@ fn the_intercepted_fix_refuses_the_second_payment_and_leave_restores_the_cluster
         "the shipped flaw pays twice"
     );
     let original = rt.block_on(payments_specs(&cluster.client));
+    // `tether workshop` sees the same: the cluster, users' forward, the shop ready.
+    let state = tempfile::tempdir().unwrap();
+    let report = workshop(&laptop, repo.path(), state.path());
+    passed_through(&report, 3);
+    assert_eq!(report["current"], 4, "{report:#}");
+    assert_eq!(report["all_passed"], false);
 
     // 2. Connect: the laptop reaches the cluster's Services by name.
-    let state = tempfile::tempdir().unwrap();
     let mut connect = laptop.tether(&shop, &["connect", "-n", "api", "-o", "json"]);
     connect.env("XDG_RUNTIME_DIR", state.path());
     let mut connect = Running::spawn(connect);
@@ -125,6 +147,7 @@ fn the_intercepted_fix_refuses_the_second_payment_and_leave_restores_the_cluster
         output(probe).status.success(),
         "orders-svc through connect's proxy"
     );
+    passed_through(&workshop(&laptop, repo.path(), state.path()), 4);
 
     // 3. The fixed payments service on the laptop, on 8080, calling its default
     //    ORDERS_URL, http://orders-svc.api, as it does in the cluster: `tether run` gives
@@ -139,36 +162,41 @@ fn the_intercepted_fix_refuses_the_second_payment_and_leave_restores_the_cluster
     let binary = repo.path().join("payments-fixed");
     std::fs::copy(shop.join("payments/.build/payments"), &binary).unwrap();
     let binary = binary.to_string_lossy().into_owned();
-    let mut local = laptop.tether(
-        &shop,
-        &[
-            "run",
-            "-n",
-            "api",
-            "-p",
-            "8080",
-            "--",
-            "env",
-            "PORT=8080",
-            &binary,
-        ],
-    );
-    local
-        .env("XDG_RUNTIME_DIR", state.path())
-        .env_remove("ORDERS_URL")
-        .stdout(Stdio::null());
-    let _local = Local(local.spawn().unwrap());
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while laptop
-        .block_on(reqwest::get("http://127.0.0.1:8080/healthz"))
-        .is_err()
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the local payments service did not start"
+    let start_local = || {
+        let mut local = laptop.tether(
+            &shop,
+            &[
+                "run",
+                "-n",
+                "api",
+                "-p",
+                "8080",
+                "--",
+                "env",
+                "PORT=8080",
+                &binary,
+            ],
         );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+        local
+            .env("XDG_RUNTIME_DIR", state.path())
+            .env_remove("ORDERS_URL")
+            .stdout(Stdio::null());
+        let local = Local(local.spawn().unwrap());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while laptop
+            .block_on(reqwest::get("http://127.0.0.1:8080/healthz"))
+            .is_err()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the local payments service did not start"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        local
+    };
+    let local = start_local();
+    passed_through(&workshop(&laptop, repo.path(), state.path()), 5);
 
     // 4. Intercept: the gateway in the cluster now reaches the laptop's payments.
     let mut intercept = Running::spawn(laptop.tether(
@@ -189,6 +217,31 @@ fn the_intercepted_fix_refuses_the_second_payment_and_leave_restores_the_cluster
     let refused = second_payment(&fixed);
     assert!(refused.contains("HTTP 403"), "{refused}");
     assert!(refused.contains("Already Paid"), "{refused}");
+    let report = workshop(&laptop, repo.path(), state.path());
+    passed_through(&report, 7);
+    assert_eq!(report["current"], 8, "{report:#}");
+
+    // A step broken on purpose: the local payments service stops. The workshop names
+    // that step, what is wrong and the fix, and passes again once it runs.
+    drop(local);
+    let report = workshop(&laptop, repo.path(), state.path());
+    assert_eq!(report["current"], 5, "{report:#}");
+    let broken = &report["steps"][4];
+    assert_eq!(broken["passed"], false, "{report:#}");
+    assert!(
+        broken["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("8080")),
+        "{report:#}"
+    );
+    assert!(
+        broken["fix"]
+            .as_str()
+            .is_some_and(|f| f.contains("tether run")),
+        "{report:#}"
+    );
+    let _local = start_local();
+    passed_through(&workshop(&laptop, repo.path(), state.path()), 7);
 
     // 5. Leave: the cluster serves again, specs exactly as before.
     let out = output(laptop.tether(&shop, &["leave", "payments-svc", "--namespace", "api"]));
@@ -209,6 +262,10 @@ fn the_intercepted_fix_refuses_the_second_payment_and_leave_restores_the_cluster
         );
         std::thread::sleep(Duration::from_secs(2));
     }
+    // Every step done: the workshop says so, also for the steps `leave` ended.
+    let report = workshop(&laptop, repo.path(), state.path());
+    assert_eq!(report["all_passed"], true, "{report:#}");
+
     let mut quit = laptop.tether(&shop, &["connect", "--quit"]);
     quit.env("XDG_RUNTIME_DIR", state.path());
     assert!(output(quit).status.success());
