@@ -388,24 +388,7 @@ fn cluster_names_through_the_proxy_and_dns_one_session_per_laptop_and_uninstall(
     assert!(!state.path().join("tether/connect.json").exists());
 
     // SIGKILL leaves a file naming a dead pid; the next connect replaces it.
-    let mut killed = Running::spawn(tether_cmd(
-        &laptop,
-        state.path(),
-        &[
-            "connect",
-            "-n",
-            &ns.name,
-            "--proxy-port",
-            "0",
-            "--dns-port",
-            "0",
-            "-o",
-            "json",
-        ],
-    ));
-    killed.wait_for(0, Duration::from_secs(60), "ready", |l| {
-        l.contains("\"connected\":true")
-    });
+    let (mut killed, _, _) = connected(&laptop, state.path(), &ns.name);
     let _ = Command::new("kill")
         .args(["-KILL", &killed.pid().to_string()])
         .status();
