@@ -195,16 +195,10 @@ async fn dial(
     token: &str,
     name: &str,
 ) -> Result<(Session, kube::api::Portforwarder), Dial> {
-    let mut forward = tokio::time::timeout(
-        Duration::from_secs(10),
-        pods.portforward(pod, &[CONTROL_PORT]),
-    )
-    .await
-    .map_err(|_| Dial::Failed(format!("port-forward to {pod} took over 10 s")))?
-    .map_err(|e| Dial::Failed(format!("port-forward to {pod}: {e}")))?;
-    let stream = forward
-        .take_stream(CONTROL_PORT)
-        .ok_or_else(|| Dial::Failed("the port-forward gave no stream".into()))?;
+    let (forward, stream) =
+        crate::kube::port::open(pods, pod, CONTROL_PORT, Duration::from_secs(10))
+            .await
+            .map_err(|e| Dial::Failed(e.to_string()))?;
     let meta = HelloMeta {
         role: Role::Laptop,
         name: name.to_owned(),

@@ -22,11 +22,12 @@ use super::{event::Event, plan::live::Running};
 use crate::{
     build::{BuildError, Registry, registry::ImageEntry, run_host_build},
     config::{Image, Project, Resource},
-    kube::PodSet,
+    intercept::secret,
+    kube::{PodSet, port},
     live::{
         FileUpdate, LiveError, RunStep, Supervisor, Update,
         files::{self, Covered, Held},
-        inject::{Injection, Supervised, TOKEN_KEY},
+        inject::{Injection, Supervised},
         wire::CONTROL_PORT,
     },
 };
@@ -530,14 +531,9 @@ impl Live {
             pod: pod.to_owned(),
             reason,
         };
-        let mut forwarder =
-            tokio::time::timeout(DIAL_TIMEOUT, api.portforward(pod, &[CONTROL_PORT]))
-                .await
-                .map_err(|_| unreachable(format!("no port-forward within {DIAL_TIMEOUT:?}")))?
-                .map_err(|e| unreachable(e.to_string()))?;
-        let stream = forwarder
-            .take_stream(CONTROL_PORT)
-            .ok_or_else(|| unreachable("the port-forward gave no stream".into()))?;
+        let (forwarder, stream) = port::open(api, pod, CONTROL_PORT, DIAL_TIMEOUT)
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
         let in_pod = |source| SyncError::Pod {
             pod: pod.to_owned(),
             source,
@@ -710,20 +706,12 @@ async fn token(client: &Client, namespace: &str, name: &str) -> Result<String, S
         .get_opt(name)
         .await
         .map_err(|e| format!("cannot read Secret {namespace}/{name}: {e}"))?;
-    let kept = existing
-        .and_then(|s| s.data)
-        .and_then(|d| d.get(TOKEN_KEY).cloned())
-        .and_then(|b| String::from_utf8(b.0).ok())
-        .filter(|t| !t.is_empty());
-    if let Some(t) = kept {
-        return Ok(t);
+    match existing.as_ref().and_then(secret::token_of) {
+        Some(t) => Ok(t),
+        None => {
+            secret::random_token().map_err(|e| format!("cannot read /dev/urandom for a token: {e}"))
+        }
     }
-    let mut bytes = [0u8; 32];
-    use std::io::Read as _;
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .map_err(|e| format!("cannot read /dev/urandom for a token: {e}"))?;
-    Ok(hex::encode(bytes))
 }
 
 #[cfg(test)]

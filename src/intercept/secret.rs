@@ -31,18 +31,17 @@ fn is_ours(s: &Secret) -> bool {
         .is_some_and(|v| v == MANAGED_BY.1)
 }
 
-fn token_of(s: &Secret) -> Option<String> {
+/// The token a tether Secret holds under [`TOKEN_KEY`], if it holds one.
+pub fn token_of(s: &Secret) -> Option<String> {
     let bytes = s.data.as_ref()?.get(TOKEN_KEY)?;
     let token = String::from_utf8(bytes.0.clone()).ok()?;
     (!token.is_empty()).then_some(token)
 }
 
-/// 32 random bytes from the kernel, as hex.
-fn random_token() -> Result<String, InterceptError> {
+/// 32 random bytes from the kernel, as hex: every token tether hands out.
+pub fn random_token() -> std::io::Result<String> {
     let mut bytes = [0u8; 32];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .map_err(InterceptError::Random)?;
+    std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes))?;
     Ok(hex::encode(bytes))
 }
 
@@ -57,7 +56,7 @@ pub async fn ensure(
     if let Some(token) = read(client, namespace, deployment).await? {
         return Ok(token);
     }
-    let token = random_token()?;
+    let token = random_token().map_err(InterceptError::Random)?;
     let secret = Secret {
         metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
             name: Some(name.clone()),

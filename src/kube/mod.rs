@@ -9,8 +9,10 @@
 //!   (readiness, counts, restarts). Readiness ([`crate::deploy::rollout`]), forwards
 //!   (the newest ready pod, [`crate::forward`]) and log followers ([`crate::logs`]) all
 //!   read one set per workload and wait on its changes.
+//! - [`port`]: a port-forward to one pod's port, opened within a time limit.
 
 mod pods;
+pub mod port;
 mod workload;
 
 pub use self::{

@@ -23,8 +23,8 @@ use crate::{build::registry::ImageEntry, deploy::manifest::pod_spec_mut};
 pub const VOLUME: &str = "tether-live";
 /// The init container that puts the binary in place.
 pub const INIT_CONTAINER: &str = "tether-live-init";
-/// The key of the token in the resource's live Secret.
-pub const TOKEN_KEY: &str = "token";
+/// The key of the token in the resource's live Secret: the one every tether Secret uses.
+pub const TOKEN_KEY: &str = crate::intercept::patch::TOKEN_KEY;
 
 /// How to supervise one resource's workloads.
 #[derive(Debug, Clone)]
