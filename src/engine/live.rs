@@ -167,6 +167,9 @@ pub struct Live {
 struct State {
     images: BTreeMap<String, ImageLive>,
     resources: BTreeMap<String, ResourceLive>,
+    /// What each pinned image reference runs, read from the registry once: a reference
+    /// names one image for good.
+    entries: BTreeMap<String, ImageEntry>,
 }
 
 struct ImageLive {
@@ -317,15 +320,34 @@ impl Live {
             .clone();
         let mut entries = BTreeMap::new();
         for (name, reference) in live {
-            let tag = reference.rsplit_once(':').map_or("latest", |(_, t)| t);
-            let entry = registry
-                .entry(name, tag)
-                .await
-                .map_err(|e| format!("what image `{name}` runs: {e}"))?;
+            let known = self.state().entries.get(reference).cloned();
+            let entry = match known {
+                Some(entry) => entry,
+                None => {
+                    let tag = reference.rsplit_once(':').map_or("latest", |(_, t)| t);
+                    let entry = registry
+                        .entry(name, tag)
+                        .await
+                        .map_err(|e| format!("what image `{name}` runs: {e}"))?;
+                    self.state()
+                        .entries
+                        .insert(reference.clone(), entry.clone());
+                    entry
+                }
+            };
             entries.insert(name.clone(), entry);
         }
         let secret = secret_name(&resource.name);
-        let token = token(client, &resource.namespace, &secret).await?;
+        // The token this session already deployed with, else the Secret's (or a new one).
+        let known = self
+            .state()
+            .resources
+            .get(&resource.name)
+            .map(|r| r.token.clone());
+        let token = match known {
+            Some(t) => t,
+            None => token(client, &resource.namespace, &secret).await?,
+        };
         Ok(Some(Prepared {
             agent_image,
             secret,
