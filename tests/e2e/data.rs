@@ -66,6 +66,23 @@ fn run(tool: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
     out
 }
 
+/// The first successful answer of `ask`, or its last failure after 20 s. A Service's
+/// ClusterIP refuses connections for a moment after its pod is ready, until kube-proxy
+/// has written the rules for the new endpoint, so the first answer of each store is
+/// waited for (redis-cli reports a refusal with exit code 0, hence the stdout check).
+fn first_answer(ask: impl Fn() -> Output) -> Output {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = ask();
+        let refused = String::from_utf8_lossy(&out.stderr).contains("refused")
+            || String::from_utf8_lossy(&out.stdout).contains("refused");
+        if (out.status.success() && !refused) || std::time::Instant::now() >= deadline {
+            return out;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
@@ -131,12 +148,7 @@ fn postgres_and_redis_build_on_debian_answer_their_clients_and_go_with_down() {
             &pg_env,
         )
     };
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let mut out = select(&postgres);
-    while !out.status.success() && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(500));
-        out = select(&postgres);
-    }
+    let out = first_answer(|| select(&postgres));
     assert!(out.status.success(), "psql against postgres.data");
     assert_eq!(stdout(&out), "1");
     let wrong = run(
@@ -170,7 +182,7 @@ fn postgres_and_redis_build_on_debian_answer_their_clients_and_go_with_down() {
 
     // Redis through its Service: PING, and a value written and read back.
     let redis = rt.block_on(cluster_ip(&client, "redis"));
-    let out = run("redis-cli", &["-h", &redis, "ping"], &[]);
+    let out = first_answer(|| run("redis-cli", &["-h", &redis, "ping"], &[]));
     assert_eq!(stdout(&out), "PONG");
     let out = run("redis-cli", &["-h", &redis, "set", "tether", "up"], &[]);
     assert_eq!(stdout(&out), "OK");
