@@ -41,7 +41,7 @@ impl Outcome {
         }
     }
 
-    fn fail(what: impl Into<String>) -> Outcome {
+    pub(super) fn fail(what: impl Into<String>) -> Outcome {
         Outcome::Fail { what: what.into() }
     }
 }
@@ -165,6 +165,12 @@ async fn evaluate(check: &Check, env: &Env) -> Outcome {
             Err(why) => Outcome::fail(why.clone()),
         },
         Check::Port { port } => port_check(*port).await,
+        Check::Edit {
+            file,
+            marker,
+            shipped,
+            url,
+        } => edited(env, file, marker, shipped, url).await,
         Check::Command {
             run,
             exit,
@@ -183,20 +189,9 @@ pub async fn http_check(
     body_contains: &Option<String>,
     proxy: Option<SocketAddr>,
 ) -> Outcome {
-    let mut builder = reqwest::Client::builder()
-        .timeout(Duration::from_secs(4))
-        .connect_timeout(Duration::from_secs(2));
-    builder = match proxy {
-        // connect's loopback proxy speaks HTTP as well as SOCKS5.
-        Some(addr) => match reqwest::Proxy::all(format!("http://{addr}")) {
-            Ok(p) => builder.proxy(p),
-            Err(e) => return Outcome::fail(format!("the connect proxy {addr}: {}", chain(&e))),
-        },
-        None => builder.no_proxy(),
-    };
-    let client = match builder.build() {
+    let client = match http_client(proxy) {
         Ok(c) => c,
-        Err(e) => return Outcome::fail(format!("cannot make an HTTP client: {}", chain(&e))),
+        Err(why) => return Outcome::fail(why),
     };
     let method = match reqwest::Method::from_bytes(method.as_bytes()) {
         Ok(m) => m,
@@ -219,6 +214,48 @@ pub async fn http_check(
         status,
         body_contains,
     )
+}
+
+/// A client with the checks' time box, through connect's proxy when given.
+fn http_client(proxy: Option<SocketAddr>) -> Result<reqwest::Client, String> {
+    let mut builder = reqwest::Client::builder()
+        .timeout(Duration::from_secs(4))
+        .connect_timeout(Duration::from_secs(2));
+    builder = match proxy {
+        // connect's loopback proxy speaks HTTP as well as SOCKS5.
+        Some(addr) => match reqwest::Proxy::all(format!("http://{addr}")) {
+            Ok(p) => builder.proxy(p),
+            Err(e) => return Err(format!("the connect proxy {addr}: {}", chain(&e))),
+        },
+        None => builder.no_proxy(),
+    };
+    builder
+        .build()
+        .map_err(|e| format!("cannot make an HTTP client: {}", chain(&e)))
+}
+
+/// The text at `marker` in `file` (from the root) was edited, and `url` serves it.
+async fn edited(env: &Env, file: &str, marker: &str, shipped: &str, url: &str) -> Outcome {
+    let path = env.root.join(file);
+    let source = match tokio::fs::read_to_string(&path).await {
+        Ok(s) => s,
+        Err(e) => return Outcome::fail(format!("cannot read {}: {e}", path.display())),
+    };
+    let value = super::edit::quoted_after(&source, marker);
+    let served = async {
+        let response = http_client(None)?
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| chain(&e))?;
+        response.text().await.map_err(|e| chain(&e))
+    };
+    // The file alone decides a fail that needs no request.
+    let served = match value.as_deref() {
+        Some(v) if v != shipped => served.await,
+        _ => Ok(String::new()),
+    };
+    super::edit::judge(file, marker, value.as_deref(), shipped, url, served)
 }
 
 /// The verdict on an HTTP answer.

@@ -3,7 +3,8 @@
 //!
 //! Layout, following the data:
 //! - [`steps`]: `workshop.toml` → a validated [`Workshop`] (errors carry `file:line:col`).
-//! - [`check`]: one step's [`Check`] against the world → an [`Outcome`], time-boxed.
+//! - [`check`]: one step's [`Check`] against the world → an [`Outcome`], time-boxed;
+//!   [`edit`] holds the pure parts of the check that a save is served.
 //! - [`progress`]: `.tether/workshop.json`, which steps passed and when, and the pure
 //!   rule of where a run resumes.
 //! - [`report`]: the results as JSON for scripts and as plain lines for a person.
@@ -13,6 +14,7 @@
 mod error;
 
 pub mod check;
+pub mod edit;
 pub mod progress;
 pub mod report;
 pub mod screen;

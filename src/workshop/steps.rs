@@ -92,6 +92,14 @@ pub enum Check {
     },
     /// Something on localhost accepts TCP on `port`.
     Port { port: u16 },
+    /// The quoted text on the line of `file` holding `marker` was changed from `shipped`,
+    /// and `url` answers the new text: an edit is saved, built and served.
+    Edit {
+        file: String,
+        marker: String,
+        shipped: String,
+        url: String,
+    },
     /// A program run from the workshop's root exits with `exit` (and prints `stdout_contains`).
     Command {
         run: Vec<String>,
@@ -286,10 +294,7 @@ fn validate(check: &Check) -> Result<(), String> {
             status,
             ..
         } => {
-            let parsed = reqwest::Url::parse(url).map_err(|e| format!("url `{url}`: {e}"))?;
-            if !matches!(parsed.scheme(), "http" | "https") {
-                return Err(format!("url `{url}`: expected http:// or https://"));
-            }
+            http_url(url)?;
             http::Method::from_bytes(method.as_bytes())
                 .map_err(|_| format!("method `{method}` is not an HTTP method"))?;
             if !(100..=599).contains(status) {
@@ -314,6 +319,13 @@ fn validate(check: &Check) -> Result<(), String> {
             non_empty(service, "service")?;
             non_empty(namespace, "namespace")
         }
+        Check::Edit {
+            file, marker, url, ..
+        } => {
+            non_empty(file, "file")?;
+            non_empty(marker, "marker")?;
+            http_url(url)
+        }
         Check::Port { port } => match port {
             0 => Err("port 0 is not a port".into()),
             _ => Ok(()),
@@ -328,6 +340,14 @@ fn validate(check: &Check) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+fn http_url(url: &str) -> Result<(), String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("url `{url}`: {e}"))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(format!("url `{url}`: expected http:// or https://"));
+    }
+    Ok(())
 }
 
 fn non_empty(value: &str, key: &str) -> Result<(), String> {

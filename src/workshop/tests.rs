@@ -209,6 +209,83 @@ async fn http_to_nothing_fails_in_words() {
     assert!(what.starts_with("GET http://127.0.0.1:"), "{what}");
 }
 
+#[test]
+fn the_edited_text_is_the_first_quoted_one_on_the_marker_line() {
+    let source = "// GREETING below\nconst GREETING: &str = \"hi \\\"you\\\"\"; // \"no\"\n";
+    assert_eq!(
+        super::edit::quoted_after(source, "const GREETING"),
+        Some(r#"hi "you""#.to_owned())
+    );
+    assert_eq!(super::edit::quoted_after(source, "const OTHER"), None);
+    assert_eq!(
+        super::edit::quoted_after("const GREETING: &str = \"open", "GREETING"),
+        None,
+        "an unterminated text is none"
+    );
+}
+
+/// A source file with `GREETING` set to `text`, in a fresh folder that is the root.
+fn greeting_root(text: &str) -> (tempfile::TempDir, Env) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("routes.rs"),
+        format!("const GREETING: &str = \"{text}\";\n"),
+    )
+    .unwrap();
+    let env = Env::local(dir.path().to_path_buf());
+    (dir, env)
+}
+
+fn edit(port: u16) -> Check {
+    Check::Edit {
+        file: "routes.rs".into(),
+        marker: "const GREETING".into(),
+        shipped: "hello from users".into(),
+        url: format!("http://127.0.0.1:{port}/hello"),
+    }
+}
+
+#[tokio::test]
+async fn an_edit_passes_once_the_service_answers_the_new_text() {
+    let port = serve(200, "hello from alice\n").await;
+    let (_dir, env) = greeting_root("hello from alice");
+    assert_eq!(check::run(&edit(port), &env).await, Outcome::Pass);
+}
+
+#[tokio::test]
+async fn an_edit_not_made_or_not_served_yet_says_which() {
+    let port = serve(200, "hello from users\n").await;
+    let (_dir, env) = greeting_root("hello from users");
+    assert_eq!(
+        check::run(&edit(port), &env).await,
+        fail(
+            r#"`const GREETING` in routes.rs is still "hello from users": change the text and save"#
+        )
+    );
+    let (_dir, env) = greeting_root("hello from bob");
+    let Outcome::Fail { what } = check::run(&edit(port), &env).await else {
+        panic!("an edit the service does not answer yet fails");
+    };
+    assert!(
+        what.contains(r#"answers "hello from users", not the edited "hello from bob" yet"#),
+        "{what}"
+    );
+    assert!(what.contains("tether up"), "{what}");
+}
+
+#[test]
+fn an_edit_check_needs_a_file_a_marker_and_an_http_url() {
+    let text = GOOD.replace(
+        r#"check = { kind = "port", port = 9999 }"#,
+        r#"check = { kind = "edit", file = "a.rs", marker = "X", shipped = "x", url = "ftp://h/" }"#,
+    );
+    let Err(WorkshopError::Invalid { at, message }) = parse(&text) else {
+        panic!("a non-HTTP url is refused");
+    };
+    assert_eq!(message, "url `ftp://h/`: expected http:// or https://");
+    assert_eq!(at.line, 12);
+}
+
 #[tokio::test]
 async fn port_passes_while_something_listens() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -1,13 +1,16 @@
-//! The workshop, end to end: the shop deployed by `tether up`, the fixed payments service
-//! running on the developer's laptop, `tether intercept payments-svc` routing the cluster's
-//! payments traffic to it, and through the gateway in the cluster the second payment of an
-//! order is refused with 403. After `tether leave` the cluster's own payments pods serve
-//! again (and pay twice again), and the Service and Deployment specs equal the originals
-//! exactly.
+//! The workshop, end to end, typed step by step as an attendee would: `tether up` in the
+//! users folder and an edit of its greeting served by live update; the shop deployed by
+//! `tether up --ci` and kept forwarded by `tether up`; `tether connect`; the fixed payments
+//! service running on the developer's laptop under `tether run`; `tether intercept
+//! payments-svc` routing the cluster's payments traffic to it, so through the gateway in
+//! the cluster the second payment of an order is refused with 403. After `tether leave`
+//! the cluster's own payments pods serve again (and pay twice again), and the Service and
+//! Deployment specs equal the originals exactly. After each step `tether workshop -o json`
+//! reports it passing; a second test stops the local payments service on purpose.
 //!
 //! Everything the developer runs (`tether up`, `intercept`, `leave`, `down`, the fixed
 //! payments service, the walkthrough's `curl`s) runs in the laptop namespace of
-//! [`Laptop`]: up's forwards (gateway 8000, orders 8003) are on the laptop's loopback, and
+//! [`Laptop`]: up's forwards (users 8001, gateway 8000) are on the laptop's loopback, and
 //! the cluster's objects are checked from the node with its own client.
 
 use std::{
@@ -63,10 +66,12 @@ fn second_payment(text: &str) -> String {
         .to_owned()
 }
 
-/// `tether workshop -o json` as the attendee runs it on the laptop, beside their
+/// `tether workshop -o json EXTRA` as the attendee runs it on the laptop, beside their
 /// connect session (`state`): the report of every step.
-fn workshop(laptop: &Laptop, repo: &Path, state: &Path) -> serde_json::Value {
-    let mut c = laptop.tether(&repo.join("workspace-demo"), &["workshop", "-o", "json"]);
+fn workshop(laptop: &Laptop, repo: &Path, state: &Path, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["workshop", "-o", "json"];
+    args.extend_from_slice(extra);
+    let mut c = laptop.tether(&repo.join("workspace-demo"), &args);
     c.env("XDG_RUNTIME_DIR", state);
     let out = output(c);
     serde_json::from_slice(&out.stdout).expect("tether workshop -o json prints JSON")
@@ -90,8 +95,86 @@ impl Drop for Local {
     }
 }
 
+/// Builds the payments service with the workshop's fix (`--features solution`) and
+/// returns the binary, copied out of the shop so a later build cannot replace it.
+fn fixed_payments(repo: &Path) -> String {
+    let shop = repo.join("examples/shop");
+    let build = std::process::Command::new(shop.join("build-static"))
+        .args(["payments", "--features", "solution"])
+        .current_dir(&shop)
+        .env("CARGO_TARGET_DIR", shop_target())
+        .status()
+        .unwrap();
+    assert!(build.success(), "the solution builds");
+    let binary = repo.join("payments-fixed");
+    std::fs::copy(shop.join("payments/.build/payments"), &binary).unwrap();
+    binary.to_string_lossy().into_owned()
+}
+
+/// Step 5's command: `binary` on the laptop on 8080 under `tether run -n namespace -p
+/// 8080`, calling its default ORDERS_URL, http://orders-svc.api, as it does in the
+/// cluster. Returns once it answers `/healthz`.
+fn run_payments(
+    laptop: &Laptop,
+    repo: &Path,
+    state: &Path,
+    namespace: &str,
+    binary: &str,
+) -> Local {
+    let mut local = laptop.tether(
+        &repo.join("examples/shop"),
+        &[
+            "run",
+            "-n",
+            namespace,
+            "-p",
+            "8080",
+            "--",
+            "env",
+            "PORT=8080",
+            binary,
+        ],
+    );
+    local
+        .env("XDG_RUNTIME_DIR", state)
+        .env_remove("ORDERS_URL")
+        .stdout(Stdio::null());
+    let local = Local(local.spawn().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while laptop
+        .block_on(reqwest::get("http://127.0.0.1:8080/healthz"))
+        .is_err()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the local payments service did not start"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    local
+}
+
+/// `tether workshop -o json` again until step `n` passes (a forward follows a restarted
+/// container within moments), or the last report after `within`.
+fn until_step_passes(
+    laptop: &Laptop,
+    repo: &Path,
+    state: &Path,
+    n: usize,
+    within: Duration,
+) -> serde_json::Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let report = workshop(laptop, repo, state, &[]);
+        if report["steps"][n - 1]["passed"] == true || Instant::now() >= deadline {
+            return report;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
 #[test]
-fn the_intercepted_fix_refuses_the_second_payment_and_leave_restores_the_cluster() {
+fn every_step_typed_in_order_passes_and_leave_restores_the_cluster() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let Some(cluster) = rt.block_on(cluster()) else {
         return;
@@ -106,11 +189,63 @@ fn the_intercepted_fix_refuses_the_second_payment_and_leave_restores_the_cluster
         .unwrap_or_else(|e| e.into_inner());
     let repo = repo_copy();
     let shop = repo.path().join("examples/shop");
+    let users = shop.join("users");
     let _down = DownOnPanic::new(&shop, Some(laptop.clone()));
+    let _users_down = DownOnPanic::new(&users, Some(laptop.clone()));
+    let state = tempfile::tempdir().unwrap();
+    let state = state.path();
 
-    // 1. The shop in the cluster, forwarded to the laptop (gateway 8000, orders 8003).
+    // Step 1: the cluster answers and its context is allowed.
+    let report = workshop(&laptop, repo.path(), state, &[]);
+    passed_through(&report, 1);
+    assert_eq!(report["current"], 2, "{report:#}");
+
+    // Step 2: `tether up` in users serves on 8001; the greeting is not edited yet.
+    let mut up = Running::spawn(laptop.tether(&users, &["up", "--no-tui"]));
+    up.wait_for(0, Duration::from_secs(900), "users' forward", |l| {
+        l.contains("forward http://localhost:8001 -> ") && l.contains("healthy")
+    });
+    up.wait_for(0, Duration::from_secs(60), "the watcher", |l| {
+        l.starts_with("watching ")
+    });
+    let report = workshop(&laptop, repo.path(), state, &[]);
+    assert_eq!(report["current"], 2, "{report:#}");
+    let detail = report["steps"][1]["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains(r#"is still "hello from users""#),
+        "{report:#}"
+    );
+    //   The attendee edits GREETING and saves; live update serves it.
+    let routes = users.join("src/routes.rs");
+    let source = std::fs::read_to_string(&routes).unwrap();
+    let shipped = r#"const GREETING: &str = "hello from users";"#;
+    assert!(source.contains(shipped), "the users greeting changed");
+    let mark = up.mark();
+    std::fs::write(
+        &routes,
+        source.replace(
+            shipped,
+            r#"const GREETING: &str = "hello from the workshop";"#,
+        ),
+    )
+    .unwrap();
+    up.wait_for(mark, Duration::from_secs(600), "the edit served", |l| {
+        l.contains("[users] ready: serving the change")
+    });
+    let report = until_step_passes(&laptop, repo.path(), state, 2, Duration::from_secs(30));
+    passed_through(&report, 2);
+    assert_eq!(report["current"], 3, "{report:#}");
+    //   Ctrl-C, then `tether down` there, as the step says.
+    assert!(up.interrupt(), "tether up in users stops on Ctrl-C");
+    let out = output(laptop.tether(&users, &["down"]));
+    assert!(out.status.success(), "tether down in users");
+
+    // Step 3: the shop deployed once with `up --ci`, then `tether up` for the forwards
+    // (gateway 8000).
+    let out = output(laptop.tether(&shop, &["up", "--ci", "--timeout", "900"]));
+    assert!(out.status.success(), "tether up --ci in examples/shop");
     let mut up = Running::spawn(laptop.tether(&shop, &["up", "--no-tui"]));
-    up.wait_for(0, Duration::from_secs(900), "the gateway's forward", |l| {
+    up.wait_for(0, Duration::from_secs(300), "the gateway's forward", |l| {
         l.contains("forward http://localhost:8000 -> ") && l.contains("healthy")
     });
     laptop.run(|| crate::support::wait_for_shop(GATEWAY));
@@ -120,16 +255,15 @@ fn the_intercepted_fix_refuses_the_second_payment_and_leave_restores_the_cluster
         "the shipped flaw pays twice"
     );
     let original = rt.block_on(payments_specs(&cluster.client));
-    // `tether workshop` sees the same: the cluster, users' forward, the shop ready.
-    let state = tempfile::tempdir().unwrap();
-    let report = workshop(&laptop, repo.path(), state.path());
+    // Step 2's forward is gone on purpose: it stays done.
+    let report = workshop(&laptop, repo.path(), state, &[]);
     passed_through(&report, 3);
     assert_eq!(report["current"], 4, "{report:#}");
     assert_eq!(report["all_passed"], false);
 
-    // 2. Connect: the laptop reaches the cluster's Services by name.
+    // Step 4: connect; the laptop reaches the cluster's Services by name.
     let mut connect = laptop.tether(&shop, &["connect", "-n", "api", "-o", "json"]);
-    connect.env("XDG_RUNTIME_DIR", state.path());
+    connect.env("XDG_RUNTIME_DIR", state);
     let mut connect = Running::spawn(connect);
     connect.wait_for(0, Duration::from_secs(300), "tether connect", |l| {
         l.contains("\"connected\":true")
@@ -147,58 +281,15 @@ fn the_intercepted_fix_refuses_the_second_payment_and_leave_restores_the_cluster
         output(probe).status.success(),
         "orders-svc through connect's proxy"
     );
-    passed_through(&workshop(&laptop, repo.path(), state.path()), 4);
+    passed_through(&workshop(&laptop, repo.path(), state, &[]), 4);
 
-    // 3. The fixed payments service on the laptop, on 8080, calling its default
-    //    ORDERS_URL, http://orders-svc.api, as it does in the cluster: `tether run` gives
-    //    it the cluster's names and publishes its port on the laptop.
-    let build = std::process::Command::new(shop.join("build-static"))
-        .args(["payments", "--features", "solution"])
-        .current_dir(&shop)
-        .env("CARGO_TARGET_DIR", shop_target())
-        .status()
-        .unwrap();
-    assert!(build.success(), "the solution builds");
-    let binary = repo.path().join("payments-fixed");
-    std::fs::copy(shop.join("payments/.build/payments"), &binary).unwrap();
-    let binary = binary.to_string_lossy().into_owned();
-    let start_local = || {
-        let mut local = laptop.tether(
-            &shop,
-            &[
-                "run",
-                "-n",
-                "api",
-                "-p",
-                "8080",
-                "--",
-                "env",
-                "PORT=8080",
-                &binary,
-            ],
-        );
-        local
-            .env("XDG_RUNTIME_DIR", state.path())
-            .env_remove("ORDERS_URL")
-            .stdout(Stdio::null());
-        let local = Local(local.spawn().unwrap());
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while laptop
-            .block_on(reqwest::get("http://127.0.0.1:8080/healthz"))
-            .is_err()
-        {
-            assert!(
-                Instant::now() < deadline,
-                "the local payments service did not start"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        local
-    };
-    let local = start_local();
-    passed_through(&workshop(&laptop, repo.path(), state.path()), 5);
+    // Step 5: the fixed payments service on the laptop under `tether run`.
+    let binary = fixed_payments(repo.path());
+    let _local = run_payments(&laptop, repo.path(), state, "api", &binary);
+    passed_through(&workshop(&laptop, repo.path(), state, &[]), 5);
 
-    // 4. Intercept: the gateway in the cluster now reaches the laptop's payments.
+    // Steps 6 and 7: the intercept; the gateway in the cluster now reaches the laptop's
+    // payments, and the second payment is refused.
     let mut intercept = Running::spawn(laptop.tether(
         &shop,
         &[
@@ -217,33 +308,11 @@ fn the_intercepted_fix_refuses_the_second_payment_and_leave_restores_the_cluster
     let refused = second_payment(&fixed);
     assert!(refused.contains("HTTP 403"), "{refused}");
     assert!(refused.contains("Already Paid"), "{refused}");
-    let report = workshop(&laptop, repo.path(), state.path());
+    let report = workshop(&laptop, repo.path(), state, &[]);
     passed_through(&report, 7);
     assert_eq!(report["current"], 8, "{report:#}");
 
-    // A step broken on purpose: the local payments service stops. The workshop names
-    // that step, what is wrong and the fix, and passes again once it runs.
-    drop(local);
-    let report = workshop(&laptop, repo.path(), state.path());
-    assert_eq!(report["current"], 5, "{report:#}");
-    let broken = &report["steps"][4];
-    assert_eq!(broken["passed"], false, "{report:#}");
-    assert!(
-        broken["detail"]
-            .as_str()
-            .is_some_and(|d| d.contains("8080")),
-        "{report:#}"
-    );
-    assert!(
-        broken["fix"]
-            .as_str()
-            .is_some_and(|f| f.contains("tether run")),
-        "{report:#}"
-    );
-    let _local = start_local();
-    passed_through(&workshop(&laptop, repo.path(), state.path()), 7);
-
-    // 5. Leave: the cluster serves again, specs exactly as before.
+    // Step 8: leave; the cluster serves again, specs exactly as before.
     let out = output(laptop.tether(&shop, &["leave", "payments-svc", "--namespace", "api"]));
     assert!(out.status.success(), "tether leave failed");
     intercept.interrupt();
@@ -263,14 +332,83 @@ fn the_intercepted_fix_refuses_the_second_payment_and_leave_restores_the_cluster
         std::thread::sleep(Duration::from_secs(2));
     }
     // Every step done: the workshop says so, also for the steps `leave` ended.
-    let report = workshop(&laptop, repo.path(), state.path());
+    let report = workshop(&laptop, repo.path(), state, &[]);
     assert_eq!(report["all_passed"], true, "{report:#}");
 
     let mut quit = laptop.tether(&shop, &["connect", "--quit"]);
-    quit.env("XDG_RUNTIME_DIR", state.path());
+    quit.env("XDG_RUNTIME_DIR", state);
     assert!(output(quit).status.success());
     assert!(connect.exited_within(Duration::from_secs(10)).is_some());
     assert!(up.interrupt());
     let out = output(laptop.tether(&shop, &["down"]));
     assert!(out.status.success());
+}
+
+/// A step broken on purpose: the local payments service of step 5 stops. The workshop,
+/// shown at that step, names it with what is wrong and the fix, in JSON and in words.
+#[test]
+fn a_stopped_local_payments_service_fails_its_step_with_the_fix() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let Some(_cluster) = rt.block_on(cluster()) else {
+        return;
+    };
+    let Some(laptop) = Laptop::from_env() else {
+        return;
+    };
+    let _turn = SHOP.lock().unwrap_or_else(|e| e.into_inner());
+    let _connect = crate::connect::TURN
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let repo = repo_copy();
+    let state = tempfile::tempdir().unwrap();
+    let state = state.path();
+    let binary = fixed_payments(repo.path());
+
+    // It runs as step 5 says (in a namespace every cluster has: the step's checks are
+    // the local port and its /healthz).
+    let local = run_payments(&laptop, repo.path(), state, "default", &binary);
+    let report = workshop(&laptop, repo.path(), state, &["--step", "5"]);
+    assert_eq!(report["current"], 5, "{report:#}");
+    assert_eq!(report["steps"][4]["passed"], true, "{report:#}");
+
+    drop(local);
+    let report = workshop(&laptop, repo.path(), state, &["--step", "5"]);
+    let broken = &report["steps"][4];
+    assert_eq!(broken["passed"], false, "{report:#}");
+    assert!(
+        broken["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("nothing accepts on localhost:8080")),
+        "{report:#}"
+    );
+    assert!(
+        broken["fix"]
+            .as_str()
+            .is_some_and(|f| f.contains("tether run -n api -p 8080")),
+        "{report:#}"
+    );
+    // Without a terminal: the step's line, what is wrong, the fix, then its commands.
+    let mut plain = laptop.tether(
+        &repo.path().join("workspace-demo"),
+        &["workshop", "--no-tui", "--step", "5"],
+    );
+    plain.env("XDG_RUNTIME_DIR", state);
+    let text = String::from_utf8_lossy(&output(plain).stdout).into_owned();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("✗ 5. "))
+        .unwrap_or_else(|| panic!("step 5 is marked failed: {text}"));
+    assert!(line.contains("localhost:8080"), "{line}");
+    assert!(
+        line.contains("fix: start the payments service under tether run"),
+        "{line}"
+    );
+    assert!(
+        text.contains("== 5. payments runs locally on 8080"),
+        "{text}"
+    );
+    assert!(
+        text.contains("PORT=8080 tether run -n api -p 8080"),
+        "{text}"
+    );
 }

@@ -3,6 +3,8 @@
 //! # Routes
 //!
 //! - `GET /healthz` → 200 `{"status":"ok"}`
+//! - `GET /hello` → 200, the text of `GREETING` in `routes.rs`: the line the
+//!   workshop has attendees edit, to see a save served
 //! - `POST /signup` `{"username","password"}` → 201 `{"id","username"}`;
 //!   409 if the name is taken, 400 if a field is empty or the JSON is bad
 //! - `POST /login` `{"username","password"}` → 200 `{"token":"<JWT>"}`;
@@ -47,6 +49,7 @@ pub const MAX_USERNAME_LEN: usize = 64;
 pub fn router(state: AppState) -> Router {
     let routes = Router::new()
         .route("/healthz", get(routes::healthz))
+        .route("/hello", get(routes::hello))
         .route("/signup", post(routes::signup))
         .route("/login", post(routes::login))
         .with_state(state);

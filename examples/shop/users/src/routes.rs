@@ -16,8 +16,16 @@ use crate::{
     state::{Account, AppState},
 };
 
+/// What `GET /hello` answers. The workshop's second step has attendees edit this text
+/// and watches the running service answer the new one.
+const GREETING: &str = "hello from users";
+
 pub(crate) async fn healthz() -> Json<Health> {
     Json(Health::ok())
+}
+
+pub(crate) async fn hello() -> String {
+    format!("{GREETING}\n")
 }
 
 fn hashing_failed(error: PasswordError) -> ApiError {

@@ -48,6 +48,18 @@ async fn healthz() {
 }
 
 #[tokio::test]
+async fn hello_answers_the_greeting() {
+    let service = start().await;
+    let body = reqwest::get(service.at("/hello"))
+        .await
+        .expect("request")
+        .text()
+        .await
+        .expect("a text body");
+    assert_eq!(body, "hello from users\n");
+}
+
+#[tokio::test]
 async fn signup_then_login_gives_a_token_for_that_user() {
     let service = start().await;
     let (status, user) = post(&service, "/signup", ADA).await;
