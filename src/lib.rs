@@ -5,6 +5,8 @@
 //! - [`watch`]: file events to change sets; lost events (an overflow, an error) become a
 //!   rescan, new folders are watched with the files already in them.
 //! - [`build`]: input digests, host builds, image builds and pushes (bollard).
+//! - [`registry`]: image references, registry credentials as `docker login` keeps them,
+//!   and authenticated requests to a registry's API.
 //! - [`deploy`]: rendering, server-side apply, the record `down` reads, readiness.
 //! - [`kube`]: the cluster as tether observes it: one pod cache per workload, kept current
 //!   by a watch, that readiness, forwards and logs all read.
@@ -47,6 +49,7 @@ pub mod kube;
 pub mod live;
 pub mod logs;
 pub mod logs_history;
+pub mod registry;
 pub mod run;
 pub mod state_dir;
 pub mod tui;

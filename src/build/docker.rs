@@ -80,15 +80,19 @@ impl Engine {
         Ok(())
     }
 
-    /// Pushes `repository:tag` to the registry the repository names.
+    /// Pushes `repository:tag` to the registry the repository names, with the user's
+    /// `credentials` for it when there are any.
     pub async fn push(
         &self,
         repository: &str,
         tag: &str,
+        credentials: Option<bollard::auth::DockerCredentials>,
         mut progress: impl FnMut(&str),
     ) -> Result<(), BuildError> {
         let options = PushImageOptionsBuilder::default().tag(tag).build();
-        let mut stream = self.docker.push_image(repository, Some(options), None);
+        let mut stream = self
+            .docker
+            .push_image(repository, Some(options), credentials);
         while let Some(item) = stream.next().await {
             let info = item.map_err(|e| BuildError::Push {
                 reference: format!("{repository}:{tag}"),

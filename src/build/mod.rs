@@ -55,6 +55,8 @@ pub enum BuildError {
     Push { reference: String, message: String },
     #[error("registry: {0}")]
     Registry(String),
+    #[error(transparent)]
+    Access(#[from] crate::registry::AccessError),
 }
 
 fn tail(output: &str) -> String {
@@ -174,7 +176,10 @@ impl Builder {
         engine.build(tar, &local, &mut progress).await?;
         timings.image_build = t.elapsed();
         let t = Instant::now();
-        engine.push(&repository, &tag, &mut progress).await?;
+        let credentials = self.registry.access().push_credentials().await?;
+        engine
+            .push(&repository, &tag, credentials, &mut progress)
+            .await?;
         timings.push = t.elapsed();
         Ok(built(true, timings))
     }

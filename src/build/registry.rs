@@ -2,27 +2,50 @@
 //! the cluster in the `local-registry-hosting` ConfigMap (KEP-1755), and whether it
 //! already holds a tag, which lets an unchanged image skip its build even after a restart.
 
+use std::sync::Arc;
+
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{Api, Client};
 use serde::Deserialize;
 
 use super::BuildError;
+use crate::registry::{Access, challenge::scope_for};
 
 /// A registry as seen from the laptop (push) and from the node's runtime (pull).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Registry {
     /// `host:port` the laptop pushes to.
     pub push: String,
     /// `host:port` the cluster's container runtime pulls from.
     pub pull: String,
+    /// The push side's API, with the user's credentials for it.
+    access: Arc<Access>,
 }
+
+impl PartialEq for Registry {
+    fn eq(&self, other: &Registry) -> bool {
+        (&self.push, &self.pull) == (&other.push, &other.pull)
+    }
+}
+
+impl Eq for Registry {}
 
 impl Registry {
     pub fn same(host: &str) -> Registry {
+        Registry::new(host, host)
+    }
+
+    pub fn new(push: &str, pull: &str) -> Registry {
         Registry {
-            push: host.to_owned(),
-            pull: host.to_owned(),
+            push: push.to_owned(),
+            pull: pull.to_owned(),
+            access: Arc::new(Access::new(push)),
         }
+    }
+
+    /// The push side's API, for the engine's push and for reads.
+    pub fn access(&self) -> &Access {
+        &self.access
     }
 
     /// The first of: the config's `registry`, `TETHER_REGISTRY`, the cluster's advert.
@@ -61,20 +84,15 @@ impl Registry {
 
     /// Whether `repository:tag` already exists in the registry.
     pub async fn has_tag(&self, repository: &str, tag: &str) -> Result<bool, BuildError> {
-        let url = format!(
-            "{}://{}/v2/{repository}/manifests/{tag}",
-            self.scheme(),
-            self.push
-        );
-        let resp = reqwest::Client::new()
-            .head(&url)
-            .header(reqwest::header::ACCEPT, MANIFESTS)
-            .timeout(std::time::Duration::from_secs(5))
-            .send()
-            .await
-            .map_err(|e| {
-                BuildError::Registry(format!("cannot reach registry {}: {e}", self.push))
-            })?;
+        let resp = self
+            .access
+            .send(
+                reqwest::Method::HEAD,
+                &format!("/v2/{repository}/manifests/{tag}"),
+                MANIFESTS,
+                &scope_for(repository, false),
+            )
+            .await?;
         Ok(resp.status().is_success())
     }
 
@@ -82,24 +100,23 @@ impl Registry {
     /// `Entrypoint` and `Cmd`), read from the registry so it holds for images built
     /// elsewhere or in an earlier session too.
     pub async fn entry(&self, repository: &str, tag: &str) -> Result<ImageEntry, BuildError> {
-        let base = format!("{}://{}/v2/{repository}", self.scheme(), self.push);
-        let client = reqwest::Client::new();
-        let get = |url: String, accept: &'static str| {
-            let client = client.clone();
+        let scope = scope_for(repository, false);
+        let get = |path: String, accept: &'static str| {
+            let scope = scope.clone();
             async move {
-                let resp = client
-                    .get(&url)
-                    .header(reqwest::header::ACCEPT, accept)
-                    .timeout(std::time::Duration::from_secs(10))
-                    .send()
-                    .await
-                    .and_then(reqwest::Response::error_for_status)
-                    .map_err(|e| BuildError::Registry(format!("cannot read {url}: {e}")))?;
+                let resp = self
+                    .access
+                    .send(reqwest::Method::GET, &path, accept, &scope)
+                    .await?;
+                let resp = resp.error_for_status().map_err(|e| {
+                    BuildError::Registry(format!("cannot read {repository} {path}: {e}"))
+                })?;
                 resp.json::<serde_json::Value>()
                     .await
-                    .map_err(|e| BuildError::Registry(format!("{url} is not JSON: {e}")))
+                    .map_err(|e| BuildError::Registry(format!("{path} is not JSON: {e}")))
             }
         };
+        let base = format!("/v2/{repository}");
         let mut manifest = get(format!("{base}/manifests/{tag}"), MANIFESTS).await?;
         // An index (a multi-platform build, or one with attestations): take linux/amd64.
         if let Some(digest) = platform_manifest(&manifest) {
@@ -128,19 +145,6 @@ impl Registry {
             entrypoint: strings("Entrypoint"),
             cmd: strings("Cmd"),
         })
-    }
-
-    /// Plain HTTP for registries on this machine, as every local cluster runs them.
-    fn scheme(&self) -> &'static str {
-        let host = self
-            .push
-            .rsplit_once(':')
-            .map_or(self.push.as_str(), |(h, _)| h);
-        if host == "localhost" || host.starts_with("127.") || host == "[::1]" {
-            "http"
-        } else {
-            "https"
-        }
     }
 }
 
@@ -195,7 +199,7 @@ fn parse_advert(text: &str) -> Result<Registry, BuildError> {
     let pull = a
         .host_from_container_runtime
         .unwrap_or_else(|| push.clone());
-    Ok(Registry { push, pull })
+    Ok(Registry::new(&push, &pull))
 }
 
 #[cfg(test)]

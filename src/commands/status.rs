@@ -143,7 +143,10 @@ fn build(r: &ResourceStatus) -> String {
     match r.build {
         _ if r.images.is_empty() => "-".to_owned(),
         BuildPhase::Pending => "pending".to_owned(),
-        BuildPhase::Building => "building".to_owned(),
+        BuildPhase::Building => match r.building_ms {
+            Some(ms) => format!("building {}s", ms / 1000),
+            None => "building".to_owned(),
+        },
         BuildPhase::Built => match r.last_build_ms {
             Some(ms) => format!("built {}", secs(ms)),
             None => "up to date".to_owned(),
@@ -177,6 +180,7 @@ mod tests {
             name: name.into(),
             images: vec![name.into()],
             build: BuildPhase::Built,
+            building_ms: None,
             last_build_ms: Some(3100),
             deploy,
             pods: Pods {

@@ -12,9 +12,12 @@ use std::{
 use toml::Spanned;
 
 use super::{
-    FILE_NAME, HostBuild, Image, Location, PortForward, Project, Resource,
-    schema::{File, ImageDecl, ResourceDecl},
+    FILE_NAME, HelmChart, HostBuild, Image, Location, Manifests, PortForward, Project, Resource,
+    schema::{File, HelmDecl, ImageDecl, ResourceDecl},
 };
+
+/// The file names that make a folder a kustomization, as kustomize looks for them.
+const KUSTOMIZATIONS: [&str; 3] = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
 
 /// A config problem, with where it is.
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +87,53 @@ impl Source {
     }
 
     /// Resolves a path written in this file; it must exist.
+    /// A `manifests` entry: a YAML file, or a folder with a kustomization.
+    fn manifests(&self, v: &Spanned<String>) -> Result<Manifests, ConfigError> {
+        let p = self.existing_path(v, "manifest")?;
+        if !p.is_dir() {
+            return Ok(Manifests::File(p));
+        }
+        if KUSTOMIZATIONS.iter().any(|k| p.join(k).is_file()) {
+            return Ok(Manifests::Kustomize(p));
+        }
+        Err(ConfigError::at(
+            self.loc(v),
+            format!(
+                "manifest `{}` is a folder without a kustomization.yaml: name its YAML files, \
+                 or add a kustomization",
+                v.get_ref()
+            ),
+        ))
+    }
+
+    /// `helm = { chart, values, set, release }`: the chart must be a folder with a
+    /// Chart.yaml, the values files must exist.
+    fn helm(&self, decl: &Spanned<HelmDecl>, resource: &str) -> Result<Manifests, ConfigError> {
+        let h = decl.get_ref();
+        let chart = self.existing_path(&h.chart, "chart")?;
+        if !chart.join("Chart.yaml").is_file() {
+            return Err(ConfigError::at(
+                self.loc(&h.chart),
+                format!(
+                    "chart `{}` has no Chart.yaml ({})",
+                    h.chart.get_ref(),
+                    chart.display()
+                ),
+            ));
+        }
+        let values = h
+            .values
+            .iter()
+            .map(|v| self.existing_path(v, "values file"))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Manifests::Helm(HelmChart {
+            chart,
+            values,
+            set: h.set.clone(),
+            release: h.release.clone().unwrap_or_else(|| resource.to_owned()),
+        }))
+    }
+
     fn existing_path(&self, v: &Spanned<String>, what: &str) -> Result<PathBuf, ConfigError> {
         let p = normalize(&self.dir.join(v.get_ref()));
         if p.exists() {
@@ -186,16 +236,20 @@ impl Loader {
             }
             None => file_namespace.to_owned(),
         };
-        let manifests = d
+        let mut manifests = d
             .manifests
             .iter()
-            .map(|m| src.existing_path(m, "manifest"))
+            .map(|m| src.manifests(m))
             .collect::<Result<Vec<_>, _>>()?;
+        if let Some(helm) = &d.helm {
+            manifests.push(src.helm(helm, name)?);
+        }
         if manifests.is_empty() {
             return Err(ConfigError::at(
                 declared_at,
                 format!(
-                    "resource `{name}` lists no manifests: expected `manifests = [\"k8s/{name}.yaml\"]`"
+                    "resource `{name}` lists no manifests: expected `manifests = [\"k8s/{name}.yaml\"]`, \
+                     a kustomization folder in `manifests`, or `helm = {{ chart = \"chart\" }}`"
                 ),
             ));
         }
@@ -461,6 +515,56 @@ port_forwards = ["8081:8080", "9000"]
         assert_eq!(i.inputs, [d.join("svc/src")]);
         assert_eq!(i.dockerfile, d.join("svc/Dockerfile"));
         assert_eq!(i.host_build.as_ref().unwrap().dir, d.join("svc"));
+    }
+
+    #[test]
+    fn a_kustomization_folder_and_a_chart_are_manifests_and_a_bare_folder_is_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path();
+        write(d, "k8s/overlays/dev/kustomization.yaml", "resources: []\n");
+        write(
+            d,
+            "chart/Chart.yaml",
+            "apiVersion: v2\nname: a\nversion: 0.1.0\n",
+        );
+        write(d, "values-dev.yaml", "replicas: 2\n");
+        write(
+            d,
+            "tether.toml",
+            "namespace = \"api\"\n[resources.a]\nmanifests = [\"k8s/overlays/dev\"]\n\
+             helm = { chart = \"chart\", values = [\"values-dev.yaml\"], set = { x = \"1\" } }\n",
+        );
+        let p = load(&d.join(FILE_NAME)).unwrap();
+        let r = &p.resources["a"];
+        assert_eq!(
+            r.manifests,
+            [
+                Manifests::Kustomize(d.join("k8s/overlays/dev")),
+                Manifests::Helm(HelmChart {
+                    chart: d.join("chart"),
+                    values: vec![d.join("values-dev.yaml")],
+                    set: [("x".to_owned(), "1".to_owned())].into(),
+                    release: "a".into(),
+                }),
+            ]
+        );
+        assert!(r.renders_from(&d.join("chart/templates/deployment.yaml")));
+        assert!(r.renders_from(&d.join("values-dev.yaml")));
+        assert!(!r.renders_from(&d.join("src/main.rs")));
+
+        write(d, "k8s/plain/a.yaml", "");
+        write(
+            d,
+            "tether.toml",
+            "namespace = \"api\"\n[resources.a]\nmanifests = [\"k8s/plain\"]\n",
+        );
+        let e = err(d);
+        assert!(
+            e.contains(
+                "tether.toml:3:14: manifest `k8s/plain` is a folder without a kustomization.yaml"
+            ),
+            "{e}"
+        );
     }
 
     #[test]

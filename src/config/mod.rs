@@ -74,12 +74,58 @@ pub struct Resource {
     pub name: String,
     /// Namespace for objects that name none.
     pub namespace: String,
-    /// YAML files, in apply order.
-    pub manifests: Vec<PathBuf>,
+    /// Where its objects come from, in apply order.
+    pub manifests: Vec<Manifests>,
     /// Resources that must be ready before this one is deployed.
     pub depends_on: Vec<String>,
     pub port_forwards: Vec<PortForward>,
     pub declared_at: Location,
+}
+
+impl Resource {
+    /// Whether a change of `path` changes what this resource renders: one of its YAML
+    /// files, or a file inside its kustomization or chart, or one of its values files.
+    pub fn renders_from(&self, path: &Path) -> bool {
+        self.manifests
+            .iter()
+            .flat_map(Manifests::inputs)
+            .any(|input| path.starts_with(input))
+    }
+}
+
+/// Where a resource's objects come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Manifests {
+    /// A YAML file, of one or more documents.
+    File(PathBuf),
+    /// A folder with a `kustomization.yaml`, rendered as `kubectl kustomize` renders it.
+    Kustomize(PathBuf),
+    /// A Helm chart, rendered by `helm template`.
+    Helm(HelmChart),
+}
+
+impl Manifests {
+    /// The files and folders whose change changes what this renders (watched, and
+    /// matched against change sets by prefix).
+    pub fn inputs(&self) -> Vec<&Path> {
+        match self {
+            Manifests::File(p) | Manifests::Kustomize(p) => vec![p],
+            Manifests::Helm(h) => std::iter::once(h.chart.as_path())
+                .chain(h.values.iter().map(PathBuf::as_path))
+                .collect(),
+        }
+    }
+}
+
+/// `helm = { chart, values, set, release }` of a resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HelmChart {
+    pub chart: PathBuf,
+    /// Values files, in order (`-f`).
+    pub values: Vec<PathBuf>,
+    /// Single values (`--set-string`).
+    pub set: BTreeMap<String, String>,
+    pub release: String,
 }
 
 /// `local` on the laptop to `remote` on a ready pod of the resource's workload.

@@ -82,9 +82,27 @@ pub struct ResourceDecl {
     pub manifests: Vec<Spanned<String>>,
     #[serde(default)]
     pub depends_on: Vec<Spanned<String>>,
+    /// A Helm chart rendered with `helm template`, deployed like manifests.
+    pub helm: Option<Spanned<HelmDecl>>,
     /// `"LOCAL:REMOTE"` or `"PORT"` (the same on both sides).
     #[serde(default)]
     pub port_forwards: Vec<Spanned<String>>,
+}
+
+/// `helm = { chart = "path", values = ["values-dev.yaml"], set = { "a.b" = "1" } }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HelmDecl {
+    /// The chart's folder, relative to this file.
+    pub chart: Spanned<String>,
+    /// Values files, relative to this file, applied in order (`helm template -f`).
+    #[serde(default)]
+    pub values: Vec<Spanned<String>>,
+    /// Single values (`helm template --set-string KEY=VALUE`).
+    #[serde(default)]
+    pub set: BTreeMap<String, String>,
+    /// The release name; the resource's name when absent.
+    pub release: Option<String>,
 }
 
 fn dot() -> Spanned<String> {

@@ -35,6 +35,9 @@ pub struct ResourceStatus {
     pub name: String,
     pub images: Vec<String>,
     pub build: BuildPhase,
+    /// How long the running build has taken so far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub building_ms: Option<u64>,
     /// Host build, image build and push of the last build that ran.
     pub last_build_ms: Option<u64>,
     pub deploy: DeployPhase,
@@ -151,6 +154,7 @@ impl ResourceStatus {
                 Phase::Ok => BuildPhase::Built,
                 Phase::Failed => BuildPhase::Failed,
             },
+            building_ms: r.building_for.map(ms),
             last_build_ms: r.last_build.map(ms),
             deploy: match r.deploy {
                 Phase::Pending => DeployPhase::Pending,

@@ -38,6 +38,14 @@ pub enum ManifestError {
         index: usize,
         message: String,
     },
+    #[error("rendering the {what} needs `{program}` on PATH, and there is none")]
+    ToolMissing { what: String, program: String },
+    #[error("rendering the {what} failed (`{command}`): {message}")]
+    Render {
+        what: String,
+        command: String,
+        message: String,
+    },
 }
 
 /// Reads every YAML document of `path` that is not empty.

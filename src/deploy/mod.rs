@@ -1,6 +1,7 @@
 //! Deploying resources into the cluster and removing them again.
 //!
 //! Layout:
+//! - [`sources`]: a resource's objects from its YAML files, kustomizations and charts.
 //! - [`manifest`]: YAML to rendered objects (namespace, pinned images, ownership labels).
 //! - [`apply`]: server-side apply with the `tether` field manager, skipping unchanged objects.
 //! - [`record`]: what was applied, written before each send, read by `down`.
@@ -10,6 +11,7 @@ pub mod apply;
 pub mod manifest;
 pub mod record;
 pub mod rollout;
+pub mod sources;
 
 use std::{
     collections::BTreeMap,
@@ -122,8 +124,8 @@ impl Deployer {
         let mut objects = Vec::new();
         let mut images = Vec::new();
         let mut supervised = Vec::new();
-        for file in &resource.manifests {
-            for mut obj in manifest::read(file)? {
+        for source in &resource.manifests {
+            for mut obj in sources::objects(source, &resource.namespace)? {
                 if let Some(live) = live {
                     supervised.extend(inject::inject(&mut obj, live)?);
                 }

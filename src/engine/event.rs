@@ -50,6 +50,12 @@ pub enum Event {
         image: String,
         line: String,
     },
+    /// A build still running this long after it started: sent every few seconds, so a
+    /// long compile shows its time instead of looking stuck.
+    Building {
+        image: String,
+        elapsed: Duration,
+    },
     BuildDone {
         image: String,
         result: Result<Built, Arc<BuildError>>,

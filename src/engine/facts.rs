@@ -13,7 +13,7 @@ use super::plan::Facts;
 use crate::{
     build::{HashCache, inputs},
     config::Project,
-    deploy::manifest,
+    deploy::{manifest, sources},
 };
 
 /// Walks `project` as it is now. `caches` keep file hashes across change sets (keyed by
@@ -44,7 +44,7 @@ pub fn gather(
         let used = resource
             .manifests
             .iter()
-            .filter_map(|m| manifest::read(m).ok())
+            .filter_map(|m| sources::objects(m, &resource.namespace).ok())
             .flatten()
             .flat_map(|o| manifest::image_names(&o))
             .filter(|i| project.images.contains_key(i))
@@ -99,7 +99,7 @@ mod tests {
                 Resource {
                     name: "web".into(),
                     namespace: "api".into(),
-                    manifests: vec![d.join("k8s.yaml")],
+                    manifests: vec![crate::config::Manifests::File(d.join("k8s.yaml"))],
                     depends_on: vec![],
                     port_forwards: vec![],
                     declared_at: at,

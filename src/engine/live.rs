@@ -426,7 +426,7 @@ impl Live {
                     line: line.to_owned(),
                 });
             };
-            run_host_build(host, &mut progress)
+            super::session::ticking(events, image, run_host_build(host, &mut progress))
                 .await
                 .map_err(SyncError::HostBuild)?;
             host_build_time = t.elapsed();

@@ -11,7 +11,7 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    path::PathBuf,
+    path::{Path, PathBuf},
     sync::Arc,
 };
 
@@ -116,7 +116,7 @@ pub fn plan(
             }
         }
         for r in project.resources.values() {
-            if r.manifests.contains(path) {
+            if r.renders_from(path) {
                 applies.insert(r.name.clone());
                 related = true;
             }
@@ -276,7 +276,8 @@ pub fn watch_roots(project: &Project) -> Vec<PathBuf> {
         project
             .resources
             .values()
-            .flat_map(|r| r.manifests.iter().cloned()),
+            .flat_map(|r| r.manifests.iter().flat_map(|m| m.inputs()))
+            .map(Path::to_path_buf),
     );
     roots.extend(config_files(project));
     roots.into_iter().collect()

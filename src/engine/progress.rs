@@ -89,6 +89,12 @@ pub fn line(event: &Event) -> Option<String> {
         ),
         Event::BuildStarted { image } => format!("[{image}] build: checking inputs"),
         Event::BuildOutput { image, line } => format!("[{image}] build: {line}"),
+        Event::Building { image, elapsed } => {
+            format!(
+                "[{image}] build: still building, {} s so far",
+                elapsed.as_secs()
+            )
+        }
         Event::BuildDone {
             image,
             result: Ok(b),

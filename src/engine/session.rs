@@ -34,7 +34,7 @@ use super::{
 use crate::{
     build::{BuildError, BuildTimings, Builder, Built, HashCache},
     config::Project,
-    deploy::{Deployer, Workload, manifest, rollout},
+    deploy::{Deployer, Workload, manifest, rollout, sources},
     kube::PodSet,
     logs,
     watch::{ChangeSet, Watch},
@@ -50,6 +50,33 @@ pub struct Options {
     pub timeout: Duration,
     /// Sync changes that live-update rules cover into the running containers.
     pub live_update: bool,
+}
+
+/// How often a running build reports how long it has taken: a few seconds of silence
+/// are normal, more looks stuck.
+const BUILD_TICK: Duration = Duration::from_secs(5);
+
+/// Runs `work`, a build of `image`, and reports its elapsed time every [`BUILD_TICK`]
+/// while it runs.
+pub(super) async fn ticking<T>(
+    events: &mpsc::UnboundedSender<Event>,
+    image: &str,
+    work: impl Future<Output = T>,
+) -> T {
+    let started = Instant::now();
+    let mut tick = tokio::time::interval_at((started + BUILD_TICK).into(), BUILD_TICK);
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            done = &mut work => return done,
+            _ = tick.tick() => {
+                let _ = events.send(Event::Building {
+                    image: image.to_owned(),
+                    elapsed: started.elapsed(),
+                });
+            }
+        }
+    }
 }
 
 /// An image build's outcome as deploys wait for it: `None` while it runs.
@@ -555,9 +582,10 @@ impl Inner {
         };
         let result = match (project.images.get(name), digest) {
             (Some(image), Ok(digest)) => {
-                self.builder
-                    .ensure_at(image, digest, BuildTimings::default(), force, progress)
-                    .await
+                let work =
+                    self.builder
+                        .ensure_at(image, digest, BuildTimings::default(), force, progress);
+                ticking(&self.event_tx, name, work).await
             }
             (_, Err(source)) => Err(inputs_error(source)),
             (None, Ok(_)) => Err(inputs_error(Arc::new(std::io::Error::new(
@@ -796,7 +824,7 @@ fn images_used(project: &Project, resource: &str) -> Vec<String> {
     let mut used: Vec<String> = r
         .manifests
         .iter()
-        .filter_map(|m| manifest::read(m).ok())
+        .filter_map(|m| sources::objects(m, &r.namespace).ok())
         .flatten()
         .flat_map(|o| manifest::image_names(&o))
         .filter(|i| project.images.contains_key(i))

@@ -26,6 +26,8 @@ pub struct ResourceView {
     /// Images of this resource, as far as the engine knows them.
     pub images: Vec<String>,
     pub build: Phase,
+    /// How long the running build has taken so far (from [`Event::Building`]).
+    pub building_for: Option<Duration>,
     pub last_build: Option<Duration>,
     pub deploy: Phase,
     pub pods: PodCounts,
@@ -132,10 +134,17 @@ impl State {
             Event::BuildStarted { image } => {
                 for r in self.using(image) {
                     r.build = Phase::Running;
+                    r.building_for = None;
+                }
+            }
+            Event::Building { image, elapsed } => {
+                for r in self.using(image) {
+                    r.building_for = Some(*elapsed);
                 }
             }
             Event::BuildDone { image, result } => {
                 for r in self.using(image) {
+                    r.building_for = None;
                     match result {
                         Ok(b) => {
                             r.build = Phase::Ok;

@@ -63,8 +63,13 @@ pub async fn ensure(
         .build(tar, &format!("{repository}:{tag}"), &mut progress)
         .await
         .map_err(agent_err)?;
+    let credentials = registry
+        .access()
+        .push_credentials()
+        .await
+        .map_err(|e| agent_err(e.into()))?;
     engine
-        .push(&repository, &tag, &mut progress)
+        .push(&repository, &tag, credentials, &mut progress)
         .await
         .map_err(agent_err)?;
     Ok(reference)

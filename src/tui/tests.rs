@@ -105,6 +105,10 @@ fn building() -> State {
             Event::BuildStarted {
                 image: "gateway".into(),
             },
+            Event::Building {
+                image: "users".into(),
+                elapsed: Duration::from_secs(42),
+            },
             forward("users", 8001, Health::Waiting),
             forward("gateway", 8000, Health::Waiting),
         ],

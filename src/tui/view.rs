@@ -33,7 +33,7 @@ const DIM: Color = Color::DarkGray;
 const FOCUS: Color = Color::Cyan;
 
 /// Fixed column widths of the resource list; the forwards take what is left.
-const BUILD_W: usize = 11;
+const BUILD_W: usize = 13;
 const DEPLOY_W: usize = 9;
 const PODS_W: usize = 5;
 const RESTARTS_W: usize = 3;
@@ -214,7 +214,10 @@ fn resource_item<'a>(name: &'a str, r: &'a ResourceView, name_w: usize) -> ListI
     let (build, build_color) = match r.build {
         _ if r.images.is_empty() => ("-".to_owned(), DIM),
         Phase::Pending => ("pending".to_owned(), DIM),
-        Phase::Running => ("building".to_owned(), BUSY),
+        Phase::Running => match r.building_for {
+            Some(d) => (format!("building {}s", d.as_secs()), BUSY),
+            None => ("building".to_owned(), BUSY),
+        },
         Phase::Ok => match r.last_build {
             Some(d) => (format!("built {}", secs(d)), OK),
             None => ("up to date".to_owned(), OK),

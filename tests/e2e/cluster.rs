@@ -80,7 +80,9 @@ async fn build_push_deploy_forward_dns_exec_logs() {
     let resource = Resource {
         name: "hello".into(),
         namespace: ns.name.clone(),
-        manifests: vec![dir.path().join("hello.yaml")],
+        manifests: vec![tether::config::Manifests::File(
+            dir.path().join("hello.yaml"),
+        )],
         depends_on: vec![],
         port_forwards: vec![],
         declared_at: at,

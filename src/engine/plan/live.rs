@@ -81,7 +81,7 @@ pub fn decide(
     let manifest_changed: BTreeSet<&String> = project
         .resources
         .values()
-        .filter(|r| r.manifests.iter().any(|m| change.paths.contains(m)))
+        .filter(|r| change.paths.iter().any(|p| r.renders_from(p)))
         .map(|r| &r.name)
         .collect();
     loop {

@@ -7,7 +7,7 @@ use std::{
 };
 
 use super::*;
-use crate::config::{Image, Location, PortForward, Resource};
+use crate::config::{Image, Location, Manifests, PortForward, Resource};
 
 fn p(s: &str) -> PathBuf {
     PathBuf::from("/p").join(s)
@@ -37,7 +37,7 @@ fn resource(name: &str, manifests: &[&str]) -> Resource {
     Resource {
         name: name.into(),
         namespace: "api".into(),
-        manifests: manifests.iter().map(|m| p(m)).collect(),
+        manifests: manifests.iter().map(|m| Manifests::File(p(m))).collect(),
         depends_on: vec![],
         port_forwards: vec![],
         declared_at: at(&format!("{name}/tether.toml")),
@@ -226,7 +226,7 @@ fn a_tether_toml_change_reloads_and_the_new_file_plans_what_it_adds_or_changes()
         .get_mut("users")
         .unwrap()
         .manifests
-        .push(p("users/cm.yaml"));
+        .push(Manifests::File(p("users/cm.yaml")));
     let mut extra = resource("extra", &["extra.yaml"]);
     extra.port_forwards.push(PortForward {
         local: 9000,

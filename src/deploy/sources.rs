@@ -1,0 +1,101 @@
+//! A resource's objects from where they come from: its YAML files as they are, a
+//! kustomization rendered as `kubectl kustomize` renders it, a Helm chart rendered by
+//! `helm template`. What comes out goes through the same rendering as plain YAML, so
+//! images are pinned and every object is recorded before it is sent.
+
+use std::{
+    path::Path,
+    process::{Command, Stdio},
+};
+
+use kube::api::DynamicObject;
+
+use super::manifest::{self, ManifestError};
+use crate::config::{HelmChart, Manifests};
+
+/// The objects of `source`; `namespace` is the one a chart is rendered for.
+pub fn objects(source: &Manifests, namespace: &str) -> Result<Vec<DynamicObject>, ManifestError> {
+    match source {
+        Manifests::File(path) => manifest::read(path),
+        Manifests::Kustomize(dir) => {
+            let what = format!("kustomization {}", dir.display());
+            let text = kustomize(dir, &what)?;
+            manifest::parse(&what, &text)
+        }
+        Manifests::Helm(chart) => {
+            let what = format!("chart {}", chart.chart.display());
+            let text = helm_template(chart, namespace, &what)?;
+            manifest::parse(&what, &text)
+        }
+    }
+}
+
+/// `kustomize build DIR`, or `kubectl kustomize DIR` (the same kustomize, built into
+/// kubectl) when there is no kustomize.
+fn kustomize(dir: &Path, what: &str) -> Result<String, ManifestError> {
+    let dir = dir.to_string_lossy();
+    match run(what, "kustomize", &["build", &dir]) {
+        Err(ManifestError::ToolMissing { .. }) => run(what, "kubectl", &["kustomize", &dir])
+            .map_err(|e| match e {
+                ManifestError::ToolMissing { what, .. } => ManifestError::ToolMissing {
+                    what,
+                    program: "kubectl or kustomize".into(),
+                },
+                other => other,
+            }),
+        other => other,
+    }
+}
+
+/// `helm template RELEASE CHART --namespace NS -f VALUES… --set-string K=V…`.
+fn helm_template(chart: &HelmChart, namespace: &str, what: &str) -> Result<String, ManifestError> {
+    let mut args: Vec<String> = vec![
+        "template".into(),
+        chart.release.clone(),
+        chart.chart.to_string_lossy().into_owned(),
+        "--namespace".into(),
+        namespace.to_owned(),
+    ];
+    for values in &chart.values {
+        args.push("--values".into());
+        args.push(values.to_string_lossy().into_owned());
+    }
+    for (key, value) in &chart.set {
+        args.push("--set-string".into());
+        args.push(format!("{key}={value}"));
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run(what, "helm", &args)
+}
+
+/// Runs a renderer and returns what it printed; a failure carries its error output.
+fn run(what: &str, program: &str, args: &[&str]) -> Result<String, ManifestError> {
+    let output = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|source| match source.kind() {
+            std::io::ErrorKind::NotFound => ManifestError::ToolMissing {
+                what: what.to_owned(),
+                program: program.to_owned(),
+            },
+            _ => ManifestError::Render {
+                what: what.to_owned(),
+                command: format!("{program} {}", args.join(" ")),
+                message: source.to_string(),
+            },
+        })?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        return Err(ManifestError::Render {
+            what: what.to_owned(),
+            command: format!("{program} {}", args.join(" ")),
+            message: stderr.trim().to_owned(),
+        });
+    }
+    String::from_utf8(output.stdout).map_err(|e| ManifestError::Render {
+        what: what.to_owned(),
+        command: format!("{program} {}", args.join(" ")),
+        message: format!("printed something that is not UTF-8: {e}"),
+    })
+}
