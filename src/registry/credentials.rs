@@ -600,7 +600,8 @@ mod tests {
 
     /// A fresh directory under the system temp dir, unique per test.
     fn temp_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("refcred-{}-{name}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("tether-credentials-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         dir
