@@ -30,6 +30,7 @@
 //!   any program in namespaces of its own behind a userspace TCP/IP stack).
 //! - [`accept`]: the accept loop every listener shares.
 //! - [`workshop`]: `tether workshop`, the guided workshop's steps and their live checks.
+//! - [`init`]: `tether init`, a first `tether.toml` from a folder's Dockerfiles and manifests.
 //! - [`cli`], [`commands`]: the command line and its edges.
 
 pub mod accept;
@@ -44,6 +45,7 @@ pub mod control;
 pub mod deploy;
 pub mod engine;
 pub mod forward;
+pub mod init;
 pub mod intercept;
 pub mod kube;
 pub mod live;
