@@ -93,6 +93,8 @@ pub enum Command {
     Run(RunArgs),
     /// The guided workshop: its steps, each checked live against the cluster and this machine.
     Workshop(WorkshopArgs),
+    /// Write a first tether.toml for a folder with a Dockerfile and Kubernetes manifests.
+    Init(InitArgs),
     /// The in-cluster traffic agent (runs inside a pod, not on a laptop).
     Agent {
         #[arg(trailing_var_arg = true)]
@@ -236,6 +238,16 @@ pub struct WorkshopArgs {
     pub no_tui: bool,
     #[arg(long)]
     pub context: Option<String>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct InitArgs {
+    /// The folder to write tether.toml in (its Dockerfiles and manifests are read).
+    #[arg(short = 'C', long = "dir", default_value = ".")]
+    pub dir: PathBuf,
+    /// Write over an existing tether.toml.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args, Clone)]

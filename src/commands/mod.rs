@@ -3,6 +3,7 @@
 
 pub mod connect;
 pub mod down;
+pub mod init;
 pub mod intercept;
 pub mod logs;
 pub mod run;
@@ -100,6 +101,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Connect(args) => connect::run(args).await,
         Command::Run(args) => run::run(args).await,
         Command::Workshop(args) => workshop::run(args).await,
+        Command::Init(args) => init::run(args).await,
         Command::Agent { args } => intercept::agent(args).await,
     }
 }
