@@ -10,6 +10,8 @@ use kube::api::DynamicObject;
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 
+use crate::registry::reference::repository_as_written;
+
 /// Labels every object tether applies carries; `down` and the safety sweep select on them.
 pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 pub const SESSION_LABEL: &str = "tether.dev/session";
@@ -91,7 +93,7 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<DynamicObject>, ManifestError
     Ok(out)
 }
 
-/// Replaces `image: NAME` (and `NAME:anything`) in containers and init containers with
+/// Replaces `image: NAME` (and `NAME:tag`, `NAME@digest`) in containers and init containers with
 /// the built reference. Returns the image names it replaced.
 pub fn pin_images(obj: &mut DynamicObject, built: &BTreeMap<String, String>) -> Vec<String> {
     let mut used = Vec::new();
@@ -106,7 +108,7 @@ pub fn pin_images(obj: &mut DynamicObject, built: &BTreeMap<String, String>) -> 
             let Some(image) = c.get("image").and_then(|i| i.as_str()) else {
                 continue;
             };
-            let name = image.split(':').next().unwrap_or(image);
+            let name = repository_as_written(image);
             if let Some(reference) = built.get(name) {
                 used.push(name.to_owned());
                 c["image"] = serde_json::Value::String(reference.clone());
@@ -140,7 +142,7 @@ pub fn image_names(obj: &DynamicObject) -> Vec<String> {
         .filter_map(|l| spec.get(l).and_then(|c| c.as_array()))
         .flatten()
         .filter_map(|c| c.get("image").and_then(|i| i.as_str()))
-        .map(|i| i.split(':').next().unwrap_or(i).to_owned())
+        .map(|i| repository_as_written(i).to_owned())
         .collect()
 }
 
@@ -201,6 +203,28 @@ mod tests {
             "127.0.0.1:5000/users:tether-1"
         );
         assert_eq!(spec["containers"][1]["image"], "busybox:1.36");
+    }
+
+    #[test]
+    fn images_written_with_a_registry_port_or_digest_are_pinned_by_their_repository() {
+        let yaml = DEPLOY
+            .replace("image: users", "image: localhost:5000/users:old")
+            .replace("image: busybox:1.36", "image: ghcr.io/org/side@sha256:0123");
+        let mut objs = parse("k8s/users.yaml", &yaml).unwrap();
+        assert_eq!(
+            image_names(&objs[0]),
+            ["localhost:5000/users", "ghcr.io/org/side"]
+        );
+        let built = BTreeMap::from([(
+            "localhost:5000/users".to_owned(),
+            "localhost:5000/users:tether-2".to_owned(),
+        )]);
+        assert_eq!(pin_images(&mut objs[0], &built), ["localhost:5000/users"]);
+        let spec = pod_spec_mut(&mut objs[0].data).unwrap();
+        assert_eq!(
+            spec["containers"][0]["image"],
+            "localhost:5000/users:tether-2"
+        );
     }
 
     #[test]

@@ -366,6 +366,17 @@ fn validate_tag(input: &str, tag: &str) -> Result<(), ReferenceError> {
     }
 }
 
+/// An image as a manifest writes it, without its tag or digest and without
+/// normalising (`users` stays `users`, the key tether.toml names it by):
+/// `localhost:5000/users:1` is `localhost:5000/users`, not `localhost`.
+pub fn repository_as_written(image: &str) -> &str {
+    let name = image.split_once('@').map_or(image, |(name, _)| name);
+    match name.rfind(':') {
+        Some(colon) if !name[colon..].contains('/') => &name[..colon],
+        _ => name,
+    }
+}
+
 /// `[\w][\w.-]{0,127}` with ASCII `\w`, as in the Go grammar.
 pub fn is_valid_tag(tag: &str) -> bool {
     let word = |b: &u8| b.is_ascii_alphanumeric() || *b == b'_';
@@ -433,6 +444,20 @@ fn is_digest_algorithm(algorithm: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_repository_as_written_keeps_host_ports_and_drops_tags_and_digests() {
+        for (image, repository) in [
+            ("users", "users"),
+            ("users:dev", "users"),
+            ("localhost:5000/users", "localhost:5000/users"),
+            ("localhost:5000/users:1.2", "localhost:5000/users"),
+            ("ghcr.io/org/users@sha256:abc", "ghcr.io/org/users"),
+            ("ghcr.io/org/users:1@sha256:abc", "ghcr.io/org/users"),
+        ] {
+            assert_eq!(repository_as_written(image), repository, "{image}");
+        }
+    }
 
     const SHA: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 

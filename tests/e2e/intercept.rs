@@ -35,7 +35,7 @@ use tether::{
 use crate::{
     bench::{self, measure},
     process::{Running, output},
-    support::{TestNamespace, cluster, eventually, laptop::Laptop},
+    support::{TestNamespace, cluster, eventually, free_port, laptop::Laptop},
 };
 
 /// The tests take turns: each rolls Deployments and the first builds the agent image.
@@ -355,15 +355,6 @@ fn request(
 
 /// When a request finished, and what it got.
 type Outcome = (Instant, Result<String, String>);
-
-/// A port number for a container (nobody listens on it here).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A port nothing listens on on the laptop's loopback.
 fn laptop_free_port(laptop: &Laptop) -> u16 {

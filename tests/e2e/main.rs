@@ -11,6 +11,7 @@ mod laptop;
 mod live;
 mod observe;
 mod process;
+mod registries;
 mod reload;
 mod restart;
 mod run;

@@ -20,7 +20,7 @@ use tempfile::TempDir;
 
 use crate::{
     process::Running,
-    support::{TestNamespace, cluster},
+    support::{TestNamespace, cluster, free_port},
 };
 
 /// A project folder with one image (the host's static busybox) and one Deployment whose
@@ -74,15 +74,6 @@ fn project(ns: &str, name: &str, script: &str, forwards: &[(u16, u16)]) -> TempD
     // JSON is YAML.
     std::fs::write(root.join("k8s.yaml"), manifest.to_string()).unwrap();
     dir
-}
-
-/// A port on loopback that nobody listens on now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The resource `name` in `tether status -o json`, run in `dir`.

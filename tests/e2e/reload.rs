@@ -2,14 +2,14 @@
 //! planned and applied (a new resource is deployed), an invalid one is refused in words
 //! (file:line:col) while the running config keeps serving and keeps rebuilding.
 
-use std::{path::Path, time::Duration};
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 
 use crate::{
     process::{Running, tether},
-    support::{TestNamespace, cluster},
+    support::{TestNamespace, cluster, free_port, hello_project},
 };
 
 fn http_get(url: &str) -> Option<String> {
@@ -25,39 +25,6 @@ fn http_get(url: &str) -> Option<String> {
     })
 }
 
-/// A port nobody listens on now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// The hello fixture (busybox httpd) in `dir`, deployed to `namespace` with a forward.
-fn write_project(dir: &Path, namespace: &str, port: u16) -> String {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hello");
-    for f in ["Dockerfile", "index.html", "hello.yaml"] {
-        std::fs::copy(fixture.join(f), dir.join(f)).unwrap();
-    }
-    std::fs::copy("/bin/busybox", dir.join("busybox"))
-        .expect("busybox-static is installed by scripts/dev-cluster");
-    // The config and the new manifest are not part of the image.
-    std::fs::write(dir.join(".dockerignore"), "tether.toml\nextra.yaml\n").unwrap();
-    let config = format!(
-        "namespace = \"{namespace}\"\n\
-         \n\
-         [images.hello]\n\
-         context = \".\"\n\
-         \n\
-         [resources.hello]\n\
-         manifests = [\"hello.yaml\"]\n\
-         port_forwards = [\"{port}:8080\"]\n"
-    );
-    std::fs::write(dir.join("tether.toml"), &config).unwrap();
-    config
-}
-
 #[test]
 fn an_edited_tether_toml_is_reloaded_and_an_invalid_one_keeps_the_old_one_running() {
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -69,7 +36,7 @@ fn an_edited_tether_toml_is_reloaded_and_an_invalid_one_keeps_the_old_one_runnin
     let dir = dir.path();
     let port = free_port();
     let forward = format!("http://127.0.0.1:{port}/");
-    let config = write_project(dir, &ns.name, port);
+    let config = hello_project(dir, "", &ns.name, port);
 
     // Headless first: it exits once ready, after its tasks have ended, with every line
     // printed.

@@ -6,7 +6,7 @@
 
 pub mod laptop;
 
-use std::time::Duration;
+use std::{path::Path, time::Duration};
 
 use k8s_openapi::api::core::v1::Namespace;
 use kube::{
@@ -87,6 +87,41 @@ pub fn unique() -> String {
         "{:x}",
         (nanos ^ (std::process::id() as u128) << 20) & 0xff_ffff
     )
+}
+
+/// A port on loopback that nobody listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The hello fixture (a static busybox httpd serving one page) as a project in `dir`:
+/// image `hello`, resource `hello` in `namespace`, forwarded from `port`. Returns the
+/// tether.toml it wrote. `head` goes first in the file (top-level keys such as
+/// `registry`), `.dockerignore` keeps the config and `extra.yaml` out of the image.
+pub fn hello_project(dir: &Path, head: &str, namespace: &str, port: u16) -> String {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hello");
+    for f in ["Dockerfile", "index.html", "hello.yaml"] {
+        std::fs::copy(fixture.join(f), dir.join(f)).unwrap();
+    }
+    std::fs::copy("/bin/busybox", dir.join("busybox"))
+        .expect("busybox-static is installed by scripts/dev-cluster");
+    std::fs::write(dir.join(".dockerignore"), "tether.toml\nextra.yaml\n").unwrap();
+    let config = format!(
+        "{head}namespace = \"{namespace}\"\n\
+         \n\
+         [images.hello]\n\
+         context = \".\"\n\
+         \n\
+         [resources.hello]\n\
+         manifests = [\"hello.yaml\"]\n\
+         port_forwards = [\"{port}:8080\"]\n"
+    );
+    std::fs::write(dir.join("tether.toml"), &config).unwrap();
+    config
 }
 
 /// Retries `f` until it returns `Some` or `timeout` passes.
