@@ -20,6 +20,8 @@ pub struct Plan {
     /// Images the workloads use that no Dockerfile here builds: pulled as they are.
     pub unbuilt: Vec<Unbuilt>,
     pub resources: Vec<ResourcePlan>,
+    /// Sibling folders to `include`, for what the manifests here need and they create.
+    pub includes: Vec<Include>,
     /// Things the user should know that no key can say (a Secret nothing here creates).
     pub notes: Vec<String>,
     /// YAML files that are not manifests, and why.
@@ -47,6 +49,15 @@ pub struct ImagePlan {
     pub written_as: Vec<String>,
     /// The folder's other Dockerfiles, in case another one is meant.
     pub other_dockerfiles: Vec<String>,
+}
+
+/// A sibling folder whose tether.toml joins the project.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Include {
+    /// `../base`.
+    pub path: String,
+    /// What it creates that the manifests here need: `Namespace api`.
+    pub provides: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -256,13 +267,35 @@ pub fn plan(scan: &Scan) -> Plan {
 
     let (images, unbuilt) = images(scan, &workloads);
     let namespace = namespace(scan);
-    missing_references(scan, &workloads, &namespace, &mut notes);
+    let missing = missing_references(scan, &workloads, &namespace);
+    let (includes, provided_by) = includes(scan, &missing);
+    for r in &mut resources {
+        r.depends_on.extend(provided_by.iter().cloned());
+    }
+    for (kind, name) in &missing {
+        if includes
+            .iter()
+            .any(|i| i.provides.contains(&format!("{kind} {name}")))
+        {
+            continue;
+        }
+        notes.push(if kind == "Namespace" {
+            format!(
+                "no manifest here creates the Namespace `{name}`: add one, or `include` the folder whose tether.toml does"
+            )
+        } else {
+            format!(
+                "the workloads read the {kind} `{name}`, which no manifest here creates: add it, or `include` the folder whose tether.toml does"
+            )
+        });
+    }
     Plan {
         folder_name: scan.folder_name.clone(),
         namespace,
         images,
         unbuilt,
         resources,
+        includes,
         notes,
         skipped: scan.skipped.clone(),
     }
@@ -511,40 +544,65 @@ fn namespace(scan: &Scan) -> Namespace {
     }
 }
 
-/// Namespaces, Secrets and ConfigMaps the workloads need that no manifest here creates:
-/// `tether up` would wait on them, and only the user knows where they come from.
+/// Namespaces, Secrets and ConfigMaps the workloads need that no manifest here creates,
+/// as (kind, name): `tether up` would wait on them.
 fn missing_references(
     scan: &Scan,
     workloads: &[Workload],
     namespace: &Namespace,
-    notes: &mut Vec<String>,
-) {
+) -> Vec<(String, String)> {
     let defined: BTreeSet<(String, String)> = scan
         .manifests
         .iter()
         .flat_map(|m| &m.objects)
         .filter_map(|o| Some((kind(o)?.to_owned(), o.metadata.name.clone()?)))
         .collect();
-    let has = |k: &str, n: &str| defined.contains(&(k.to_owned(), n.to_owned()));
+    let mut missing = Vec::new();
     if let Namespace::Agreed(ns) = namespace
         && ns != "default"
-        && !has("Namespace", ns)
     {
-        notes.push(format!(
-            "no manifest here creates the Namespace `{ns}`: add one, or `include` the folder whose tether.toml does"
-        ));
+        missing.push(("Namespace".to_owned(), ns.clone()));
     }
     let mut wanted = BTreeSet::new();
     for w in workloads {
         references(&w.obj.data, &mut wanted);
     }
-    for (k, n) in wanted {
-        if !has(&k, &n) {
-            notes.push(format!(
-                "the workloads read the {k} `{n}`, which no manifest here creates: add it, or `include` the folder whose tether.toml does"
-            ));
+    missing.extend(wanted);
+    missing.retain(|m| !defined.contains(m));
+    missing
+}
+
+/// The sibling folders whose own resources create some of `missing`, and those
+/// resources' names (which every resource here then depends on, so they come first).
+fn includes(scan: &Scan, missing: &[(String, String)]) -> (Vec<Include>, Vec<String>) {
+    let mut left: BTreeSet<&(String, String)> = missing.iter().collect();
+    let mut includes = Vec::new();
+    let mut depends = Vec::new();
+    for n in &scan.neighbours {
+        let mut provides = Vec::new();
+        for (resource, objects) in &n.resources {
+            let covered: Vec<_> = left
+                .iter()
+                .filter(|m| objects.contains(m))
+                .copied()
+                .collect();
+            if covered.is_empty() {
+                continue;
+            }
+            depends.push(resource.clone());
+            for m in covered {
+                provides.push(format!("{} {}", m.0, m.1));
+                left.remove(m);
+            }
+        }
+        if !provides.is_empty() {
+            includes.push(Include {
+                path: n.path.clone(),
+                provides,
+            });
         }
     }
+    (includes, depends)
 }
 
 /// The Secrets and ConfigMaps a pod spec names (env, envFrom, volumes), wherever they are.
@@ -576,7 +634,7 @@ fn references(v: &Value, out: &mut BTreeSet<(String, String)>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::init::scan::ManifestFile;
+    use crate::init::{neighbours::Neighbour, scan::ManifestFile};
 
     fn scan_of(folder: &str, dockerfiles: &[&str], files: &[(&str, &str)]) -> Scan {
         Scan {
@@ -591,6 +649,7 @@ mod tests {
                 })
                 .collect(),
             skipped: Vec::new(),
+            neighbours: Vec::new(),
         }
     }
 
@@ -755,5 +814,41 @@ mod tests {
         let p = plan(&scan_of("d", &["Dockerfile"], &[("d.yaml", &d)]));
         assert_eq!(p.notes.len(), 1, "{:?}", p.notes);
         assert!(p.notes[0].contains("Secret `creds`"));
+    }
+
+    #[test]
+    fn a_sibling_that_creates_what_is_missing_is_included_and_waited_for() {
+        let d = deployment("d", "d", 1).replace(
+            "          ports:",
+            "          envFrom:\n            - secretRef:\n                name: creds\n            - secretRef:\n                name: other\n          ports:",
+        );
+        let mut scan = scan_of("d", &["Dockerfile"], &[("d.yaml", &d)]);
+        let creates = |objects: &[(&str, &str)]| {
+            objects
+                .iter()
+                .map(|(k, n)| ((*k).to_owned(), (*n).to_owned()))
+                .collect()
+        };
+        scan.neighbours = vec![
+            Neighbour {
+                path: "../api".into(),
+                resources: vec![("api".into(), creates(&[("Deployment", "api")]))],
+            },
+            Neighbour {
+                path: "../base".into(),
+                resources: vec![("shop-base".into(), creates(&[("Secret", "creds")]))],
+            },
+        ];
+        let p = plan(&scan);
+        assert_eq!(
+            p.includes,
+            [Include {
+                path: "../base".into(),
+                provides: vec!["Secret creds".into()],
+            }]
+        );
+        assert_eq!(p.resources[0].depends_on, ["shop-base"]);
+        assert_eq!(p.notes.len(), 1, "{:?}", p.notes);
+        assert!(p.notes[0].contains("Secret `other`"), "{:?}", p.notes);
     }
 }

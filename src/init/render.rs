@@ -37,10 +37,30 @@ pub fn render(plan: &Plan) -> String {
             );
         }
     }
-    out.push_str(
-        "\n# Folders whose tether.toml joins this project, such as one that creates a shared\n\
-         # Namespace or Secret first:\n# include = [\"../base\"]\n",
-    );
+    if plan.includes.is_empty() {
+        out.push_str(
+            "\n# Folders whose tether.toml joins this project, such as one that creates a shared\n\
+             # Namespace or Secret first:\n# include = [\"../base\"]\n",
+        );
+    } else {
+        out.push_str("\n# Folders whose tether.toml joins this project: what they create, the manifests\n# here need, and the resources below wait for it.\n");
+        for i in &plan.includes {
+            out.push_str(&comment(&format!(
+                "  {}: {}",
+                i.path,
+                i.provides.join(", ")
+            )));
+        }
+        let _ = writeln!(
+            out,
+            "include = [{}]",
+            plan.includes
+                .iter()
+                .map(|i| quote(&i.path))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     out.push_str(
         "\n# Where images are pushed: without this key, TETHER_REGISTRY, then the cluster's\n\
          # kube-public/local-registry-hosting ConfigMap.\n# registry = \"127.0.0.1:5000\"\n",
@@ -187,7 +207,7 @@ fn first_line(s: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::init::plan::{Forward, ImagePlan, ResourcePlan};
+    use crate::init::plan::{Forward, ImagePlan, Include, ResourcePlan};
 
     #[test]
     fn values_are_quoted_and_comments_wrapped() {
@@ -225,6 +245,10 @@ mod tests {
                     why: "Service web port 8080".into(),
                 }],
             }],
+            includes: vec![Include {
+                path: "../base".into(),
+                provides: vec!["Namespace api".into()],
+            }],
             notes: Vec::new(),
             skipped: vec![("compose.yaml".into(), "not an object\nmore".into())],
         };
@@ -235,6 +259,7 @@ mod tests {
             "manifests = [\"k8s/web.yaml\"]  # YAML files, applied in this order\n",
             "port_forwards = [\"8080:80\"]\n",
             "#   compose.yaml: not an object\n",
+            "#   ../base: Namespace api\ninclude = [\"../base\"]\n",
         ] {
             assert!(text.contains(line), "{line:?} in:\n{text}");
         }

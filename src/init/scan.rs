@@ -8,7 +8,7 @@ use std::{
 
 use kube::api::DynamicObject;
 
-use super::InitError;
+use super::{InitError, neighbours::Neighbour};
 use crate::deploy::manifest;
 
 /// Folders beside the Dockerfile where manifests usually live; read with their subfolders.
@@ -28,6 +28,8 @@ pub struct Scan {
     /// YAML files that are not manifests (a compose file, a Helm template), and why, so
     /// the generated file can say what it left out.
     pub skipped: Vec<(String, String)>,
+    /// Sibling folders with a tether.toml, which a missing Namespace or Secret may come from.
+    pub neighbours: Vec<Neighbour>,
 }
 
 /// One YAML file and its objects.
@@ -97,6 +99,7 @@ pub fn scan(dir: &Path) -> Result<Scan, InitError> {
         dockerfiles,
         manifests,
         skipped,
+        neighbours: super::neighbours::neighbours(dir),
     })
 }
 

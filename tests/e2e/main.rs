@@ -13,6 +13,7 @@ mod observe;
 mod process;
 mod registries;
 mod reload;
+mod rendered;
 mod restart;
 mod run;
 mod support;
