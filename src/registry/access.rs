@@ -58,12 +58,20 @@ pub struct Access {
     /// allows for loopback registries), found on the first request.
     scheme: OnceCell<&'static str>,
     credentials: OnceCell<Result<Option<Credentials>, Arc<CredentialsError>>>,
+    /// The Docker config folder; `None`: `$DOCKER_CONFIG`, else `~/.docker`.
+    config_dir: Option<PathBuf>,
     /// Bearer tokens by scope (`repository:users:pull`).
     tokens: Mutex<HashMap<String, String>>,
 }
 
 impl Access {
     pub fn new(host: &str) -> Access {
+        Access::with_docker_config(host, None)
+    }
+
+    /// Access whose credentials come from the Docker config in `dir` (`None`: where
+    /// Docker looks).
+    pub fn with_docker_config(host: &str, dir: Option<PathBuf>) -> Access {
         Access {
             host: host.to_owned(),
             http: reqwest::Client::builder()
@@ -73,6 +81,7 @@ impl Access {
                 .unwrap_or_default(),
             scheme: OnceCell::new(),
             credentials: OnceCell::new(),
+            config_dir: dir,
             tokens: Mutex::new(HashMap::new()),
         }
     }
@@ -84,9 +93,10 @@ impl Access {
     /// The user's credentials for this registry, found once.
     pub async fn credentials(&self) -> Result<Option<Credentials>, AccessError> {
         let host = self.host.clone();
+        let dir = self.config_dir.clone();
         self.credentials
             .get_or_init(|| async move {
-                tokio::task::spawn_blocking(move || match DockerConfig::load(None)? {
+                tokio::task::spawn_blocking(move || match DockerConfig::load(dir.as_deref())? {
                     Some(config) => config.credentials_for(&host),
                     None => Ok(None),
                 })
@@ -157,12 +167,24 @@ impl Access {
             .get(reqwest::header::WWW_AUTHENTICATE)
             .and_then(|v| v.to_str().ok())
             .and_then(challenge::parse_www_authenticate);
-        let credentials = self.credentials().await?;
+        // A lookup that fails (a `credsStore` helper not installed on this machine) does
+        // not stop a registry that hands out anonymous tokens, as public images' do; it is
+        // the answer only if the registry then refuses.
+        let (credentials, mut lookup_failed) = match self.credentials().await {
+            Ok(c) => (c, None),
+            Err(e) if matches!(challenge, Some(Challenge::Bearer { .. })) => (None, Some(e)),
+            Err(e) => return Err(e),
+        };
+        let mut refused = |e: AccessError| match (&e, lookup_failed.take()) {
+            (AccessError::NoCredentials { .. }, Some(lookup)) => lookup,
+            _ => e,
+        };
         let retry = match (challenge.as_ref(), &credentials) {
             (Some(bearer @ Challenge::Bearer { realm, .. }), _) => {
                 let token = self
                     .token(bearer, realm, scope, credentials.as_ref())
-                    .await?;
+                    .await
+                    .map_err(&mut refused)?;
                 self.tokens
                     .lock()
                     .await
@@ -177,7 +199,7 @@ impl Access {
         };
         let response = self.sent(retry.send().await, url)?;
         match response.status().as_u16() {
-            401 => Err(self.unauthorized(credentials.is_some(), 401)),
+            401 => Err(refused(self.unauthorized(credentials.is_some(), 401))),
             _ => Ok(response),
         }
     }
@@ -304,4 +326,69 @@ fn config_file_shown() -> String {
             || "the Docker config (no $DOCKER_CONFIG or $HOME)".to_owned(),
             |dir: PathBuf| dir.join("config.json").display().to_string(),
         )
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::{
+        io::{AsyncReadExt, AsyncWriteExt},
+        net::TcpListener,
+    };
+
+    use super::*;
+
+    /// A registry on loopback that hands out anonymous tokens: `/v2/...` answers 401 with
+    /// a Bearer challenge unless the request carries the token, `/token` gives it.
+    async fn anonymous_token_registry() -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let host = listener.local_addr().unwrap().to_string();
+        let realm = format!("http://{host}/token");
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let realm = realm.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0; 4096];
+                    let n = conn.read(&mut buf).await.unwrap_or(0);
+                    let request = String::from_utf8_lossy(&buf[..n]).to_lowercase();
+                    let answer = if request.starts_with("get /token") {
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 17\r\n\r\n{\"token\":\"anon\"}\n".to_owned()
+                    } else if request.contains("authorization: bearer anon") {
+                        "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n".to_owned()
+                    } else {
+                        format!(
+                            "HTTP/1.1 401 Unauthorized\r\nwww-authenticate: Bearer realm=\"{realm}\",service=\"test\"\r\ncontent-length: 0\r\n\r\n"
+                        )
+                    };
+                    let _ = conn.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        host
+    }
+
+    #[tokio::test]
+    async fn a_credential_helper_that_is_not_installed_does_not_stop_anonymous_tokens() {
+        let host = anonymous_token_registry().await;
+        let config = tempfile::tempdir().unwrap();
+        std::fs::write(
+            config.path().join("config.json"),
+            r#"{"credsStore": "tether-test-not-installed"}"#,
+        )
+        .unwrap();
+        let access = Access::with_docker_config(&host, Some(config.path().to_owned()));
+        assert!(
+            access.credentials().await.is_err(),
+            "the lookup itself fails"
+        );
+        let response = access
+            .send(
+                reqwest::Method::HEAD,
+                "/v2/library/busybox/manifests/latest",
+                "*/*",
+                "repository:library/busybox:pull",
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
 }
