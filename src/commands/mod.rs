@@ -6,6 +6,8 @@ pub mod down;
 pub mod init;
 pub mod intercept;
 pub mod logs;
+mod project;
+mod remove;
 pub mod run;
 pub mod status;
 pub mod trigger;

@@ -8,12 +8,11 @@ use anyhow::Context as _;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::Failure;
+use super::{Failure, project::load, remove::remove};
 use crate::{
     build::{Builder, Registry},
     cli::Target,
     cluster::{AllowList, Cluster},
-    config::Project,
     control::{
         Instance,
         server::{self, Control},
@@ -251,7 +250,7 @@ pub async fn run(
         Exit::Remove => {
             eprintln!("tether up: stopped; removing what it deployed");
             // The session has stopped, so nothing re-applies what `down` deletes.
-            let result = super::down::run(target, false).await;
+            let result = remove(&cluster, &root, false).await;
             drop(instance);
             result
         }
@@ -272,11 +271,6 @@ async fn print_progress(mut events: tokio::sync::broadcast::Receiver<Event>) {
             Err(RecvError::Closed) => return,
         }
     }
-}
-
-/// Loads tether.toml; a config error is bad input (exit 2) and names file:line:col.
-pub fn load(target: &Target) -> Result<Project, Failure> {
-    Project::load(&target.dir).map_err(|e| Failure::BadInput(e.into()))
 }
 
 /// Ctrl-C or SIGTERM stops the session; a second Ctrl-C exits at once.
