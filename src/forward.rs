@@ -29,7 +29,7 @@ use tokio::{
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::kube::PodSet;
+use crate::kube::{PodSet, WorkloadKind};
 
 /// How long opening a port-forward through the API server may take before the forward
 /// counts as unhealthy: long enough for a busy API server, short enough that a developer
@@ -73,10 +73,10 @@ pub struct HealthEvent {
 #[derive(Debug, thiserror::Error)]
 pub enum ForwardError {
     #[error("no ready pod of {kind} {name}")]
-    NoReadyPod { kind: String, name: String },
+    NoReadyPod { kind: WorkloadKind, name: String },
     #[error("cannot watch the pods of {kind} {name}")]
     Watch {
-        kind: String,
+        kind: WorkloadKind,
         name: String,
         #[source]
         source: Arc<watcher::Error>,
@@ -214,7 +214,7 @@ async fn watch_health(
             None => Some(Health::Waiting),
             Some(set) if !set.listed() => Some(match set.error() {
                 Some(source) => unhealthy(ForwardError::Watch {
-                    kind: set.workload().kind.clone(),
+                    kind: set.workload().kind,
                     name: set.workload().name.clone(),
                     source,
                 }),
@@ -269,7 +269,7 @@ fn unhealthy(e: ForwardError) -> Health {
 
 fn no_ready_pod(set: &PodSet) -> ForwardError {
     ForwardError::NoReadyPod {
-        kind: set.workload().kind.clone(),
+        kind: set.workload().kind,
         name: set.workload().name.clone(),
     }
 }

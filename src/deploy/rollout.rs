@@ -10,7 +10,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use futures::{Stream, StreamExt, stream::BoxStream};
+use futures::{StreamExt, stream::BoxStream};
 use k8s_openapi::api::{
     apps::v1::{DaemonSet, Deployment, StatefulSet},
     core::v1::{ContainerStatus, Event, Pod},
@@ -24,7 +24,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use crate::kube::{PodSet, WatchState};
+use crate::kube::{PodSet, WatchState, WorkloadKind};
 
 // These moved to the kube layer; re-exported for the callers that name them here.
 pub use crate::kube::{PodCounts, Workload, count, is_ready};
@@ -65,23 +65,22 @@ pub fn daemon_set_rolled_out(d: &DaemonSet) -> bool {
 /// one-off commands; a running `up` watches through [`Observer`].
 pub async fn rolled_out(client: &Client, w: &Workload) -> kube::Result<bool> {
     let ns = &w.namespace;
-    Ok(match w.kind.as_str() {
-        "Deployment" => deployment_rolled_out(
+    Ok(match w.kind {
+        WorkloadKind::Deployment => deployment_rolled_out(
             &Api::<Deployment>::namespaced(client.clone(), ns)
                 .get(&w.name)
                 .await?,
         ),
-        "StatefulSet" => stateful_set_rolled_out(
+        WorkloadKind::StatefulSet => stateful_set_rolled_out(
             &Api::<StatefulSet>::namespaced(client.clone(), ns)
                 .get(&w.name)
                 .await?,
         ),
-        "DaemonSet" => daemon_set_rolled_out(
+        WorkloadKind::DaemonSet => daemon_set_rolled_out(
             &Api::<DaemonSet>::namespaced(client.clone(), ns)
                 .get(&w.name)
                 .await?,
         ),
-        _ => true,
     })
 }
 
@@ -382,17 +381,13 @@ fn rollout_watch(
             .boxed()
     }
     let (c, ns) = (client.clone(), w.namespace.as_str());
-    match w.kind.as_str() {
-        "Deployment" => watch(Api::namespaced(c, ns), &w.name, deployment_rolled_out),
-        "StatefulSet" => watch(Api::namespaced(c, ns), &w.name, stateful_set_rolled_out),
-        "DaemonSet" => watch(Api::namespaced(c, ns), &w.name, daemon_set_rolled_out),
-        _ => always_rolled_out().boxed(),
+    match w.kind {
+        WorkloadKind::Deployment => watch(Api::namespaced(c, ns), &w.name, deployment_rolled_out),
+        WorkloadKind::StatefulSet => {
+            watch(Api::namespaced(c, ns), &w.name, stateful_set_rolled_out)
+        }
+        WorkloadKind::DaemonSet => watch(Api::namespaced(c, ns), &w.name, daemon_set_rolled_out),
     }
-}
-
-/// Kinds without a rollout of their own are done once applied.
-fn always_rolled_out() -> impl Stream<Item = Result<Option<bool>, watcher::Error>> {
-    futures::stream::once(async { Ok(Some(true)) }).chain(futures::stream::pending())
 }
 
 #[cfg(test)]

@@ -29,7 +29,7 @@ pub async fn of_found(
         return Ok((t.container.clone(), Vec::new()));
     };
     let pods = crate::deploy::Workload {
-        kind: "Deployment".into(),
+        kind: crate::kube::WorkloadKind::Deployment,
         namespace: t.namespace.clone(),
         name: t.deployment.clone(),
         selector: found.pod_selector.clone(),

@@ -121,7 +121,7 @@ pub async fn install(
         }
     }
     let workload = Workload {
-        kind: "Deployment".into(),
+        kind: crate::kube::WorkloadKind::Deployment,
         namespace: t.namespace.clone(),
         name: t.deployment.clone(),
         selector: found.pod_selector.clone(),

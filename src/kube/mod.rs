@@ -3,8 +3,8 @@
 //! asking the API server on a timer.
 //!
 //! Layout:
-//! - `workload`: [`Workload`], a Deployment, StatefulSet or DaemonSet a resource
-//!   renders, and its pod selector.
+//! - `workload`: [`Workload`], a Deployment, StatefulSet or DaemonSet ([`WorkloadKind`])
+//!   a resource renders, and its pod selector.
 //! - `pods`: [`PodSet`], the pods of one workload, and the pure facts read from pods
 //!   (readiness, counts, restarts). Readiness ([`crate::deploy::rollout`]), forwards
 //!   (the newest ready pod, [`crate::forward`]) and log followers ([`crate::logs`]) all
@@ -17,5 +17,5 @@ mod workload;
 
 pub use self::{
     pods::{PodCounts, PodSet, WatchState, count, is_ready},
-    workload::Workload,
+    workload::{Workload, WorkloadKind},
 };

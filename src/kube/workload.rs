@@ -1,7 +1,7 @@
 //! [`Workload`]: a Deployment, StatefulSet or DaemonSet among the objects a resource
 //! renders, and how its pods are found (its label selector).
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, fmt};
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::{
@@ -9,10 +9,45 @@ use kube::{
     api::{DynamicObject, ListParams},
 };
 
+/// The kinds of workload tether waits for, forwards to and tails: each has a rollout
+/// of its own and pods found by its selector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum WorkloadKind {
+    Deployment,
+    StatefulSet,
+    DaemonSet,
+}
+
+impl WorkloadKind {
+    /// The kind as the API names it (`kind:` in a manifest); `None` for any other kind.
+    pub fn parse(kind: &str) -> Option<WorkloadKind> {
+        match kind {
+            "Deployment" => Some(WorkloadKind::Deployment),
+            "StatefulSet" => Some(WorkloadKind::StatefulSet),
+            "DaemonSet" => Some(WorkloadKind::DaemonSet),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkloadKind::Deployment => "Deployment",
+            WorkloadKind::StatefulSet => "StatefulSet",
+            WorkloadKind::DaemonSet => "DaemonSet",
+        }
+    }
+}
+
+impl fmt::Display for WorkloadKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A workload whose pods tether waits for, forwards to and tails.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Workload {
-    pub kind: String,
+    pub kind: WorkloadKind,
     pub namespace: String,
     pub name: String,
     /// `spec.selector.matchLabels`: how its pods are found.
@@ -25,10 +60,7 @@ impl Workload {
         objects
             .iter()
             .filter_map(|o| {
-                let kind = o.types.as_ref()?.kind.clone();
-                if !matches!(kind.as_str(), "Deployment" | "StatefulSet" | "DaemonSet") {
-                    return None;
-                }
+                let kind = WorkloadKind::parse(&o.types.as_ref()?.kind)?;
                 let labels = o.data.pointer("/spec/selector/matchLabels")?.as_object()?;
                 let selector = labels
                     .iter()
