@@ -1,0 +1,189 @@
+//! [`Deployer`]: one project's resources rendered (images pinned, objects stamped) and
+//! applied in one cluster, each object recorded before it is sent.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    sync::Mutex,
+};
+
+use kube::{Client, api::DynamicObject};
+
+use super::{
+    Applied, Applier, DeployError, ObjectRef, Record, Workload, apply, manifest, session_id,
+    sources,
+};
+use crate::{
+    config::Resource,
+    live::inject::{self, Injection, Supervised},
+};
+
+/// One resource's objects, ready to send.
+pub struct Rendered {
+    pub objects: Vec<(ObjectRef, DynamicObject)>,
+    pub workloads: Vec<Workload>,
+    /// Image names (from config) that this resource's workloads use.
+    pub images: Vec<String>,
+    /// The containers that run under tether's live-update supervisor.
+    pub supervised: Vec<Supervised>,
+}
+
+/// Counts of what one apply did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ApplyCounts {
+    pub created: usize,
+    pub configured: usize,
+    pub unchanged: usize,
+}
+
+/// Applies resources for one project in one context, keeping the record.
+pub struct Deployer {
+    applier: Applier,
+    session: String,
+    record_path: PathBuf,
+    record: Mutex<Record>,
+}
+
+impl Deployer {
+    /// A deployer for the project at `root` in the cluster `cluster_id`, reached through
+    /// `context`.
+    pub fn new(
+        client: Client,
+        root: &Path,
+        context: &str,
+        cluster_id: &str,
+    ) -> Result<Deployer, DeployError> {
+        let record_path = Record::path(root, cluster_id);
+        let record_err = |source| DeployError::Record {
+            path: record_path.clone(),
+            source,
+        };
+        let session = session_id(root);
+        let record = Record::load(&record_path)
+            .map_err(record_err)?
+            .unwrap_or(Record {
+                session: session.clone(),
+                context: context.to_owned(),
+                cluster: cluster_id.to_owned(),
+                objects: Vec::new(),
+            });
+        Ok(Deployer {
+            applier: Applier::new(client),
+            session,
+            record_path,
+            record: Mutex::new(record),
+        })
+    }
+
+    pub fn client(&self) -> &Client {
+        self.applier.client()
+    }
+
+    pub fn session(&self) -> &str {
+        &self.session
+    }
+
+    /// Reads the resource's manifests, puts the live-update supervisor into the workloads
+    /// of `live`'s images, pins built images (`image name → reference`), fills
+    /// namespaces and stamps labels.
+    pub async fn render(
+        &self,
+        resource: &Resource,
+        built: &BTreeMap<String, String>,
+        live: Option<&Injection<'_>>,
+    ) -> Result<Rendered, DeployError> {
+        let mut objects = Vec::new();
+        let mut images = Vec::new();
+        let mut supervised = Vec::new();
+        for source in &resource.manifests {
+            for mut obj in sources::objects(source, &resource.namespace)? {
+                if let Some(live) = live {
+                    supervised.extend(inject::inject(&mut obj, live)?);
+                }
+                images.extend(manifest::pin_images(&mut obj, built));
+                let r = self
+                    .applier
+                    .prepare(&mut obj, &resource.namespace, &self.session, &resource.name)
+                    .await?;
+                objects.push((r, obj));
+            }
+        }
+        // The token's Secret goes first: the supervised pods read it as they start.
+        if let (Some(live), false) = (live, supervised.is_empty()) {
+            let mut secret = inject::secret(live.secret, &resource.namespace, live.token);
+            let r = self
+                .applier
+                .prepare(
+                    &mut secret,
+                    &resource.namespace,
+                    &self.session,
+                    &resource.name,
+                )
+                .await?;
+            objects.insert(0, (r, secret));
+        }
+        images.sort();
+        images.dedup();
+        let plain: Vec<_> = objects.iter().map(|(_, o)| o.clone()).collect();
+        Ok(Rendered {
+            workloads: Workload::from_objects(&plain),
+            objects,
+            images,
+            supervised,
+        })
+    }
+
+    /// Sends the objects whose rendered form differs from what is live. Each object is
+    /// recorded before it is sent.
+    pub async fn apply(
+        &self,
+        resource: &str,
+        rendered: &Rendered,
+    ) -> Result<ApplyCounts, DeployError> {
+        let mut counts = ApplyCounts::default();
+        for (r, obj) in &rendered.objects {
+            let live = self.applier.existing(r, &self.session).await?;
+            // Labelled ours but not in our record: another checkout with a colliding
+            // label made it. Adopt it rather than claim it.
+            let created_by_us = match live.existing {
+                apply::Existing::Absent => true,
+                apply::Existing::Ours => self.record_says_created(r).unwrap_or(false),
+                apply::Existing::Foreign => false,
+            };
+            self.note(r, resource, created_by_us, None)?;
+            let (applied, uid) = self.applier.apply(r, obj, &live).await?;
+            self.note(r, resource, created_by_us, uid.as_deref())?;
+            match applied {
+                Applied::Created => counts.created += 1,
+                Applied::Configured => counts.configured += 1,
+                Applied::Unchanged => counts.unchanged += 1,
+            }
+        }
+        Ok(counts)
+    }
+
+    fn record_says_created(&self, r: &ObjectRef) -> Option<bool> {
+        self.record.lock().ok()?.get(r).map(|e| e.created)
+    }
+
+    fn note(
+        &self,
+        r: &ObjectRef,
+        resource: &str,
+        created: bool,
+        uid: Option<&str>,
+    ) -> Result<(), DeployError> {
+        let Ok(mut record) = self.record.lock() else {
+            return Ok(());
+        };
+        if record.note(r.clone(), resource, created, uid) {
+            record
+                .save(&self.record_path)
+                .map_err(|source| DeployError::Record {
+                    path: self.record_path.clone(),
+                    source,
+                })?;
+        }
+        Ok(())
+    }
+}
