@@ -10,6 +10,15 @@ use futures::StreamExt;
 
 use super::{BuildError, context::DOCKERFILE_IN_TAR};
 
+/// What an engine says it is (`docker version`'s server part).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineVersion {
+    /// The platform's name (`Docker Engine - Community`, `Podman Engine`).
+    pub product: String,
+    pub version: String,
+    pub api_version: String,
+}
+
 /// A connection to the engine named by `DOCKER_HOST` (or the platform default).
 #[derive(Clone)]
 pub struct Engine {
@@ -32,6 +41,26 @@ impl Engine {
                 ))
             })?;
         Ok(Engine { docker })
+    }
+
+    /// Pings the engine and reads its version: what `tether doctor` shows of the engine
+    /// `tether up` builds with.
+    pub async fn describe(&self) -> Result<EngineVersion, BuildError> {
+        let call = |what| move |source| BuildError::EngineCall { what, source };
+        self.docker.ping().await.map_err(call("ping"))?;
+        let v = self.docker.version().await.map_err(call("version"))?;
+        // Podman names itself in its first component; its platform is the host's distro.
+        let product = v
+            .components
+            .and_then(|c| c.into_iter().next())
+            .map(|c| c.name)
+            .or(v.platform.map(|p| p.name))
+            .filter(|n| !n.is_empty());
+        Ok(EngineVersion {
+            product: product.unwrap_or_else(|| "Docker-API engine".into()),
+            version: v.version.unwrap_or_else(|| "?".into()),
+            api_version: v.api_version.unwrap_or_else(|| "?".into()),
+        })
     }
 
     /// Builds `tar` (from [`super::context::pack`]) and tags the result `reference`.

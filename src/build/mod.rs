@@ -24,7 +24,11 @@ use std::{
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-pub use self::{docker::Engine, inputs::HashCache, registry::Registry};
+pub use self::{
+    docker::{Engine, EngineVersion},
+    inputs::HashCache,
+    registry::Registry,
+};
 use crate::config::{HostBuild, Image};
 
 /// What can go wrong building an image, said so the developer knows where to look.
@@ -45,6 +49,12 @@ pub enum BuildError {
     },
     #[error("Docker-API engine: {0}")]
     Engine(String),
+    #[error("the Docker-API engine did not answer `{what}`")]
+    EngineCall {
+        what: &'static str,
+        #[source]
+        source: bollard::errors::Error,
+    },
     #[error("building {reference} failed: {message}{}", tail(output))]
     Build {
         reference: String,
