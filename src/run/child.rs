@@ -67,6 +67,14 @@ impl Child {
         send_signal(self.pid, signal);
     }
 
+    /// Waits for CMD to exit, passing nothing on: for a child that exits by itself
+    /// (`tether doctor`'s probe), where [`Child::wait`]'s signal handlers would outlive it.
+    pub(crate) async fn exited(self) -> io::Result<ExitStatus> {
+        self.exit_rx
+            .await
+            .map_err(|_| io::Error::other("the thread waiting for the command ended"))?
+    }
+
     /// Waits for CMD to exit, passing on SIGINT, SIGTERM, SIGHUP and SIGQUIT.
     ///
     /// CMD is in tether's process group, so a Ctrl-C (or Ctrl-\) typed at the terminal

@@ -21,6 +21,7 @@
 //! - `splice`: one connection copied both ways with the sockets' flow control.
 //! - `dns`: the namespace's DNS server.
 //! - `session`: [`run`], which ties them together; `error`: what can fail.
+//! - `probe`: [`probe`], the namespace setup alone, for `tether doctor`.
 
 mod child;
 mod command;
@@ -29,6 +30,7 @@ mod error;
 mod namespace;
 mod packet;
 mod plan;
+mod probe;
 mod session;
 mod shared;
 mod splice;
@@ -39,5 +41,6 @@ pub use self::{
     child::exit_code,
     command::{RunCommand, RunOptions, UserNamespace},
     error::{NamespaceError, RunError, StackError, Step, USERNS_SYSCTLS},
+    probe::{Probed, probe},
     session::{run, run_with},
 };

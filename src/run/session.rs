@@ -228,12 +228,12 @@ fn read_resolv_conf(path: &Path) -> Result<String, RunError> {
 
 /// The namespace's resolv.conf while the namespace is being made: created afresh (never an
 /// existing file), readable by CMD whatever uid it runs as, removed when dropped.
-struct TempFile {
+pub(super) struct TempFile {
     path: PathBuf,
 }
 
 impl TempFile {
-    fn write(contents: &str) -> Result<Self, RunError> {
+    pub(super) fn write(contents: &str) -> Result<Self, RunError> {
         static SEQ: AtomicU32 = AtomicU32::new(0);
         let dir = std::env::temp_dir();
         let name = format!(
@@ -257,7 +257,7 @@ impl TempFile {
         }
     }
 
-    fn path(&self) -> &Path {
+    pub(super) fn path(&self) -> &Path {
         &self.path
     }
 }
