@@ -11,6 +11,9 @@
 //!    (`cargo build --release --target x86_64-unknown-linux-gnu` with `+crt-static`):
 //!    how a dynamically linked development build still gets an agent. It prints how long
 //!    it has been building, every few seconds.
+//!
+//! [`push_binary`] is the image half alone, for any static binary (`tether doctor`'s
+//! probe uses it when step 5 would be needed, rather than wait for a compiler).
 
 use std::path::{Path, PathBuf};
 
@@ -43,24 +46,36 @@ pub async fn ensure(
             what: format!("cannot read {}", binary.display()),
             source,
         })?;
-    let tag = format!("tether-{}", &hex::encode(Sha256::digest(&bytes))[..20]);
-    let reference = format!("{}/{REPOSITORY}:{tag}", registry.pull);
+    push_binary(registry, REPOSITORY, &bytes, progress).await
+}
+
+/// Makes sure `repository` in the registry holds an image of the static `binary` alone
+/// (tagged by its digest, so it is built and pushed once); returns the reference pods
+/// pull. Its entrypoint is the binary, as `/tether`.
+pub async fn push_binary(
+    registry: &Registry,
+    repository: &str,
+    binary: &[u8],
+    mut progress: impl FnMut(&str) + Send,
+) -> Result<String, InterceptError> {
+    let tag = format!("tether-{}", &hex::encode(Sha256::digest(binary))[..20]);
+    let reference = format!("{}/{repository}:{tag}", registry.pull);
     if registry
-        .has_tag(REPOSITORY, &tag)
+        .has_tag(repository, &tag)
         .await
         .map_err(agent_err)?
     {
         return Ok(reference);
     }
-    progress(&format!("building the agent image {REPOSITORY}:{tag}"));
-    let tar = context(&bytes).map_err(|source| InterceptError::AgentImageIo {
+    progress(&format!("building the image {repository}:{tag}"));
+    let tar = context(binary).map_err(|source| InterceptError::AgentImageIo {
         what: "cannot make its build context".into(),
         source,
     })?;
     let engine = Engine::connect().await.map_err(agent_err)?;
-    let repository = format!("{}/{REPOSITORY}", registry.push);
+    let pushed = format!("{}/{repository}", registry.push);
     engine
-        .build(tar, &format!("{repository}:{tag}"), &mut progress)
+        .build(tar, &format!("{pushed}:{tag}"), &mut progress)
         .await
         .map_err(agent_err)?;
     let credentials = registry
@@ -69,7 +84,7 @@ pub async fn ensure(
         .await
         .map_err(|e| agent_err(e.into()))?;
     engine
-        .push(&repository, &tag, credentials, &mut progress)
+        .push(&pushed, &tag, credentials, &mut progress)
         .await
         .map_err(agent_err)?;
     Ok(reference)
@@ -96,13 +111,19 @@ fn context(binary: &[u8]) -> std::io::Result<Vec<u8>> {
     tar.into_inner()
 }
 
-async fn static_binary(
-    progress: &mut (impl FnMut(&str) + Send),
-) -> Result<PathBuf, InterceptError> {
+/// Whether the agent image is at hand without compiling anything: a published image, or
+/// a static binary found by steps 1-4 of the module's list.
+pub fn ready_without_build() -> bool {
+    std::env::var("TETHER_AGENT_IMAGE").is_ok_and(|i| !i.is_empty())
+        || matches!(prebuilt_binary(), Ok(Some(_)))
+}
+
+/// Steps 2-4 of the module's list: the static binary that needs no build, if any.
+fn prebuilt_binary() -> Result<Option<PathBuf>, InterceptError> {
     if let Ok(path) = std::env::var("TETHER_AGENT_BINARY") {
         let path = PathBuf::from(path);
         return match elf_kind(&path) {
-            ElfKind::StaticX86_64 => Ok(path),
+            ElfKind::StaticX86_64 => Ok(Some(path)),
             other => Err(InterceptError::AgentImage(format!(
                 "TETHER_AGENT_BINARY={} is {other}, not a static Linux x86-64 binary",
                 path.display()
@@ -113,13 +134,23 @@ async fn static_binary(
         what: "cannot find this executable".into(),
         source,
     })?;
+    if elf_kind(&exe) == ElfKind::StaticX86_64 {
+        return Ok(Some(exe));
+    }
+    Ok(static_beside(&exe))
+}
+
+async fn static_binary(
+    progress: &mut (impl FnMut(&str) + Send),
+) -> Result<PathBuf, InterceptError> {
+    if let Some(path) = prebuilt_binary()? {
+        return Ok(path);
+    }
+    let exe = std::env::current_exe().map_err(|source| InterceptError::AgentImageIo {
+        what: "cannot find this executable".into(),
+        source,
+    })?;
     let kind = elf_kind(&exe);
-    if kind == ElfKind::StaticX86_64 {
-        return Ok(exe);
-    }
-    if let Some(beside) = static_beside(&exe) {
-        return Ok(beside);
-    }
     let source = Path::new(env!("CARGO_MANIFEST_DIR"));
     if kind == ElfKind::DynamicX86_64 && source.join("Cargo.toml").is_file() {
         return build_from_source(source, progress).await;
