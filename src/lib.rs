@@ -31,6 +31,7 @@
 //! - [`accept`]: the accept loop every listener shares.
 //! - [`workshop`]: `tether workshop`, the guided workshop's steps and their live checks.
 //! - [`init`]: `tether init`, a first `tether.toml` from a folder's Dockerfiles and manifests.
+//! - [`doctor`]: `tether doctor`, one live check per thing tether relies on.
 //! - [`cli`], [`commands`]: the command line and its edges.
 
 pub mod accept;
@@ -43,6 +44,7 @@ pub mod config;
 pub mod connect;
 pub mod control;
 pub mod deploy;
+pub mod doctor;
 pub mod engine;
 pub mod forward;
 pub mod init;
