@@ -95,6 +95,9 @@ pub enum Command {
     Workshop(WorkshopArgs),
     /// Write a first tether.toml for a folder with a Dockerfile and Kubernetes manifests.
     Init(InitArgs),
+    /// Check that this machine and kube context are ready for tether: cluster, RBAC,
+    /// Docker API, registry (from here and from the cluster), user namespaces.
+    Doctor(DoctorArgs),
     /// The in-cluster traffic agent (runs inside a pod, not on a laptop).
     Agent {
         #[arg(trailing_var_arg = true)]
@@ -248,6 +251,15 @@ pub struct InitArgs {
     /// Write over an existing tether.toml.
     #[arg(long)]
     pub force: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// `json`: every check as one JSON object on stdout.
+    #[arg(short = 'o', long, value_enum, default_value_t)]
+    pub output: Output,
 }
 
 #[derive(Debug, Args, Clone)]

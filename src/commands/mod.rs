@@ -2,6 +2,7 @@
 //! exit code: 2 for bad input (a config error, an unknown name), 1 for a failure.
 
 pub mod connect;
+pub mod doctor;
 pub mod down;
 pub mod init;
 pub mod intercept;
@@ -104,6 +105,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Run(args) => run::run(args).await,
         Command::Workshop(args) => workshop::run(args).await,
         Command::Init(args) => init::run(args).await,
+        Command::Doctor(args) => doctor::run(args).await,
         Command::Agent { args } => intercept::agent(args).await,
     }
 }
