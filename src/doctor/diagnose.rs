@@ -67,6 +67,11 @@ pub async fn diagnose(
         }
     };
 
+    let unreachable = if target.is_none() {
+        "no kube context"
+    } else {
+        "the API server does not answer"
+    };
     let namespaces = namespaces(project.as_ref(), reachable);
     match reachable {
         Some(t) => {
@@ -77,7 +82,7 @@ pub async fn diagnose(
                 add(line);
             }
         }
-        None => add(not_tried(RBAC, "the API server does not answer")),
+        None => add(not_tried(RBAC, unreachable)),
     }
     if cancel.is_cancelled() {
         return Ok(report);
@@ -122,7 +127,7 @@ pub async fn diagnose(
                 .unwrap_or_else(|e| e.line(CLUSTER))
         }
         (Some(_), Some(_)) => not_tried(CLUSTER, "tether may not change this context"),
-        (None, _) => not_tried(CLUSTER, "the API server does not answer"),
+        (None, _) => not_tried(CLUSTER, unreachable),
         (_, None) => not_tried(CLUSTER, "no registry answers the laptop"),
     };
     add(line);
