@@ -5,6 +5,7 @@ mod bench;
 mod cluster;
 mod connect;
 mod data;
+mod doctor;
 mod guard;
 mod intercept;
 mod laptop;
