@@ -133,9 +133,20 @@ impl DoctorError {
                  registry"
                     .into()
             }
-            DoctorError::ProbeImage { .. } => "check that the engine can push to the registry \
-                 (`docker push`); a bad TETHER_AGENT_BINARY must name a static tether"
-                .into(),
+            DoctorError::ProbeImage { registry, source } => {
+                if chain_says(source, "HTTP response to HTTPS client") {
+                    format!(
+                        "{registry} speaks plain HTTP and the engine wants HTTPS: list it as \
+                         insecure for the engine (Docker: \"insecure-registries\" in \
+                         daemon.json; podman: a [[registry]] with insecure = true in \
+                         registries.conf)"
+                    )
+                } else {
+                    "check that the engine can push to the registry (`docker push`); a set \
+                     TETHER_AGENT_BINARY must name a static tether"
+                        .into()
+                }
+            }
             DoctorError::Pod { .. } | DoctorError::Watch { .. } => {
                 "check that this user may create pods in the \
                  namespace (see the RBAC line)"
@@ -148,10 +159,14 @@ impl DoctorError {
             DoctorError::Config(_) | DoctorError::PodGone | DoctorError::Cancelled => {
                 return None;
             }
-            DoctorError::Namespaces(_) => format!(
-                "allow unprivileged user namespaces: {}",
-                crate::run::USERNS_SYSCTLS
-            ),
+            // `tether run`'s own hint for what failed (sysctls, AppArmor, /dev/net/tun).
+            DoctorError::Namespaces(e) => match e.to_string().split_once("\n  hint: ") {
+                Some((_, hint)) => hint.to_owned(),
+                None => format!(
+                    "check what lets an unprivileged user create a user namespace: {}",
+                    crate::run::USERNS_SYSCTLS
+                ),
+            },
         })
     }
 
@@ -176,6 +191,18 @@ impl DoctorError {
             _ => Line::fail(check, found, self.fix()),
         }
     }
+}
+
+/// Whether `e` or one of its causes says `words` (engines report push errors as text).
+fn chain_says(e: &(dyn std::error::Error + 'static), words: &str) -> bool {
+    let mut cause = Some(e);
+    while let Some(e) = cause {
+        if e.to_string().contains(words) {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
 }
 
 /// `fut`, or [`DoctorError::Timeout`] once `after` passed: every check's wait is bounded
@@ -231,6 +258,37 @@ mod tests {
             "denied in namespace shop: create pods/portforward, patch deployments"
         );
         assert!(line.fix.is_some_and(|f| f.contains("namespace shop")));
+    }
+
+    #[test]
+    fn a_namespace_failure_gets_tether_runs_own_hint() {
+        use crate::run::{NamespaceError, RunError};
+        let e = DoctorError::Namespaces(RunError::Namespace(NamespaceError::TunDenied {
+            source: std::io::Error::from_raw_os_error(13),
+        }));
+        let line = e.line("user namespaces");
+        assert!(
+            line.found.contains("/dev/net/tun is not open"),
+            "{}",
+            line.found
+        );
+        assert!(!line.found.contains("hint"), "{}", line.found);
+        assert!(line.fix.is_some_and(|f| f.contains("ls -l /dev/net/tun")));
+    }
+
+    #[test]
+    fn a_plain_http_registry_the_engine_refuses_is_named_insecure() {
+        let e = DoctorError::ProbeImage {
+            registry: "127.0.0.1:5001".into(),
+            source: InterceptError::AgentBuild(BuildError::Push {
+                reference: "127.0.0.1:5001/p:t".into(),
+                message: "pinging container registry 127.0.0.1:5001: Get \"https://127.0.0.1:5001/v2/\": \
+                          http: server gave HTTP response to HTTPS client"
+                    .into(),
+            }),
+        };
+        let fix = e.fix().unwrap();
+        assert!(fix.starts_with("127.0.0.1:5001 speaks plain HTTP"), "{fix}");
     }
 
     #[tokio::test(start_paused = true)]
