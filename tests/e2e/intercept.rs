@@ -150,7 +150,7 @@ impl Web {
 
     async fn wait_rolled_out(&self) {
         let w = Workload {
-            kind: "Deployment".into(),
+            kind: tether::kube::WorkloadKind::Deployment,
             namespace: self.ns.name.clone(),
             name: "web".into(),
             selector: [("app".to_owned(), "web".to_owned())].into(),
