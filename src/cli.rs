@@ -58,9 +58,9 @@ pub enum Command {
     Status {
         #[command(flatten)]
         target: Target,
-        /// Output format.
-        #[arg(short = 'o', long, default_value = "table")]
-        output: String,
+        /// Output format (`table` is text).
+        #[arg(short = 'o', long, value_enum, default_value_t)]
+        output: Output,
     },
     /// Show the logs of the running `up`, of all resources or one.
     Logs {
@@ -114,6 +114,8 @@ pub enum Output {
     Text,
     /// JSON for scripts: one object (or array) per result.
     Json,
+    /// YAML for scripts: the same document as JSON.
+    Yaml,
 }
 
 #[derive(Debug, Args, Clone)]

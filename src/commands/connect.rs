@@ -16,9 +16,10 @@ use tokio_util::sync::CancellationToken;
 use super::{
     Classified, Failure,
     intercept::{connect_guarded, namespace_of},
+    output::{self, Machine, OutputError, Shape},
 };
 use crate::{
-    cli::{ConnectArgs, Output},
+    cli::ConnectArgs,
     connect::{
         ConnectError, control, dns,
         held::{self, Held},
@@ -39,9 +40,9 @@ fn fail(e: ConnectError) -> Failure {
 
 pub async fn run(args: ConnectArgs) -> Result<(), Failure> {
     let dir = held::dir().map_err(fail)?;
-    let json = args.output == Output::Json;
+    let machine = output::machine(args.output);
     if args.status || args.quit {
-        return ask(&dir, if args.quit { "quit" } else { "status" }, json).await;
+        return ask(&dir, if args.quit { "quit" } else { "status" }, machine).await;
     }
     let started = Instant::now();
     let cluster = connect_guarded(args.context.as_deref()).await?;
@@ -111,14 +112,15 @@ pub async fn run(args: ConnectArgs) -> Result<(), Failure> {
         )
     });
     let ms = started.elapsed().as_millis();
-    if json {
-        println!(
-            "{}",
-            serde_json::json!({
+    if let Some(m) = machine {
+        output::print(
+            m,
+            Shape::Event,
+            &serde_json::json!({
                 "connected": true, "context": me.context, "namespace": me.namespace,
                 "proxy": me.proxy, "dns": me.dns, "pid": me.pid, "ms": ms,
-            })
-        );
+            }),
+        )?;
     } else {
         println!(
             "connected to {} in {ms} ms: cluster names from namespace {namespace}\n  \
@@ -169,10 +171,14 @@ async fn listen_udp(port: u16, flag: &'static str) -> Result<tokio::net::UdpSock
 }
 
 /// `--status` and `--quit`: one question to the running session.
-async fn ask(dir: &std::path::Path, request: &str, json: bool) -> Result<(), Failure> {
+async fn ask(
+    dir: &std::path::Path,
+    request: &str,
+    machine: Option<Machine>,
+) -> Result<(), Failure> {
     let Some(h) = held::read(dir) else {
-        if json {
-            println!(r#"{{"connected":false}}"#);
+        if let Some(m) = machine {
+            output::print(m, Shape::Event, &serde_json::json!({ "connected": false }))?;
         } else {
             println!("not connected");
         }
@@ -187,10 +193,10 @@ async fn ask(dir: &std::path::Path, request: &str, json: bool) -> Result<(), Fai
     }
     let status: control::Status = serde_json::from_str(answer.trim())
         .map_err(|e| Failure::Failed(anyhow!("the session's status: {e}")))?;
-    if json {
-        let mut v = serde_json::to_value(&status).unwrap_or_default();
+    if let Some(m) = machine {
+        let mut v = serde_json::to_value(&status).map_err(OutputError::Json)?;
         v["connected"] = true.into();
-        println!("{v}");
+        output::print(m, Shape::Event, &v)?;
         return Ok(());
     }
     println!(

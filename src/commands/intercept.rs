@@ -21,10 +21,13 @@ use anyhow::anyhow;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::Failure;
+use super::{
+    Failure,
+    output::{self, Machine, OutputError, Shape},
+};
 use crate::{
     build::Registry,
-    cli::{InterceptArgs, LeaveArgs, ListArgs, Output, UninstallArgs},
+    cli::{InterceptArgs, LeaveArgs, ListArgs, UninstallArgs},
     cluster::{AllowList, Cluster},
     connect::install,
     intercept::{
@@ -57,8 +60,9 @@ pub(super) fn namespace_of(cluster: &Cluster, namespace: Option<String>) -> Stri
     namespace.unwrap_or_else(|| cluster.client.default_namespace().to_owned())
 }
 
-fn json_line(value: &serde_json::Value) {
-    println!("{value}");
+/// One event on stdout in the format `-o` asked for.
+fn event(format: Machine, value: &serde_json::Value) -> Result<(), OutputError> {
+    output::print(format, Shape::Event, value)
 }
 
 /// How `intercept` ended, when it did not fail.
@@ -73,10 +77,10 @@ enum Ended {
 
 pub async fn intercept(args: InterceptArgs) -> Result<(), Failure> {
     let started = Instant::now();
-    let json = args.output == Output::Json;
-    // With `-o json` stdout carries only JSON; progress goes to stderr.
+    let machine = output::machine(args.output);
+    // With `-o json|yaml` stdout carries only the document; progress goes to stderr.
     let say = |line: &str| {
-        if json {
+        if machine.is_some() {
             eprintln!("{line}");
         } else {
             println!("{line}");
@@ -199,7 +203,10 @@ pub async fn intercept(args: InterceptArgs) -> Result<(), Failure> {
                     say(&format!("attached: pod {pod} ({attached}/{ready} replicas)"));
                     if !announced && attached >= ready {
                         announced = true;
-                        ready_line(json, &t, local, &filter, started.elapsed().as_secs_f64());
+                        // A closed stdout must not skip the restore below: warn and go on.
+                        if let Err(e) = ready_line(machine, &t, local, &filter, started.elapsed().as_secs_f64()) {
+                            eprintln!("warning: {:#}", anyhow::Error::from(e));
+                        }
                     }
                 }
                 attach::Event::Detached { pod, reason } => {
@@ -262,26 +269,36 @@ pub async fn intercept(args: InterceptArgs) -> Result<(), Failure> {
     }
 }
 
-/// `ready: …`, or with `-o json` one JSON object on stdout.
-fn ready_line(json: bool, t: &intercept::Target, local: SocketAddr, filter: &Filter, secs: f64) {
-    if json {
-        json_line(&serde_json::json!({
-            "event": "ready",
-            "service": t.service,
-            "namespace": t.namespace,
-            "service_port": t.service_port,
-            "deployment": t.deployment,
-            "container": t.container,
-            "app_port": t.app_port,
-            "local": local.to_string(),
-            "headers": filter.headers,
-            "seconds": secs,
-        }));
+/// `ready: …`, or with `-o json|yaml` one event on stdout.
+fn ready_line(
+    machine: Option<Machine>,
+    t: &intercept::Target,
+    local: SocketAddr,
+    filter: &Filter,
+    secs: f64,
+) -> Result<(), OutputError> {
+    if let Some(m) = machine {
+        event(
+            m,
+            &serde_json::json!({
+                "event": "ready",
+                "service": t.service,
+                "namespace": t.namespace,
+                "service_port": t.service_port,
+                "deployment": t.deployment,
+                "container": t.container,
+                "app_port": t.app_port,
+                "local": local.to_string(),
+                "headers": filter.headers,
+                "seconds": secs,
+            }),
+        )
     } else {
         println!(
             "ready: Service {} port {} reaches {local} ({secs:.1}s); Ctrl-C ends the intercept and restores the Service",
             t.service, t.service_port
         );
+        Ok(())
     }
 }
 
@@ -316,15 +333,17 @@ pub async fn leave(args: LeaveArgs) -> Result<(), Failure> {
     if done.is_empty() {
         return Err(fail(InterceptError::NotIntercepted(service)));
     }
-    if args.output == Output::Json {
-        json_line(&serde_json::json!({
-            "service": service,
-            "namespace": namespace,
-            "restored_service": done.service,
-            "restored_deployments": done.deployments,
-            "deleted_secrets": done.secrets,
-        }));
-        return Ok(());
+    if let Some(m) = output::machine(args.output) {
+        return Ok(event(
+            m,
+            &serde_json::json!({
+                "service": service,
+                "namespace": namespace,
+                "restored_service": done.service,
+                "restored_deployments": done.deployments,
+                "deleted_secrets": done.secrets,
+            }),
+        )?);
     }
     println!(
         "restored: Service {service}{} in {namespace}",
@@ -345,10 +364,8 @@ pub async fn list(args: ListArgs) -> Result<(), Failure> {
     let rows = intercept::list(&cluster.client, namespace.as_deref())
         .await
         .map_err(fail)?;
-    if args.output == Output::Json {
-        let text = serde_json::to_string_pretty(&rows)
-            .map_err(|e| Failure::Failed(anyhow!(e).context("cannot print the list")))?;
-        println!("{text}");
+    if let Some(m) = output::machine(args.output) {
+        output::print(m, Shape::Document, &rows)?;
         return Ok(());
     }
     if rows.is_empty() {

@@ -7,6 +7,7 @@ pub mod down;
 pub mod init;
 pub mod intercept;
 pub mod logs;
+pub mod output;
 mod project;
 mod remove;
 pub mod run;

@@ -1,66 +1,51 @@
 //! `tether status`: the resources of the `up` running in a project folder, as a table or
-//! as the control socket's JSON.
+//! as the control socket's document in JSON or YAML.
 
-use std::{
-    fmt::Write as _,
-    io::{self, Write as _},
-    path::Path,
+use std::{fmt::Write as _, path::Path};
+
+use super::{
+    Failure,
+    output::{self, OutputError, Shape},
 };
-
-use super::Failure;
 use crate::{
-    cli::Target,
+    cli::{Output, Target},
     control::{
         Client, ClientError,
         protocol::{BuildPhase, DeployPhase, ResourceStatus, Status},
     },
 };
 
-pub async fn run(target: Target, output: String) -> Result<(), Failure> {
-    let json = match output.as_str() {
-        "table" => false,
-        "json" => true,
-        other => {
-            return Err(Failure::BadInput(anyhow::anyhow!(
-                "unknown output format `{other}`: expected `table` or `json`"
-            )));
-        }
-    };
+pub async fn run(target: Target, output: Output) -> Result<(), Failure> {
+    let machine = output::machine(output);
     let connect = crate::connect::control::running().await;
     let client = Client::for_dir(&target.dir).map_err(failure)?;
     let status = match client.status().await {
         Ok(status) => status,
         // No `up` here, but a connect session runs: that is what there is to show.
         Err(e) if e.is_not_running() && connect.is_some() => {
-            let text = match (&connect, json) {
-                (Some(c), true) => format!("{}\n", serde_json::json!({ "connect": c })),
-                (Some(c), false) => connect_line(c),
-                (None, _) => String::new(),
+            return match (machine, &connect) {
+                (Some(m), c) => Ok(output::print(
+                    m,
+                    Shape::Document,
+                    &serde_json::json!({ "connect": c }),
+                )?),
+                (None, Some(c)) => Ok(output::write_stdout(connect_line(c).as_bytes())?),
+                (None, None) => Ok(()),
             };
-            print!("{text}");
-            return Ok(());
         }
         Err(e) => return Err(failure(e)),
     };
-    let text = if json {
-        let mut value = serde_json::to_value(&status)
-            .map_err(|e| Failure::Failed(anyhow::anyhow!("cannot write JSON: {e}")))?;
-        value["connect"] = serde_json::to_value(&connect).unwrap_or_default();
-        let mut s = serde_json::to_string_pretty(&value)
-            .map_err(|e| Failure::Failed(anyhow::anyhow!("cannot write JSON: {e}")))?;
-        s.push('\n');
-        s
-    } else {
-        let mut t = table(&status, Path::new(&status.root));
-        if let Some(c) = &connect {
-            t.push_str(&connect_line(c));
-        }
-        t
-    };
-    match io::stdout().lock().write_all(text.as_bytes()) {
-        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(Failure::Failed(e.into())),
-        _ => Ok(()),
+    if let Some(m) = machine {
+        let mut value = serde_json::to_value(&status).map_err(OutputError::Json)?;
+        value["connect"] = serde_json::to_value(&connect).map_err(OutputError::Json)?;
+        output::print(m, Shape::Document, &value)?;
+        return Ok(());
     }
+    let mut text = table(&status, Path::new(&status.root));
+    if let Some(c) = &connect {
+        text.push_str(&connect_line(c));
+    }
+    Ok(output::write_stdout(text.as_bytes())?)
 }
 
 fn connect_line(c: &crate::connect::control::Status) -> String {

@@ -6,9 +6,9 @@ use std::{io::IsTerminal as _, process::Stdio, sync::Arc, time::Duration};
 use futures::StreamExt as _;
 use tokio::sync::mpsc;
 
-use super::{Classified, Failure};
+use super::{Classified, Failure, output};
 use crate::{
-    cli::{Output, WorkshopArgs},
+    cli::WorkshopArgs,
     workshop::{
         Env, Outcome, Progress, Workshop, WorkshopError, check, progress, report, screen, steps,
     },
@@ -60,10 +60,9 @@ pub async fn run(args: WorkshopArgs) -> Result<(), Failure> {
     let current = args.step.unwrap_or_else(|| progress::current(&results));
     let all_passed = results.iter().all(Outcome::passed);
 
-    if args.output == Output::Json {
-        let text = serde_json::to_string_pretty(&report::Report::new(&workshop, &results, current))
-            .map_err(|e| Failure::Failed(anyhow::anyhow!(e).context("cannot write JSON")))?;
-        println!("{text}");
+    if let Some(m) = output::machine(args.output) {
+        let report = report::Report::new(&workshop, &results, current);
+        output::print(m, output::Shape::Document, &report)?;
         return if all_passed {
             Ok(())
         } else {
