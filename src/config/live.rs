@@ -316,7 +316,7 @@ run = [{ cmd = "pip install -r requirements.txt", trigger = ["requirements.txt"]
             (
                 r#"sync = [{ from = "a", to = "/a", mode = 1 }]"#,
                 "3:34",
-                "unknown field",
+                "unknown key `mode`",
             ),
         ] {
             let e = project(d, rules).unwrap_err();

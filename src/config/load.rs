@@ -173,10 +173,9 @@ impl Loader {
         };
         let file: File = toml::from_str(&src.text).map_err(|e| {
             let offset = e.span().map_or(0, |s| s.start);
-            ConfigError::at(
-                Location::at(src.path.clone(), &src.text, offset),
-                e.message().to_owned(),
-            )
+            let message =
+                super::suggest::unknown_key(e.message()).unwrap_or_else(|| e.message().to_owned());
+            ConfigError::at(Location::at(src.path.clone(), &src.text, offset), message)
         })?;
 
         let namespace = match &file.namespace {
@@ -577,7 +576,7 @@ port_forwards = ["8081:8080", "9000"]
         );
         let e = err(t.path());
         assert!(
-            e.contains("tether.toml:3:1: unknown field `manifest`"),
+            e.contains("tether.toml:3:1: unknown key `manifest`; did you mean `manifests`?"),
             "{e}"
         );
     }

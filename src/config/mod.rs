@@ -6,6 +6,7 @@
 //!   whole into a [`Project`], the only type the rest of tether sees.
 //! - [`live`]: an image's live-update rules (sync, run, restart, fall back), validated.
 //! - [`location`]: turns byte offsets into `file:line:col`, so every error points at its cause.
+//! - [`suggest`]: "did you mean" for an unknown key.
 //!
 //! Paths in a file are relative to that file's folder; a [`Project`] holds them absolute.
 
@@ -13,6 +14,7 @@ mod live;
 mod load;
 mod location;
 mod schema;
+mod suggest;
 
 use std::{
     collections::BTreeMap,
