@@ -98,6 +98,11 @@ pub enum Command {
     /// Check that this machine and kube context are ready for tether: cluster, RBAC,
     /// Docker API, registry (from here and from the cluster), user namespaces.
     Doctor(DoctorArgs),
+    /// Print the shell completion script, e.g. `tether completions bash > /etc/bash_completion.d/tether`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// The in-cluster traffic agent (runs inside a pod, not on a laptop).
     Agent {
         #[arg(trailing_var_arg = true)]

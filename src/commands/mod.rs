@@ -1,6 +1,7 @@
 //! The commands, each an edge where typed errors become a report for a person and an
 //! exit code: 2 for bad input (a config error, an unknown name), 1 for a failure.
 
+pub mod completions;
 pub mod connect;
 pub mod doctor;
 pub mod down;
@@ -107,6 +108,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Workshop(args) => workshop::run(args).await,
         Command::Init(args) => init::run(args).await,
         Command::Doctor(args) => doctor::run(args).await,
+        Command::Completions { shell } => completions::run(shell),
         Command::Agent { args } => intercept::agent(args).await,
     }
 }
