@@ -103,6 +103,9 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Print the JSON Schema of tether.toml (committed as schema/tether.schema.json).
+    #[command(hide = true)]
+    Schema,
     /// The in-cluster traffic agent (runs inside a pod, not on a laptop).
     Agent {
         #[arg(trailing_var_arg = true)]

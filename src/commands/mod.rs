@@ -12,6 +12,7 @@ pub mod output;
 mod project;
 mod remove;
 pub mod run;
+pub mod schema;
 pub mod status;
 pub mod trigger;
 pub mod up;
@@ -109,6 +110,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Init(args) => init::run(args).await,
         Command::Doctor(args) => doctor::run(args).await,
         Command::Completions { shell } => completions::run(shell),
+        Command::Schema => schema::run(),
         Command::Agent { args } => intercept::agent(args).await,
     }
 }

@@ -7,9 +7,11 @@
 //! - [`live`]: an image's live-update rules (sync, run, restart, fall back), validated.
 //! - [`location`]: turns byte offsets into `file:line:col`, so every error points at its cause.
 //! - [`suggest`]: "did you mean" for an unknown key.
+//! - [`json_schema`]: the file's JSON Schema, derived from [`schema`], for editors.
 //!
 //! Paths in a file are relative to that file's folder; a [`Project`] holds them absolute.
 
+mod json_schema;
 mod live;
 mod load;
 mod location;
@@ -21,6 +23,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
+pub use json_schema::json_schema;
 pub use live::{LiveUpdate, PathPattern, RunRule, SyncRule};
 pub use load::{ConfigError, load};
 pub use location::Location;

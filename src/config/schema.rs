@@ -1,102 +1,132 @@
 //! The raw shape of one `tether.toml`, as serde reads it. Unknown keys are errors, so a
 //! typo never silently does nothing. Spans are kept on every value a later check may
 //! reject, so that check can point at it.
+//!
+//! The same types derive the file's JSON Schema (`tether schema`): a span is invisible in
+//! the file, so each `Spanned<T>` is described as its `T` (`#[schemars(with)]`).
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use toml::Spanned;
 
-#[derive(Debug, Deserialize)]
+/// One `tether.toml`: a folder's namespace, images and resources, and the folders it includes.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "tether.toml")]
 pub struct File {
     /// Default namespace for this file's resources.
+    #[schemars(with = "Option<String>")]
     pub namespace: Option<Spanned<String>>,
     #[serde(default)]
     pub allow_contexts: Vec<String>,
+    #[schemars(with = "Option<String>")]
     pub registry: Option<Spanned<String>>,
     /// Folders (relative to this file) whose `tether.toml` joins this project.
     #[serde(default)]
+    #[schemars(with = "Vec<String>")]
     pub include: Vec<Spanned<String>>,
     #[serde(default)]
+    #[schemars(with = "BTreeMap<String, ImageDecl>")]
     pub images: BTreeMap<String, Spanned<ImageDecl>>,
     #[serde(default)]
+    #[schemars(with = "BTreeMap<String, ResourceDecl>")]
     pub resources: BTreeMap<String, Spanned<ResourceDecl>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImageDecl {
     #[serde(default = "dot")]
+    #[schemars(with = "String")]
     pub context: Spanned<String>,
+    #[schemars(with = "Option<String>")]
     pub dockerfile: Option<Spanned<String>>,
+    #[schemars(with = "Option<Vec<String>>")]
     pub host_build: Option<Spanned<Vec<String>>>,
+    #[schemars(with = "Option<Vec<String>>")]
     pub inputs: Option<Vec<Spanned<String>>>,
+    #[schemars(with = "Option<LiveUpdateDecl>")]
     pub live_update: Option<Spanned<LiveUpdateDecl>>,
 }
 
 /// `[images.NAME.live_update]`: how a change reaches running containers without a build.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LiveUpdateDecl {
     #[serde(default)]
+    #[schemars(with = "Vec<SyncDecl>")]
     pub sync: Vec<Spanned<SyncDecl>>,
     #[serde(default)]
+    #[schemars(with = "Vec<RunDecl>")]
     pub run: Vec<Spanned<RunDecl>>,
     #[serde(default)]
     pub restart: bool,
     #[serde(default)]
+    #[schemars(with = "Vec<String>")]
     pub fall_back_on: Vec<Spanned<String>>,
 }
 
 /// `{ from = "local path or glob", to = "/container/path" }`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SyncDecl {
+    #[schemars(with = "String")]
     pub from: Spanned<String>,
+    #[schemars(with = "String")]
     pub to: Spanned<String>,
 }
 
 /// `{ cmd = [...] or "shell line", trigger = ["glob", ...] }`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RunDecl {
+    #[schemars(with = "CommandDecl")]
     pub cmd: Spanned<CommandDecl>,
     #[serde(default)]
+    #[schemars(with = "Vec<String>")]
     pub trigger: Vec<Spanned<String>>,
 }
 
 /// A command as an argv (run as is: the image may have no shell) or one line for `/bin/sh -c`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum CommandDecl {
     Argv(Vec<String>),
     Shell(String),
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResourceDecl {
+    #[schemars(with = "Option<String>")]
     pub namespace: Option<Spanned<String>>,
     #[serde(default)]
+    #[schemars(with = "Vec<String>")]
     pub manifests: Vec<Spanned<String>>,
     #[serde(default)]
+    #[schemars(with = "Vec<String>")]
     pub depends_on: Vec<Spanned<String>>,
     /// A Helm chart rendered with `helm template`, deployed like manifests.
+    #[schemars(with = "Option<HelmDecl>")]
     pub helm: Option<Spanned<HelmDecl>>,
     /// `"LOCAL:REMOTE"` or `"PORT"` (the same on both sides).
     #[serde(default)]
+    #[schemars(with = "Vec<String>")]
     pub port_forwards: Vec<Spanned<String>>,
 }
 
 /// `helm = { chart = "path", values = ["values-dev.yaml"], set = { "a.b" = "1" } }`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HelmDecl {
     /// The chart's folder, relative to this file.
+    #[schemars(with = "String")]
     pub chart: Spanned<String>,
     /// Values files, relative to this file, applied in order (`helm template -f`).
     #[serde(default)]
+    #[schemars(with = "Vec<String>")]
     pub values: Vec<Spanned<String>>,
     /// Single values (`helm template --set-string KEY=VALUE`).
     #[serde(default)]
