@@ -148,7 +148,7 @@ pub struct InterceptArgs {
     pub env_file: Option<PathBuf>,
     #[arg(long)]
     pub context: Option<String>,
-    /// `json`: progress on stderr, the ready line on stdout as one JSON object.
+    /// `json`, `yaml`: progress on stderr, the ready line on stdout as one document.
     #[arg(short = 'o', long, value_enum, default_value_t)]
     pub output: Output,
     /// The local process to start (after `--`), as `tether run -p LOCAL` starts it: it
@@ -201,7 +201,7 @@ pub struct ConnectArgs {
     /// End the running session and exit.
     #[arg(long)]
     pub quit: bool,
-    /// `json`: the ready line and `--status` as one JSON object each on stdout.
+    /// `json`, `yaml`: the ready line and `--status` as one document each on stdout.
     #[arg(short = 'o', long, value_enum, default_value_t)]
     pub output: Output,
 }
@@ -243,7 +243,7 @@ pub struct WorkshopArgs {
     /// Show step N (1-based) and check it, wherever the progress is.
     #[arg(long, value_name = "N")]
     pub step: Option<usize>,
-    /// `json`: every check's state for scripts; exit 0 when all pass, 1 otherwise.
+    /// `json`, `yaml`: every check's state for scripts; exit 0 when all pass, 1 otherwise.
     #[arg(short = 'o', long, value_enum, default_value_t)]
     pub output: Output,
     /// Plain lines instead of the interactive screen.
