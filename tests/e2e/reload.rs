@@ -100,7 +100,7 @@ fn an_edited_tether_toml_is_reloaded_and_an_invalid_one_keeps_the_old_one_runnin
     assert!(
         line.contains("the edited tether.toml is invalid, the running one stays")
             && line.contains(&format!(
-                "tether.toml:{bad_line}:1: unknown field `manifest`"
+                "tether.toml:{bad_line}:1: unknown key `manifest`; did you mean `manifests`?"
             )),
         "{line}"
     );

@@ -285,7 +285,7 @@ fn a_malformed_config_exits_2_naming_file_line_and_column() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("tether.toml:3:1: unknown field `manifest`"),
+        err.contains("tether.toml:3:1: unknown key `manifest`; did you mean `manifests`?"),
         "{err}"
     );
 }
