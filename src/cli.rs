@@ -267,7 +267,7 @@ pub struct InitArgs {
 pub struct DoctorArgs {
     #[command(flatten)]
     pub target: Target,
-    /// `json`: every check as one JSON object on stdout.
+    /// `json`, `yaml`: every check in one document on stdout.
     #[arg(short = 'o', long, value_enum, default_value_t)]
     pub output: Output,
 }

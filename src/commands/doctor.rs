@@ -4,7 +4,10 @@
 
 use tokio_util::sync::CancellationToken;
 
-use super::Failure;
+use super::{
+    Failure,
+    output::{self, Shape},
+};
 use crate::{
     cli::{DoctorArgs, Output},
     doctor::{self, DoctorError, Options},
@@ -43,8 +46,9 @@ pub async fn run(args: DoctorArgs) -> Result<(), Failure> {
         DoctorError::Config(e) => Failure::BadInput(e.into()),
         other => Failure::Failed(other.into()),
     })?;
-    if !text {
-        println!("{}", report.json());
+    if let Some(format) = output::machine(args.output) {
+        output::print(format, Shape::Document, &report.json())
+            .map_err(|e| Failure::Failed(e.into()))?;
     }
     if cancel.is_cancelled() {
         eprintln!("tether doctor: interrupted");
