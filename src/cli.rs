@@ -29,54 +29,15 @@ pub struct Target {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Build, deploy and watch the project in this folder; rebuild and redeploy on every change.
-    Up {
-        #[command(flatten)]
-        target: Target,
-        /// Exit 0 once every resource is ready, non-zero with the reason on failure or timeout.
-        #[arg(long)]
-        ci: bool,
-        /// Plain progress lines instead of the interactive view.
-        #[arg(long)]
-        no_tui: bool,
-        /// With --ci: seconds a resource may take to become ready.
-        #[arg(long, default_value_t = 300)]
-        timeout: u64,
-        /// Build and redeploy on every change, even where tether.toml has live-update rules
-        /// (which otherwise sync changed files into the running containers).
-        #[arg(long)]
-        no_live_update: bool,
-    },
+    Up(UpArgs),
     /// Remove exactly what `up` created for this project in this context.
-    Down {
-        #[command(flatten)]
-        target: Target,
-        /// Also delete namespaces that tether created (they may hold other work).
-        #[arg(long)]
-        delete_namespaces: bool,
-    },
+    Down(DownArgs),
     /// Show the resources of the running `up`.
-    Status {
-        #[command(flatten)]
-        target: Target,
-        /// Output format (`table` is text).
-        #[arg(short = 'o', long, value_enum, default_value_t)]
-        output: Output,
-    },
+    Status(StatusArgs),
     /// Show the logs of the running `up`, of all resources or one.
-    Logs {
-        #[command(flatten)]
-        target: Target,
-        resource: Option<String>,
-        /// Keep following new lines.
-        #[arg(short, long)]
-        follow: bool,
-    },
+    Logs(LogsArgs),
     /// Rebuild and redeploy a resource of the running `up` now.
-    Trigger {
-        #[command(flatten)]
-        target: Target,
-        resource: String,
-    },
+    Trigger(TriggerArgs),
     /// Route a Service's traffic to a process on this machine.
     Intercept(InterceptArgs),
     /// End an intercept: undo tether's changes to the Service and workload, keep others'.
@@ -111,6 +72,63 @@ pub enum Command {
         #[arg(trailing_var_arg = true)]
         args: Vec<String>,
     },
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// Exit 0 once every resource is ready, non-zero with the reason on failure or timeout.
+    #[arg(long)]
+    pub ci: bool,
+    /// Plain progress lines instead of the interactive view.
+    #[arg(long)]
+    pub no_tui: bool,
+    /// With --ci: seconds a resource may take to become ready.
+    #[arg(long, default_value_t = 300)]
+    pub timeout: u64,
+    /// Build and redeploy on every change, even where tether.toml has live-update rules
+    /// (which otherwise sync changed files into the running containers).
+    #[arg(long)]
+    pub no_live_update: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct DownArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// Also delete namespaces that tether created (they may hold other work).
+    #[arg(long)]
+    pub delete_namespaces: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// Output format (`table` is text).
+    #[arg(short = 'o', long, value_enum, default_value_t)]
+    pub output: Output,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct LogsArgs {
+    #[command(flatten)]
+    pub target: Target,
+    pub resource: Option<String>,
+    /// Keep following new lines.
+    #[arg(short, long)]
+    pub follow: bool,
+    /// `json`, `yaml`: each line as one record (time, resource, pod, container, text).
+    #[arg(short = 'o', long, value_enum, default_value_t)]
+    pub output: Output,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct TriggerArgs {
+    #[command(flatten)]
+    pub target: Target,
+    pub resource: String,
 }
 
 /// How a command prints its result.

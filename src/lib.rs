@@ -15,8 +15,9 @@
 //!   ([`engine::plan`]: what to build, what to apply, what was an input of nothing), the
 //!   session that reloads `tether.toml` and runs each round, its typed events and the state
 //!   store whose reducer is the only writer.
-//! - [`tui`], [`control`], [`logs_history`]: the views of a running `up` (the terminal UI,
-//!   the local socket behind `status`/`logs`/`trigger`) and the bounded on-disk log history.
+//! - [`tui`], [`plain`], [`control`], [`logs_history`]: the views of a running `up` (the
+//!   terminal UI, one line per event, the local socket behind `status`/`logs`/`trigger`)
+//!   and the bounded on-disk log history; views hold no logic of their own.
 //! - [`cluster`]: the kube context, the cluster's identity, and the guard on every command
 //!   that changes a cluster.
 //! - [`state_dir`]: `.tether/` beside `tether.toml`, private to its user.
@@ -53,6 +54,7 @@ pub mod kube;
 pub mod live;
 pub mod logs;
 pub mod logs_history;
+pub mod plain;
 pub mod registry;
 pub mod run;
 pub mod state_dir;

@@ -2,11 +2,15 @@
 
 use super::{Failure, project::load, remove::remove};
 use crate::{
-    cli::Target,
+    cli::DownArgs,
     cluster::{AllowList, Cluster},
 };
 
-pub async fn run(target: Target, delete_namespaces: bool) -> Result<(), Failure> {
+pub async fn run(args: DownArgs) -> Result<(), Failure> {
+    let DownArgs {
+        target,
+        delete_namespaces,
+    } = args;
     let project = load(&target)?;
     let cluster =
         Cluster::connect_guarded(target.context.as_deref(), &AllowList::of_project(&project))

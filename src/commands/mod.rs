@@ -82,24 +82,11 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
 
 pub async fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
-        Command::Up {
-            target,
-            ci,
-            no_tui,
-            timeout,
-            no_live_update,
-        } => up::run(target, ci, no_tui, timeout, !no_live_update).await,
-        Command::Down {
-            target,
-            delete_namespaces,
-        } => down::run(target, delete_namespaces).await,
-        Command::Status { target, output } => status::run(target, output).await,
-        Command::Logs {
-            target,
-            resource,
-            follow,
-        } => logs::run(target, resource, follow).await,
-        Command::Trigger { target, resource } => trigger::run(target, resource).await,
+        Command::Up(args) => up::run(args).await,
+        Command::Down(args) => down::run(args).await,
+        Command::Status(args) => status::run(args).await,
+        Command::Logs(args) => logs::run(args).await,
+        Command::Trigger(args) => trigger::run(args).await,
         Command::Intercept(args) => intercept::intercept(args).await,
         Command::Leave(args) => intercept::leave(args).await,
         Command::List(args) => intercept::list(args).await,

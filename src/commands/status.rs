@@ -8,14 +8,15 @@ use super::{
     output::{self, OutputError, Shape},
 };
 use crate::{
-    cli::{Output, Target},
+    cli::StatusArgs,
     control::{
         Client, ClientError,
         protocol::{BuildPhase, DeployPhase, ResourceStatus, Status},
     },
 };
 
-pub async fn run(target: Target, output: Output) -> Result<(), Failure> {
+pub async fn run(args: StatusArgs) -> Result<(), Failure> {
+    let StatusArgs { target, output } = args;
     let machine = output::machine(output);
     let connect = crate::connect::control::running().await;
     let client = Client::for_dir(&target.dir).map_err(failure)?;

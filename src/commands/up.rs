@@ -11,16 +11,17 @@ use tokio_util::sync::CancellationToken;
 use super::{Failure, project::load, remove::remove};
 use crate::{
     build::{Builder, Registry},
-    cli::Target,
+    cli::UpArgs,
     cluster::{AllowList, Cluster},
     control::{
         Instance,
         server::{self, Control},
     },
     deploy::Deployer,
-    engine::{self, Event, Options, Session, progress},
+    engine::{self, Event, Options, Session},
     forward,
     logs_history::History,
+    plain,
     tui::{self, Exit},
     watch,
 };
@@ -28,14 +29,16 @@ use crate::{
 /// Triggers (from `r` or `tether trigger`) that may wait while a round runs.
 const TRIGGER_QUEUE: usize = 16;
 
-/// `live_update`: sync changes that live-update rules cover instead of rebuilding.
-pub async fn run(
-    target: Target,
-    ci: bool,
-    no_tui: bool,
-    timeout: u64,
-    live_update: bool,
-) -> Result<(), Failure> {
+pub async fn run(args: UpArgs) -> Result<(), Failure> {
+    let UpArgs {
+        target,
+        ci,
+        no_tui,
+        timeout,
+        no_live_update,
+    } = args;
+    // Sync changes that live-update rules cover instead of rebuilding.
+    let live_update = !no_live_update;
     let project = load(&target)?;
     // One `up` per folder, checked before anything binds a port, so a second one is told
     // who runs rather than that a port is in use.
@@ -263,7 +266,7 @@ async fn print_progress(mut events: tokio::sync::broadcast::Receiver<Event>) {
     loop {
         match events.recv().await {
             Ok(ev) => {
-                if let Some(line) = progress::line(&ev) {
+                if let Some(line) = plain::line(&ev) {
                     println!("{line}");
                 }
             }

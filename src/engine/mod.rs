@@ -14,7 +14,6 @@
 //!   publishes snapshots and passes events on.
 //! - [`observe`]: keeps the pods, logs and readiness of each deployed resource reported
 //!   while it stays deployed, from one pod cache per workload.
-//! - [`progress`]: the plain view, one line per event; views hold no logic of their own.
 
 pub mod error;
 pub mod event;
@@ -22,7 +21,6 @@ pub mod facts;
 pub mod live;
 mod observe;
 pub mod plan;
-pub mod progress;
 pub mod session;
 pub mod state;
 pub mod store;

@@ -388,6 +388,24 @@ fn logs_follow_across_a_bad_line_and_a_container_restart() {
         unique.dedup();
         assert_eq!(ticks, unique, "no line of run {run} twice");
     }
+
+    // For scripts: the same lines, one JSON record each, naming where they came from.
+    let out = crate::process::tether(dir.path(), &["logs", name, "-o", "json"]);
+    assert!(out.status.success(), "tether logs -o json failed");
+    let records: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+        .collect();
+    let tick = records
+        .iter()
+        .find(|r| r["text"] == "run 2: tick 1")
+        .unwrap_or_else(|| panic!("the next run's first tick among {records:?}"));
+    assert_eq!(tick["resource"], name);
+    assert_eq!(tick["pod"], pod.as_str());
+    assert!(
+        tick["at"].as_str().is_some_and(|t| t.ends_with('Z')),
+        "{tick}"
+    );
     assert!(up.interrupt(), "tether up stops on Ctrl-C");
 }
 

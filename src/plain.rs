@@ -3,7 +3,7 @@
 
 use std::{fmt::Write as _, time::Duration};
 
-use super::{
+use crate::engine::{
     error::report,
     event::{Event, UpdateTiming},
 };
