@@ -128,6 +128,9 @@ fn pushes_with_credentials_from_a_config_file_or_a_helper_and_refuses_without_th
     let home = tempfile::tempdir().unwrap();
     let head = format!("registry = \"{}\"\n", registry.host);
     hello_project(dir, &head, &ns.name, free_port());
+    // A page of this run's own: an image the registry does not have yet, so it is pushed
+    // (the registry keeps what earlier runs pushed).
+    std::fs::write(dir.join("index.html"), format!("hello from {}\n", ns.name)).unwrap();
     let deployments: Api<Deployment> = Api::namespaced(cluster.client.clone(), &ns.name);
     let up = |docker_config: &Path, path: Option<&Path>| {
         let mut c = laptop.tether(dir, &["up", "--ci", "--timeout", "180"]);
@@ -196,7 +199,7 @@ fn pushes_with_credentials_from_a_config_file_or_a_helper_and_refuses_without_th
     // helper answers.
     std::fs::write(
         dir.join("index.html"),
-        "hello through a credential helper\n",
+        format!("hello from {} through a credential helper\n", ns.name),
     )
     .unwrap();
     let (helper_config, bin) = registry.with_helper(home.path());
