@@ -216,11 +216,23 @@ fn container_trouble(pod: &str, cs: &ContainerStatus, is_init: bool) -> Option<N
         "CreateContainerConfigError" | "CreateContainerError" | "RunContainerError" => {
             Some(NotReady {
                 reason: format!("pod {pod}: container {} cannot start: {message}", cs.name),
-                fatal: true,
+                fatal: !kubelet_retries(message),
             })
         }
         _ => None,
     }
+}
+
+/// A container-config failure the kubelet gets past by itself: its watch of a Secret or
+/// ConfigMap the pod uses had not synced in time (a slow or restarting API server), and
+/// it tries again on its next sync of the pod.
+fn kubelet_retries(message: &str) -> bool {
+    [
+        "failed to sync secret cache",
+        "failed to sync configmap cache",
+    ]
+    .iter()
+    .any(|m| message.starts_with(m))
 }
 
 /// "exit code N" of the container's last run, when it has one.
@@ -450,6 +462,29 @@ mod tests {
             "pod web-1: container web exited (exit code 3, Error)"
         );
         assert!(!why.fatal, "the kubelet restarts it");
+    }
+
+    #[test]
+    fn a_secret_cache_that_has_not_synced_is_waited_out_and_a_missing_secret_is_not() {
+        let waiting = |message: &str| {
+            let p = pod(
+                serde_json::json!([{"name": "tether-agent", "image": "i", "imageID": "",
+                    "ready": false, "restartCount": 0, "state": {"waiting": {
+                        "reason": "CreateContainerConfigError", "message": message}}}]),
+                false,
+            );
+            let cs = p
+                .status
+                .and_then(|s| s.container_statuses)
+                .unwrap_or_default()
+                .remove(0);
+            container_trouble("web-1", &cs, false).expect("a reason")
+        };
+        let slow = waiting("failed to sync secret cache: timed out waiting for the condition");
+        assert!(!slow.fatal, "the kubelet retries: {}", slow.reason);
+        assert!(slow.reason.contains("failed to sync secret cache"));
+        let missing = waiting("secret \"tether-agent-web\" not found");
+        assert!(missing.fatal, "{}", missing.reason);
     }
 
     #[test]
