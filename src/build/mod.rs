@@ -27,7 +27,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 pub use self::{
     docker::{Engine, EngineVersion},
     inputs::HashCache,
-    registry::Registry,
+    registry::{Registry, Source as RegistrySource},
 };
 use crate::config::{HostBuild, Image};
 

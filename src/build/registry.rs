@@ -53,14 +53,26 @@ impl Registry {
         configured: Option<&str>,
         client: &Client,
     ) -> Result<Registry, BuildError> {
+        match Registry::named(configured) {
+            Some((r, _)) => Ok(r),
+            None => Registry::advertised(client).await,
+        }
+    }
+
+    /// The registry this machine names, without asking the cluster: the config's
+    /// `registry`, else `TETHER_REGISTRY`; with where it was found.
+    pub fn named(configured: Option<&str>) -> Option<(Registry, Source)> {
         if let Some(r) = configured {
-            return Ok(Registry::same(r));
+            return Some((Registry::same(r), Source::Config));
         }
-        if let Ok(r) = std::env::var("TETHER_REGISTRY") {
-            if !r.is_empty() {
-                return Ok(Registry::same(&r));
-            }
-        }
+        std::env::var("TETHER_REGISTRY")
+            .ok()
+            .filter(|r| !r.is_empty())
+            .map(|r| (Registry::same(&r), Source::Env))
+    }
+
+    /// The registry the cluster advertises (KEP-1755's kube-public ConfigMap).
+    pub async fn advertised(client: &Client) -> Result<Registry, BuildError> {
         let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "kube-public");
         let advert = cms
             .get_opt("local-registry-hosting")
@@ -178,6 +190,17 @@ fn platform_manifest(manifest: &serde_json::Value) -> Option<String> {
                 .find(|m| platform(m, "os").as_deref() != Some("unknown"))
         })
         .and_then(digest)
+}
+
+/// Where the registry in use was named, for messages that say why this one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// `registry` in tether.toml.
+    Config,
+    /// The `TETHER_REGISTRY` environment variable.
+    Env,
+    /// The cluster's `kube-public/local-registry-hosting` ConfigMap.
+    ClusterAdvert,
 }
 
 #[derive(Deserialize)]

@@ -15,12 +15,12 @@ use super::{
     error::DoctorError,
     pull::{self, CLUSTER},
     rbac::{self, RBAC},
-    registry::{self, LAPTOP, Named},
+    registry::{self, LAPTOP},
     report::{Line, Report},
     userns,
 };
 use crate::{
-    build::Registry,
+    build::{Registry, RegistrySource as Source},
     config::{FILE_NAME, Project},
 };
 
@@ -170,20 +170,14 @@ async fn probe_namespace(target: &Target, namespaces: &[String]) -> String {
 async fn find_registry(
     project: Option<&Project>,
     target: Option<&Target>,
-) -> Result<Option<(Registry, Named)>, DoctorError> {
-    if let Some(r) = project.and_then(|p| p.registry.as_deref()) {
-        return Ok(Some((Registry::same(r), Named::Config)));
-    }
-    if let Some(r) = std::env::var("TETHER_REGISTRY")
-        .ok()
-        .filter(|r| !r.is_empty())
-    {
-        return Ok(Some((Registry::same(&r), Named::Env)));
+) -> Result<Option<(Registry, Source)>, DoctorError> {
+    if let Some(named) = Registry::named(project.and_then(|p| p.registry.as_deref())) {
+        return Ok(Some(named));
     }
     match (project, target) {
-        (Some(_), Some(t)) => Registry::resolve(None, &t.cluster.client)
+        (Some(_), Some(t)) => Registry::advertised(&t.cluster.client)
             .await
-            .map(|r| Some((r, Named::Cluster)))
+            .map(|r| Some((r, Source::ClusterAdvert)))
             .map_err(DoctorError::FindRegistry),
         _ => Ok(None),
     }

@@ -9,7 +9,7 @@ use super::{
     error::{DoctorError, within},
     report::Line,
 };
-use crate::build::Registry;
+use crate::build::{Registry, RegistrySource as Source};
 
 pub const LAPTOP: &str = "registry from the laptop";
 
@@ -17,25 +17,16 @@ pub const LAPTOP: &str = "registry from the laptop";
 const LIMIT: Duration = Duration::from_secs(20);
 
 /// Where the registry's name came from, for the line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Named {
-    Config,
-    Env,
-    Cluster,
-}
-
-impl Named {
-    fn shown(self) -> &'static str {
-        match self {
-            Named::Config => "tether.toml",
-            Named::Env => "TETHER_REGISTRY",
-            Named::Cluster => "the cluster's local-registry-hosting",
-        }
+fn shown(source: Source) -> &'static str {
+    match source {
+        Source::Config => "tether.toml",
+        Source::Env => "TETHER_REGISTRY",
+        Source::ClusterAdvert => "the cluster's local-registry-hosting",
     }
 }
 
 /// The registry's line; the registry when it answers, for the check from the cluster.
-pub async fn laptop(registry: &Registry, named: Named) -> Result<Line, DoctorError> {
+pub async fn laptop(registry: &Registry, named: Source) -> Result<Line, DoctorError> {
     let host = registry.push.clone();
     let status = within(
         LIMIT,
@@ -62,7 +53,7 @@ pub async fn laptop(registry: &Registry, named: Named) -> Result<Line, DoctorErr
         LAPTOP,
         format!(
             "{host} (from {}) answers {base}/v2/ (HTTP {status})",
-            named.shown()
+            shown(named)
         ),
     ))
 }
