@@ -8,16 +8,16 @@ use std::{path::Path, time::Duration};
 
 use k8s_openapi::api::{
     apps::v1::Deployment,
-    core::v1::{ConfigMap, Namespace, Secret, Service},
+    core::v1::{ConfigMap, Namespace, Service},
 };
 use kube::{
     Api, Client,
-    api::{DeleteParams, ListParams, PostParams},
+    api::{DeleteParams, PostParams},
 };
 
 use crate::{
     process::{Running, repo_copy, tether},
-    support::{cluster, unique},
+    support::{cluster, labelled_in, unique},
     up::{DownOnPanic, SHOP},
 };
 
@@ -36,26 +36,6 @@ impl Drop for DeleteNamespace<'_> {
             .rt
             .block_on(api.delete(&self.name, &DeleteParams::background()));
     }
-}
-
-/// Objects in `namespace` that carry tether's label.
-async fn labelled(client: &Client, namespace: &str) -> Vec<String> {
-    let lp = ListParams::default().labels("app.kubernetes.io/managed-by=tether");
-    let mut found = Vec::new();
-    macro_rules! scan {
-        ($kind:ty) => {
-            let api: Api<$kind> = Api::namespaced(client.clone(), namespace);
-            for o in api.list(&lp).await.unwrap().items {
-                let name = o.metadata.name.unwrap_or_default();
-                found.push(format!("{} {name}", stringify!($kind)));
-            }
-        };
-    }
-    scan!(Deployment);
-    scan!(Service);
-    scan!(Secret);
-    scan!(ConfigMap);
-    found
 }
 
 /// In `dir` (one folder, not its subfolders), every `from` becomes `to`.
@@ -146,7 +126,7 @@ fn a_changed_value_reapplies_one_object(
     let out = tether(&dir, &["down"]);
     assert!(out.status.success(), "tether down failed");
     assert_eq!(
-        rt.block_on(labelled(&cluster.client, &ns)),
+        rt.block_on(labelled_in(&cluster.client, &ns)),
         Vec::<String>::new()
     );
     assert!(

@@ -8,10 +8,13 @@ pub mod laptop;
 
 use std::{path::Path, time::Duration};
 
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::{
+    apps::v1::Deployment,
+    core::v1::{ConfigMap, Namespace, Secret, Service},
+};
 use kube::{
     Api, Client,
-    api::{DeleteParams, PostParams},
+    api::{DeleteParams, ListParams, PostParams},
 };
 use tether::cluster::Cluster;
 
@@ -74,6 +77,26 @@ impl Drop for TestNamespace {
         })
         .join();
     }
+}
+
+/// Deployments, Services, Secrets and ConfigMaps in `namespace` that carry tether's label.
+pub async fn labelled_in(client: &Client, namespace: &str) -> Vec<String> {
+    let lp = ListParams::default().labels("app.kubernetes.io/managed-by=tether");
+    let mut found = Vec::new();
+    macro_rules! scan {
+        ($kind:ty) => {
+            let api: Api<$kind> = Api::namespaced(client.clone(), namespace);
+            for o in api.list(&lp).await.unwrap().items {
+                let name = o.metadata.name.unwrap_or_default();
+                found.push(format!("{} {name}", stringify!($kind)));
+            }
+        };
+    }
+    scan!(Deployment);
+    scan!(Service);
+    scan!(Secret);
+    scan!(ConfigMap);
+    found
 }
 
 /// A short random suffix for names.

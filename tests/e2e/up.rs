@@ -11,7 +11,7 @@ use std::{
 
 use k8s_openapi::api::{
     apps::v1::Deployment,
-    core::v1::{ConfigMap, Namespace, Secret, Service},
+    core::v1::{ConfigMap, Namespace},
 };
 use kube::{
     Api, Client,
@@ -20,7 +20,7 @@ use kube::{
 
 use crate::{
     process::{Running, command, repo_copy, tether},
-    support::{cluster, laptop::Laptop},
+    support::{cluster, labelled_in, laptop::Laptop},
 };
 
 /// Taken by every test that deploys the shop or binds its forwarded ports.
@@ -96,24 +96,7 @@ fn http_get(url: &str) -> Option<(u16, String)> {
 
 /// Objects in the shop's namespace (and namespaces) that carry tether's label.
 async fn labelled_objects(client: &Client) -> Vec<String> {
-    let lp = ListParams::default().labels("app.kubernetes.io/managed-by=tether");
-    let mut found = Vec::new();
-    macro_rules! scan {
-        ($kind:ty, $api:expr) => {
-            let api: Api<$kind> = $api;
-            for o in api.list(&lp).await.unwrap().items {
-                found.push(format!(
-                    "{} {}",
-                    stringify!($kind),
-                    o.metadata.name.unwrap_or_default()
-                ));
-            }
-        };
-    }
-    scan!(Deployment, Api::namespaced(client.clone(), "api"));
-    scan!(Service, Api::namespaced(client.clone(), "api"));
-    scan!(Secret, Api::namespaced(client.clone(), "api"));
-    scan!(ConfigMap, Api::namespaced(client.clone(), "api"));
+    let mut found = labelled_in(client, "api").await;
     // The shop's own namespace: other namespaces of tether's (the connect agent's
     // `tether`) are not `up`'s to remove.
     let api = Api::<Namespace>::all(client.clone())
