@@ -38,6 +38,9 @@ pub enum Command {
     Logs(LogsArgs),
     /// Rebuild and redeploy a resource of the running `up` now.
     Trigger(TriggerArgs),
+    /// Set the replicas of a resource's Deployment or StatefulSet now; `up` keeps the count
+    /// until tether.toml changes.
+    Scale(ScaleArgs),
     /// Route a Service's traffic to a process on this machine.
     Intercept(InterceptArgs),
     /// End an intercept: undo tether's changes to the Service and workload, keep others'.
@@ -116,6 +119,9 @@ pub struct LogsArgs {
     #[command(flatten)]
     pub target: Target,
     pub resource: Option<String>,
+    /// Only this pod's lines: its name, or the tail each line is tagged with.
+    #[arg(long)]
+    pub pod: Option<String>,
     /// Keep following new lines.
     #[arg(short, long)]
     pub follow: bool,
@@ -129,6 +135,33 @@ pub struct TriggerArgs {
     #[command(flatten)]
     pub target: Target,
     pub resource: String,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ScaleArgs {
+    #[command(flatten)]
+    pub target: Target,
+    pub resource: String,
+    /// The replica count, or `+N` / `-N` from the current one.
+    #[arg(allow_hyphen_values = true, value_parser = parse_count)]
+    pub replicas: crate::deploy::scale::Count,
+    /// The workload to scale (`NAME` or `KIND/NAME`), when the resource has several.
+    #[arg(long)]
+    pub workload: Option<String>,
+}
+
+/// `3` sets the count; `+1` and `-1` change it.
+fn parse_count(s: &str) -> Result<crate::deploy::scale::Count, String> {
+    use crate::deploy::scale::Count;
+    let n = |t: &str| {
+        t.parse::<i32>()
+            .map_err(|_| format!("`{s}` is not a replica count: expected N, +N or -N"))
+    };
+    match s.as_bytes().first() {
+        Some(b'+') => n(&s[1..]).map(Count::By),
+        Some(b'-') => n(&s[1..]).map(|d| Count::By(-d)),
+        _ => n(s).map(Count::To),
+    }
 }
 
 /// How a command prints its result.

@@ -124,7 +124,9 @@ pub fn line(event: &Event) -> Option<String> {
             counts.created, counts.configured, counts.unchanged
         ),
         Event::Waiting { resource, reason } => format!("[{resource}] waiting: {reason}"),
-        Event::Pods { resource, counts } => format!(
+        Event::Pods {
+            resource, counts, ..
+        } => format!(
             "[{resource}] pods: {}/{} ready, {} restarts",
             counts.ready, counts.total, counts.restarts
         ),
@@ -170,6 +172,12 @@ pub fn line(event: &Event) -> Option<String> {
                 )
             }
         },
+        // A panel in the TUI; here its last line (a total), when it changes.
+        Event::Status { resource, text } => {
+            let last = text.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("");
+            format!("[{resource}] status: {}", last.trim())
+        }
+        Event::Scaled { resource, summary } => format!("[{resource}] {summary}"),
         Event::Log(l) => format!("[{}] {} | {}", l.resource, short_pod(&l.pod), l.text),
     })
 }

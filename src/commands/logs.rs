@@ -1,4 +1,4 @@
-//! `tether logs [RESOURCE] [-f] [-o json|yaml]`: the stored log lines of the `up` running
+//! `tether logs [RESOURCE] [--pod POD] [-f] [-o json|yaml]`: the stored log lines of the `up` running
 //! in a project folder, and with `-f` every new one until that `up` stops. As text, one
 //! line per log line tagged with its resource and pod; for scripts, one record each.
 
@@ -15,6 +15,7 @@ pub async fn run(args: LogsArgs) -> Result<(), Failure> {
     let LogsArgs {
         target,
         resource,
+        pod,
         follow,
         output,
     } = args;
@@ -23,6 +24,9 @@ pub async fn run(args: LogsArgs) -> Result<(), Failure> {
     let stdout = std::io::stdout();
     let result = client
         .logs(resource.as_deref(), follow, |r| {
+            if pod.as_deref().is_some_and(|p| !is_pod(&r.pod, p)) {
+                return Ok(());
+            }
             let mut out = stdout.lock();
             match machine {
                 Some(format) => {
@@ -31,8 +35,7 @@ pub async fn run(args: LogsArgs) -> Result<(), Failure> {
                     out.write_all(record.as_bytes())?;
                 }
                 None => {
-                    let pod = r.pod.rsplit('-').next().unwrap_or(&r.pod);
-                    writeln!(out, "[{}] {pod} | {}", r.resource, r.text)?;
+                    writeln!(out, "[{}] {} | {}", r.resource, short_pod(&r.pod), r.text)?;
                 }
             }
             // Followed lines are wanted now, not when a buffer fills.
@@ -46,5 +49,30 @@ pub async fn run(args: LogsArgs) -> Result<(), Failure> {
             Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Failure::Failed(e.into())),
             _ => Ok(()),
         },
+    }
+}
+
+/// The distinguishing tail of a pod name each text line is tagged with
+/// (`medicine-7d9c-x2x4q` → `x2x4q`, `kafka-0` → `0`).
+fn short_pod(pod: &str) -> &str {
+    pod.rsplit('-').next().unwrap_or(pod)
+}
+
+/// Whether `--pod wanted` names `pod`: the whole name, or the tail lines are tagged with.
+fn is_pod(pod: &str, wanted: &str) -> bool {
+    pod == wanted || short_pod(pod) == wanted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pod_is_named_whole_or_by_its_tag() {
+        assert!(is_pod("medicine-7d9c-x2x4q", "x2x4q"));
+        assert!(is_pod("medicine-7d9c-x2x4q", "medicine-7d9c-x2x4q"));
+        assert!(!is_pod("medicine-7d9c-x2x4q", "x2x4"));
+        assert!(!is_pod("medicine-7d9c-x2x4q", "medicine"));
+        assert!(is_pod("kafka-0", "0"));
     }
 }

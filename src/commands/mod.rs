@@ -12,6 +12,7 @@ pub mod output;
 mod project;
 mod remove;
 pub mod run;
+pub mod scale;
 pub mod schema;
 pub mod status;
 pub mod trigger;
@@ -63,6 +64,12 @@ impl Classified for crate::cluster::ClusterError {
     }
 }
 
+impl Classified for crate::deploy::scale::ScaleError {
+    fn is_bad_input(&self) -> bool {
+        self.is_bad_input()
+    }
+}
+
 impl Failure {
     /// The failure a classified error means: bad input (exit 2) or a failure (exit 1).
     pub fn classify<E: Classified>(e: E) -> Failure {
@@ -87,6 +94,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Status(args) => status::run(args).await,
         Command::Logs(args) => logs::run(args).await,
         Command::Trigger(args) => trigger::run(args).await,
+        Command::Scale(args) => scale::run(args).await,
         Command::Intercept(args) => intercept::intercept(args).await,
         Command::Leave(args) => intercept::leave(args).await,
         Command::List(args) => intercept::list(args).await,

@@ -23,6 +23,10 @@ pub async fn remove(
         |line| println!("{line}"),
     )
     .await?;
+    // Counts scaled by hand belong to what was deployed.
+    if let Err(e) = deploy::replicas::Overrides::clear(root) {
+        println!("down: could not forget the replica counts set by hand: {e}");
+    }
     if report.failures.is_empty() {
         let foreign = match report.foreign.len() {
             0 => String::new(),

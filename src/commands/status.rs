@@ -88,8 +88,7 @@ fn table(status: &Status, root: &Path) -> String {
         "RESOURCE", "BUILD", "DEPLOY", "PODS", "RESTARTS", "UPDATE"
     );
     for r in &status.resources {
-        let _ = writeln!(
-            out,
+        let row = format!(
             "{:<name_w$}  {:<12}  {:<9}  {:<5}  {:>8}  {:>7}  {}",
             r.name,
             build(r),
@@ -109,6 +108,19 @@ fn table(status: &Status, root: &Path) -> String {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
+        let _ = writeln!(out, "{}", row.trim_end());
+        for p in &r.replicas {
+            let _ = writeln!(
+                out,
+                "  {} {}{}",
+                p.pod,
+                if p.ready { "ready" } else { "not ready" },
+                match p.restarts {
+                    0 => String::new(),
+                    n => format!(", {n} restarts"),
+                }
+            );
+        }
     }
     for r in &status.resources {
         if let Some(e) = &r.last_error {
@@ -117,6 +129,14 @@ fn table(status: &Status, root: &Path) -> String {
             let _ = writeln!(out, "\n{}: waiting: {}", r.name, w);
         } else if let Some(c) = &r.last_change {
             let _ = writeln!(out, "\n{}: {}", r.name, c);
+        }
+    }
+    for r in &status.resources {
+        if let Some(panel) = &r.status {
+            let _ = writeln!(out, "\n{} status:", r.name);
+            for line in panel.lines() {
+                let _ = writeln!(out, "  {line}");
+            }
         }
     }
     if status.resources.is_empty() {
@@ -185,7 +205,21 @@ mod tests {
             last_error: None,
             last_update: None,
             last_change: None,
+            replicas: vec![],
+            status: None,
         };
+        let mut medicine = resource("medicine", DeployPhase::Ready);
+        medicine.forwards.clear();
+        medicine.pods.total = 2;
+        medicine.pods.ready = 2;
+        medicine.replicas = ["medicine-5c8d-2x4rt", "medicine-5c8d-9kq7w"]
+            .map(|pod| crate::control::protocol::ReplicaStatus {
+                pod: pod.into(),
+                ready: true,
+                restarts: 0,
+            })
+            .to_vec();
+        medicine.status = Some("partition 0 lag 2\ntotal lag 2".into());
         let mut orders = resource("orders", DeployPhase::Deploying);
         orders.waiting_for = Some("waiting for `users` to be ready".into());
         let mut users = resource("users", DeployPhase::Ready);
@@ -206,15 +240,22 @@ mod tests {
             pid: 1,
             root: "/p".into(),
             all_ready: false,
-            resources: vec![orders, users],
+            resources: vec![medicine, orders, users],
         };
         let t = table(&status, Path::new("/p"));
         let expected = "\
 RESOURCE  BUILD         DEPLOY     PODS   RESTARTS   UPDATE  FORWARDS
+medicine  built 3.1s    ready      2/2           0        -
+  medicine-5c8d-2x4rt ready
+  medicine-5c8d-9kq7w ready
 orders    built 3.1s    waiting    1/1           0        -  http://localhost:8001 (healthy)
 users     built 3.1s    ready      1/1           0     4.2s  http://localhost:8001 (healthy)
 
 orders: waiting: waiting for `users` to be ready
+
+medicine status:
+  partition 0 lag 2
+  total lag 2
 ";
         assert_eq!(t, expected);
     }

@@ -123,6 +123,11 @@ pub async fn run(args: UpArgs) -> Result<(), Failure> {
                 session_id
             ),
             diagnostics: Some(diagnostics.clone()),
+            scaler: crate::deploy::scale::Scaler {
+                client: cluster.client.clone(),
+                root: root.clone(),
+                cluster_id: cluster.id.clone(),
+            },
         };
         let ui = tui::run(
             views.clone(),

@@ -257,6 +257,20 @@ impl Loader {
             .iter()
             .map(|pf| parse_port_forward(pf.get_ref()).map_err(|m| ConfigError::at(src.loc(pf), m)))
             .collect::<Result<Vec<_>, _>>()?;
+        let command = |decl: &Option<Spanned<Vec<String>>>, key: &str| match decl {
+            Some(argv) if argv.get_ref().is_empty() || argv.get_ref()[0].is_empty() => {
+                Err(ConfigError::at(
+                    src.loc(argv),
+                    format!(
+                        "`{key}` is empty: expected a program and its arguments, as in `{key} = [\"check\", \"--quiet\"]`"
+                    ),
+                ))
+            }
+            Some(argv) => Ok(Some(argv.get_ref().clone())),
+            None => Ok(None),
+        };
+        let ready_cmd = command(&d.ready_cmd, "ready_cmd")?;
+        let status_cmd = command(&d.status_cmd, "status_cmd")?;
         for dep in &d.depends_on {
             self.pending_deps
                 .push((dep.get_ref().clone(), src.loc(dep)));
@@ -267,6 +281,8 @@ impl Loader {
             manifests,
             depends_on: d.depends_on.iter().map(|s| s.get_ref().clone()).collect(),
             port_forwards,
+            ready_cmd,
+            status_cmd,
             declared_at,
         })
     }

@@ -47,6 +47,17 @@ pub struct Project {
     pub resources: BTreeMap<String, Resource>,
 }
 
+impl Project {
+    /// The project's `tether.toml` files: the root one and every file that declares an
+    /// image or a resource.
+    pub fn config_files(&self) -> std::collections::BTreeSet<PathBuf> {
+        let mut files = std::collections::BTreeSet::from([self.root.join(FILE_NAME)]);
+        files.extend(self.images.values().map(|i| i.declared_at.file.clone()));
+        files.extend(self.resources.values().map(|r| r.declared_at.file.clone()));
+        files
+    }
+}
+
 /// How one image is built.
 #[derive(Debug, Clone)]
 pub struct Image {
@@ -84,6 +95,10 @@ pub struct Resource {
     /// Resources that must be ready before this one is deployed.
     pub depends_on: Vec<String>,
     pub port_forwards: Vec<PortForward>,
+    /// Run in a ready pod until it exits 0; only then is the resource ready.
+    pub ready_cmd: Option<Vec<String>>,
+    /// Run in a ready pod every few seconds; its output is the resource's status panel.
+    pub status_cmd: Option<Vec<String>>,
     pub declared_at: Location,
 }
 

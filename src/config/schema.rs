@@ -115,6 +115,15 @@ pub struct ResourceDecl {
     #[serde(default)]
     #[schemars(with = "Vec<String>")]
     pub port_forwards: Vec<Spanned<String>>,
+    /// A command run in a ready pod of the resource (as `kubectl exec` would) until it
+    /// exits 0: the resource is ready only then, for checks that pod readiness cannot
+    /// make ("messages flow").
+    #[schemars(with = "Option<Vec<String>>")]
+    pub ready_cmd: Option<Spanned<Vec<String>>>,
+    /// A command run in a ready pod of the resource every few seconds; its output is the
+    /// resource's status panel in the TUI and in `tether status`.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub status_cmd: Option<Spanned<Vec<String>>>,
 }
 
 /// `helm = { chart = "path", values = ["values-dev.yaml"], set = { "a.b" = "1" } }`.

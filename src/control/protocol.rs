@@ -52,6 +52,19 @@ pub struct ResourceStatus {
     /// "full rebuild: Cargo.toml matches fall_back_on `Cargo.toml`").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_change: Option<String>,
+    /// Each replica, by pod name.
+    #[serde(default)]
+    pub replicas: Vec<ReplicaStatus>,
+    /// The latest output of the resource's `status_cmd`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaStatus {
+    pub pod: String,
+    pub ready: bool,
+    pub restarts: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -193,6 +206,16 @@ impl ResourceStatus {
             last_error: r.last_error.clone(),
             last_update: r.last_update.as_ref().map(UpdateStatus::from_timing),
             last_change: r.last_change.clone(),
+            replicas: r
+                .replicas
+                .iter()
+                .map(|p| ReplicaStatus {
+                    pod: p.pod.clone(),
+                    ready: p.ready,
+                    restarts: p.restarts,
+                })
+                .collect(),
+            status: r.status.clone(),
         }
     }
 }

@@ -7,6 +7,8 @@
 //!   cluster, recording each object before it is sent.
 //! - [`apply`]: server-side apply with the `tether` field manager, skipping unchanged objects.
 //! - [`record`]: what was applied, written before each send, read by `down`.
+//! - [`scale`]: a workload's replica count set by hand, and [`replicas`], the counts
+//!   kept for later deploys until `tether.toml` changes.
 //! - [`rollout`]: readiness, and the reason in words when a pod is not ready.
 //! - [`down`](mod@down): deleting what the record says, while it is still tether's.
 //! - [`session`]: the ownership label of one checkout on one machine.
@@ -18,7 +20,9 @@ mod down;
 mod error;
 pub mod manifest;
 pub mod record;
+pub mod replicas;
 pub mod rollout;
+pub mod scale;
 mod session;
 pub mod sources;
 

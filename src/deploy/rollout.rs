@@ -27,7 +27,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use crate::kube::{PodSet, WatchState, WorkloadKind};
 
 // These moved to the kube layer; re-exported for the callers that name them here.
-pub use crate::kube::{PodCounts, Workload, count, is_ready};
+pub use crate::kube::{PodCounts, Replica, Workload, count, is_ready, replicas};
 
 /// Whether the Deployment's latest spec is fully rolled out and available.
 pub fn deployment_rolled_out(d: &Deployment) -> bool {
@@ -282,6 +282,7 @@ pub const POLL: Duration = Duration::from_millis(250);
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Observed {
     pub counts: PodCounts,
+    pub replicas: Vec<Replica>,
     /// Every workload's latest spec is rolled out and available (its controller says so).
     pub rolled_out: bool,
     /// Every pod is listed and ready: a pod that stops being ready shows here at once,
@@ -339,6 +340,7 @@ async fn observe(
         };
         let now = Observed {
             counts: count(pods.iter().map(|p| &**p)),
+            replicas: replicas(pods.iter().map(|p| &**p)),
             rolled_out: rolled_out.iter().all(|r| *r),
             pods_ready,
             trouble,

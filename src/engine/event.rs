@@ -7,7 +7,10 @@ use super::{error::RoundError, live::SyncReport, plan::ConfigChange};
 use crate::{
     build::{BuildError, Built},
     config::ConfigError,
-    deploy::{ApplyCounts, rollout::PodCounts},
+    deploy::{
+        ApplyCounts,
+        rollout::{PodCounts, Replica},
+    },
     forward::HealthEvent,
     logs::LogLine,
     watch::{Rescan, WatchError},
@@ -75,6 +78,8 @@ pub enum Event {
     Pods {
         resource: String,
         counts: PodCounts,
+        /// Each replica, by pod name.
+        replicas: Vec<Replica>,
     },
     Ready {
         resource: String,
@@ -95,6 +100,16 @@ pub enum Event {
         image: String,
         reason: String,
         rebuild: bool,
+    },
+    /// The latest output of the resource's `status_cmd` (changes only).
+    Status {
+        resource: String,
+        text: String,
+    },
+    /// A workload of the resource was scaled by hand (`tether scale`, the TUI).
+    Scaled {
+        resource: String,
+        summary: String,
     },
     Forward(HealthEvent),
     Log(LogLine),

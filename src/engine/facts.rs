@@ -102,6 +102,8 @@ mod tests {
                     manifests: vec![crate::config::Manifests::File(d.join("k8s.yaml"))],
                     depends_on: vec![],
                     port_forwards: vec![],
+                    ready_cmd: None,
+                    status_cmd: None,
                     declared_at: at,
                 },
             )]),

@@ -12,9 +12,11 @@
 //! - [`event`], [`error`]: what the tasks report on one channel, errors kept typed.
 //! - [`state`], [`store`]: [`state::State::apply`] is the only writer of state; the store
 //!   publishes snapshots and passes events on.
+//! - [`checks`]: a resource's `ready_cmd` and `status_cmd`, run in one of its pods.
 //! - [`observe`]: keeps the pods, logs and readiness of each deployed resource reported
 //!   while it stays deployed, from one pod cache per workload.
 
+mod checks;
 pub mod error;
 pub mod event;
 pub mod facts;

@@ -106,19 +106,21 @@ async fn report(
     event_tx: mpsc::UnboundedSender<Event>,
     stop: CancellationToken,
 ) {
-    let mut counts = None;
+    let mut shown = None;
     // The reason last reported for a settled resource that is not ready any more.
     let mut degraded: Option<String> = None;
     loop {
         let now = observed.borrow_and_update().clone();
         let is_settled = settled.borrow_and_update().contains(&resource);
         let mut events = Vec::new();
-        if counts != Some(now.counts) {
-            counts = Some(now.counts);
+        let pods = (now.counts, now.replicas.clone());
+        if shown.as_ref() != Some(&pods) {
             events.push(Event::Pods {
                 resource: resource.clone(),
                 counts: now.counts,
+                replicas: now.replicas.clone(),
             });
+            shown = Some(pods);
         }
         match verdict(&now) {
             _ if !is_settled => degraded = None,
@@ -177,6 +179,7 @@ mod tests {
                 total: 1,
                 restarts: 0,
             },
+            replicas: vec![],
             rolled_out: true,
             pods_ready: true,
             trouble: None,

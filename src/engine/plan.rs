@@ -16,7 +16,7 @@ use std::{
 };
 
 use crate::{
-    config::{self, Project, Resource},
+    config::{Project, Resource},
     watch::ChangeSet,
 };
 
@@ -249,20 +249,13 @@ fn declared_differently(a: &Resource, b: &Resource) -> bool {
         || a.namespace != b.namespace
         || a.depends_on != b.depends_on
         || a.port_forwards != b.port_forwards
+        || a.ready_cmd != b.ready_cmd
+        || a.status_cmd != b.status_cmd
 }
 
-/// The project's `tether.toml` files: the root one and every file that declares an
-/// image or a resource.
+/// The project's `tether.toml` files (see [`Project::config_files`]).
 pub fn config_files(project: &Project) -> BTreeSet<PathBuf> {
-    let mut files = BTreeSet::from([project.root.join(config::FILE_NAME)]);
-    files.extend(project.images.values().map(|i| i.declared_at.file.clone()));
-    files.extend(
-        project
-            .resources
-            .values()
-            .map(|r| r.declared_at.file.clone()),
-    );
-    files
+    project.config_files()
 }
 
 /// Everything the watcher must watch: image inputs and Dockerfiles, manifests, config files.

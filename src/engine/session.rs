@@ -24,6 +24,7 @@ use tokio::{
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use super::{
+    checks,
     error::RoundError,
     event::{Event, UpdateTiming},
     facts,
@@ -34,7 +35,7 @@ use super::{
 use crate::{
     build::{BuildError, BuildTimings, Builder, Built, HashCache},
     config::Project,
-    deploy::{Deployer, Workload, manifest, rollout, sources},
+    deploy::{Deployer, Workload, manifest, replicas, rollout, sources},
     kube::PodSet,
     logs,
     watch::{ChangeSet, Watch},
@@ -128,6 +129,8 @@ struct Inner {
     live: Arc<Live>,
     /// Per resource: the task that keeps new pods at the synced state.
     keepers: SyncMutex<BTreeMap<String, tokio::task::AbortHandle>>,
+    /// Per resource: the task that runs its `status_cmd`.
+    status: SyncMutex<BTreeMap<String, tokio::task::AbortHandle>>,
 }
 
 impl Session {
@@ -173,6 +176,7 @@ impl Session {
                 tasks,
                 live: Arc::new(Live::new(options.live_update)),
                 keepers: SyncMutex::new(BTreeMap::new()),
+                status: SyncMutex::new(BTreeMap::new()),
             }),
         }
     }
@@ -319,6 +323,19 @@ impl Inner {
                     let (new_facts, new_walk) = self.gather(&new, &set.paths).await;
                     let (reload_plan, change) = plan::reloaded(&project, &new, &new_facts, &last);
                     plan = plan::plan(&set, &new, &new_facts, &last).merge(reload_plan);
+                    // Counts scaled by hand last until tether.toml changes: apply the
+                    // declared ones again.
+                    for r in replicas::Overrides::dropped(&new) {
+                        if new.resources.contains_key(&r) {
+                            let used = images_used(&new, &r).into_iter().collect();
+                            plan.applies.entry(r.clone()).or_insert(used);
+                            self.emit(Event::Scaled {
+                                resource: r,
+                                summary: "replica count set by hand dropped: tether.toml changed"
+                                    .to_owned(),
+                            });
+                        }
+                    }
                     facts = new_facts;
                     walk += new_walk;
                     *self.project.lock().unwrap_or_else(|e| e.into_inner()) = new.clone();
@@ -677,7 +694,7 @@ impl Inner {
             )
             .await
             .map_err(RoundError::LiveUpdate)?;
-        let rendered = self
+        let mut rendered = self
             .deployer
             .render(
                 resource,
@@ -686,6 +703,12 @@ impl Inner {
             )
             .await
             .map_err(RoundError::Deploy)?;
+        // A count scaled by hand stands until tether.toml changes.
+        replicas::Overrides::load(project).apply(
+            name,
+            self.deployer.session(),
+            &mut rendered.objects,
+        );
         let counts = self
             .deployer
             .apply(name, &rendered)
@@ -702,6 +725,11 @@ impl Inner {
         self.wait_ready(name, observed)
             .await
             .map_err(RoundError::NotReady)?;
+        if let Some(argv) = &resource.ready_cmd {
+            self.wait_ready_cmd(name, argv)
+                .await
+                .map_err(RoundError::NotReady)?;
+        }
         timing.rollout = t.elapsed();
         let update = change.map(|c| {
             timing.watch = c.settled.duration_since(c.first_event);
@@ -711,6 +739,7 @@ impl Inner {
         self.live
             .deployed(name, prepared.as_ref(), rendered.supervised.clone());
         self.keep_synced(project, name);
+        self.keep_status(name, resource.status_cmd.as_deref());
         // Ready first: what the resource's observer reports from now on comes after it.
         self.emit(Event::Ready {
             resource: name.to_owned(),
@@ -765,6 +794,62 @@ impl Inner {
                 last_reason.map(|r| format!(": {r}")).unwrap_or_default()
             )),
         }
+    }
+
+    /// Waits until `argv`, run in a ready pod of `name`, exits 0; in `--ci` mode for at
+    /// most the timeout.
+    async fn wait_ready_cmd(&self, name: &str, argv: &[String]) -> Result<(), String> {
+        let Some(set) = self.targets.get(name).and_then(|t| t.borrow().clone()) else {
+            return Ok(());
+        };
+        let mut last = None;
+        let wait = checks::until_ready(&set, argv, |reason| {
+            self.emit(Event::Waiting {
+                resource: name.to_owned(),
+                reason: reason.clone(),
+            });
+            last = Some(reason);
+        });
+        let limit = if self.options.ci {
+            self.options.timeout
+        } else {
+            Duration::MAX
+        };
+        tokio::select! {
+            _ = self.shutdown.cancelled() => Err("stopped".to_owned()),
+            done = tokio::time::timeout(limit, wait) => match done {
+                Ok(()) => Ok(()),
+                Err(_) => Err(format!(
+                    "not ready after {}s: {}",
+                    limit.as_secs(),
+                    last.unwrap_or_else(|| format!("ready_cmd `{}` did not pass", argv.join(" ")))
+                )),
+            },
+        }
+    }
+
+    /// (Re)starts the task that feeds `name`'s status panel from its `status_cmd`, on
+    /// the pods of this deploy; stops it when the resource has none any more.
+    fn keep_status(&self, name: &str, argv: Option<&[String]>) {
+        let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(old) = status.remove(name) {
+            old.abort();
+        }
+        let (Some(argv), Some(set)) = (
+            argv,
+            self.targets.get(name).and_then(|t| t.borrow().clone()),
+        ) else {
+            return;
+        };
+        let task = checks::keep_status(set, argv.to_vec(), name.to_owned(), self.event_tx.clone());
+        let shutdown = self.shutdown.clone();
+        let handle = self.tasks.spawn(async move {
+            tokio::select! {
+                _ = task => {}
+                _ = shutdown.cancelled() => {}
+            }
+        });
+        status.insert(name.to_owned(), handle.abort_handle());
     }
 
     /// (Re)starts the task that brings pods of `name` appearing after a sync to the synced

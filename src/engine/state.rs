@@ -10,7 +10,10 @@ use super::{
     error::report,
     event::{Event, UpdateTiming},
 };
-use crate::{deploy::rollout::PodCounts, forward::Health};
+use crate::{
+    deploy::rollout::{PodCounts, Replica},
+    forward::Health,
+};
 
 /// Log lines kept in memory for views; older lines are only in the on-disk history.
 pub const LOG_LINES_IN_MEMORY: usize = 2_000;
@@ -31,6 +34,10 @@ pub struct ResourceView {
     pub last_build: Option<Duration>,
     pub deploy: Phase,
     pub pods: PodCounts,
+    /// Each replica, by pod name.
+    pub replicas: Vec<Replica>,
+    /// The latest output of the resource's `status_cmd`.
+    pub status: Option<String>,
     /// Local port and health of each forward.
     pub forwards: BTreeMap<u16, Health>,
     pub waiting_for: Option<String>,
@@ -177,9 +184,24 @@ impl State {
                     }
                 }
             }
-            Event::Pods { resource, counts } => {
+            Event::Pods {
+                resource,
+                counts,
+                replicas,
+            } => {
                 if let Some(r) = self.resources.get_mut(resource) {
                     r.pods = *counts;
+                    r.replicas = replicas.clone();
+                }
+            }
+            Event::Status { resource, text } => {
+                if let Some(r) = self.resources.get_mut(resource) {
+                    r.status = Some(text.clone());
+                }
+            }
+            Event::Scaled { resource, summary } => {
+                if let Some(r) = self.resources.get_mut(resource) {
+                    r.last_change = Some(summary.clone());
                 }
             }
             Event::Ready { resource, update } => {

@@ -10,12 +10,14 @@
 //!   (the newest ready pod, [`crate::forward`]) and log followers ([`crate::logs`]) all
 //!   read one set per workload and wait on its changes.
 //! - [`port`]: a port-forward to one pod's port, opened within a time limit.
+//! - [`exec`]: a command run in a pod's container, as `kubectl exec` runs it.
 
+pub mod exec;
 mod pods;
 pub mod port;
 mod workload;
 
 pub use self::{
-    pods::{PodCounts, PodSet, WatchState, count, is_ready},
+    pods::{PodCounts, PodSet, Replica, WatchState, count, is_ready, replicas},
     workload::{Workload, WorkloadKind},
 };

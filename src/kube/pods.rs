@@ -156,6 +156,37 @@ pub struct PodCounts {
     pub restarts: u32,
 }
 
+/// One replica, for the resource list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Replica {
+    pub pod: String,
+    pub ready: bool,
+    pub restarts: u32,
+}
+
+/// The pods that are not being deleted, by name.
+pub fn replicas<'a>(pods: impl IntoIterator<Item = &'a Pod>) -> Vec<Replica> {
+    let mut v: Vec<Replica> = pods
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .map(|p| Replica {
+            pod: p.name_any(),
+            ready: is_ready(p),
+            restarts: restarts(p),
+        })
+        .collect();
+    v.sort_by(|a, b| a.pod.cmp(&b.pod));
+    v
+}
+
+fn restarts(p: &Pod) -> u32 {
+    p.status
+        .iter()
+        .flat_map(|s| s.container_statuses.iter().flatten())
+        .map(|cs| cs.restart_count.max(0) as u32)
+        .sum()
+}
+
 /// Counts of the pods that are not being deleted.
 pub fn count<'a>(pods: impl IntoIterator<Item = &'a Pod>) -> PodCounts {
     let mut c = PodCounts::default();
@@ -167,12 +198,7 @@ pub fn count<'a>(pods: impl IntoIterator<Item = &'a Pod>) -> PodCounts {
         if is_ready(p) {
             c.ready += 1;
         }
-        c.restarts += p
-            .status
-            .iter()
-            .flat_map(|s| s.container_statuses.iter().flatten())
-            .map(|cs| cs.restart_count.max(0) as u32)
-            .sum::<u32>();
+        c.restarts += restarts(p);
     }
     c
 }

@@ -54,6 +54,8 @@ pub enum Action {
     Back,
     SwitchFocus,
     Trigger,
+    /// `+` / `-`: one replica more or fewer for the selected resource.
+    Scale(i32),
     ToggleScope,
     ToggleFollow,
     Help,
@@ -72,6 +74,11 @@ pub enum Action {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
     Trigger(String),
+    /// Scale the resource's workload by this many replicas.
+    Scale {
+        resource: String,
+        by: i32,
+    },
     /// Read a page of history for the held log pane; `generation` ties the answer to it.
     LoadHistory {
         resource: Option<String>,
@@ -191,6 +198,8 @@ impl App {
             KeyCode::Esc => Action::Back,
             KeyCode::Tab | KeyCode::BackTab => Action::SwitchFocus,
             KeyCode::Char('r') => Action::Trigger,
+            KeyCode::Char('+' | '=') => Action::Scale(1),
+            KeyCode::Char('-') => Action::Scale(-1),
             KeyCode::Char('l') => Action::ToggleScope,
             KeyCode::Char('f') => Action::ToggleFollow,
             KeyCode::Char('/') => Action::FilterStart,
@@ -202,7 +211,7 @@ impl App {
     pub fn update(&mut self, action: Action, state: &State) -> Option<Effect> {
         let count = state.resources.len();
         self.selected = self.selected.min(count.saturating_sub(1));
-        if !matches!(action, Action::Trigger) {
+        if !matches!(action, Action::Trigger | Action::Scale(_)) {
             self.message = None;
         }
         match action {
@@ -259,6 +268,9 @@ impl App {
                 None
             }
             Action::Trigger => self.selected_name(state).map(Effect::Trigger),
+            Action::Scale(by) => self
+                .selected_name(state)
+                .map(|resource| Effect::Scale { resource, by }),
             Action::ToggleScope => {
                 self.scope = match self.scope {
                     Scope::All => Scope::Selected,
@@ -542,6 +554,27 @@ mod tests {
         assert_eq!(
             press(&mut app, &s, KeyCode::Char('r')),
             Some(Effect::Trigger("orders".into()))
+        );
+    }
+
+    #[test]
+    fn plus_and_minus_scale_the_selected_resource() {
+        let s = state();
+        let mut app = App::new("t");
+        press(&mut app, &s, KeyCode::Char('j'));
+        assert_eq!(
+            press(&mut app, &s, KeyCode::Char('+')),
+            Some(Effect::Scale {
+                resource: "orders".into(),
+                by: 1
+            })
+        );
+        assert_eq!(
+            press(&mut app, &s, KeyCode::Char('-')),
+            Some(Effect::Scale {
+                resource: "orders".into(),
+                by: -1
+            })
         );
     }
 

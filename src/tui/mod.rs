@@ -10,8 +10,9 @@
 //!   app, carries out its effects and redraws when something changed, at most
 //!   [`MAX_FPS`] times a second, never in a busy loop.
 //!
-//! Data comes from the engine's [`Views`] and the on-disk [`History`]; the only thing sent
-//! back is a resource name on the session's trigger channel.
+//! Data comes from the engine's [`Views`] and the on-disk [`History`]; what is sent back
+//! is a resource name on the session's trigger channel, and a scale (`+`/`-`) straight to
+//! the cluster, which the engine then observes like any other change.
 
 pub mod app;
 pub mod terminal;
@@ -33,6 +34,7 @@ use tokio_util::sync::CancellationToken;
 use self::app::Effect;
 pub use self::app::{App, Exit};
 use crate::{
+    deploy::scale::{Count, Scaler},
     engine::Views,
     logs_history::{History, Page},
 };
@@ -72,6 +74,8 @@ pub struct Options {
     pub title: String,
     /// Where stderr goes while the TUI owns the terminal.
     pub diagnostics: Option<PathBuf>,
+    /// What `+` and `-` scale with.
+    pub scaler: Scaler,
 }
 
 /// Runs the TUI until the developer quits (returning how) or `shutdown` (returning
@@ -89,6 +93,8 @@ pub async fn run(
     let mut state_rx = views.state.clone();
     let mut keys = EventStream::new();
     let (loaded_tx, mut loaded_rx) = mpsc::unbounded_channel::<Loaded>();
+    // What a scale did, for the title bar.
+    let (scaled_tx, mut scaled_rx) = mpsc::unbounded_channel::<String>();
     let frame = Duration::from_secs(1) / MAX_FPS;
     let mut last_draw: Option<Instant> = None;
     let mut dirty = true;
@@ -127,6 +133,17 @@ pub async fn run(
                     match effect {
                         Some(Effect::Exit(exit)) => return Ok(exit),
                         Some(Effect::Trigger(name)) => trigger(&mut app, &trigger_tx, name),
+                        Some(Effect::Scale { resource, by }) => {
+                            app.note(format!("scaling {resource}…"));
+                            let (scaler, scaled_tx) = (options.scaler.clone(), scaled_tx.clone());
+                            tokio::spawn(async move {
+                                let note = match scaler.scale(&resource, None, Count::By(by)).await {
+                                    Ok(s) => format!("{resource}: {s}"),
+                                    Err(e) => format!("{resource}: {}", crate::engine::report(&e)),
+                                };
+                                let _ = scaled_tx.send(note);
+                            });
+                        }
                         Some(Effect::LoadHistory { resource, before, generation }) => {
                             let history = history.clone();
                             let loaded_tx = loaded_tx.clone();
@@ -153,6 +170,10 @@ pub async fn run(
             },
             changed = state_rx.changed(), if !engine_gone => {
                 engine_gone = changed.is_err();
+                dirty = true;
+            }
+            Some(note) = scaled_rx.recv() => {
+                app.note(note);
                 dirty = true;
             }
             Some(loaded) = loaded_rx.recv() => {

@@ -12,7 +12,7 @@ use super::{
 };
 use crate::{
     build::{BuildError, BuildTimings, Built},
-    deploy::rollout::PodCounts,
+    deploy::rollout::{PodCounts, Replica},
     engine::{Event, RoundError, State, UpdateTiming},
     forward::{Health, HealthEvent},
     logs::LogLine,
@@ -69,6 +69,13 @@ fn pods(resource: &str, ready: usize, total: usize, restarts: u32) -> Event {
             total,
             restarts,
         },
+        replicas: (0..total)
+            .map(|i| Replica {
+                pod: format!("{resource}-7d9f8-{i}"),
+                ready: i < ready,
+                restarts: 0,
+            })
+            .collect(),
     }
 }
 

@@ -57,7 +57,7 @@ pub fn layout(area: Rect, state: &State, app: &App) -> Areas {
     let wanted_list = 3 + state
         .resources
         .values()
-        .map(|r| 1 + u16::from(reason(r).is_some()))
+        .map(|r| 1 + u16::from(reason(r).is_some()) + replica_rows(r))
         .sum::<u16>();
     let list_h = wanted_list.min((body / 2).max(5)).min(body);
     let detail_h = match detail(state, app) {
@@ -68,7 +68,7 @@ pub fn layout(area: Rect, state: &State, app: &App) -> Areas {
                 .map(|l| l.chars().count().div_ceil(width).max(1))
                 .sum();
             let room = body.saturating_sub(list_h + MIN_LOG_ROWS + 2);
-            (lines as u16 + 2).min(8).min(room)
+            (lines as u16 + 2).min(10).min(room)
         }
         None => 0,
     };
@@ -271,11 +271,36 @@ fn resource_item<'a>(name: &'a str, r: &'a ResourceView, name_w: usize) -> ListI
         spans.push(Span::styled(mark, Style::new().fg(color)));
     }
     let mut lines = vec![Line::from(spans)];
+    if replica_rows(r) > 0 {
+        for p in &r.replicas {
+            let (mark, color) = if p.ready { ("●", OK) } else { ("○", BUSY) };
+            let mut row = vec![
+                Span::styled(format!("  {mark} "), Style::new().fg(color)),
+                Span::styled(p.pod.clone(), Style::new().fg(DIM)),
+            ];
+            if p.restarts > 0 {
+                row.push(Span::styled(
+                    format!("  {} restarts", p.restarts),
+                    Style::new().fg(BUSY),
+                ));
+            }
+            lines.push(Line::from(row));
+        }
+    }
     if let Some((text, color)) = reason(r) {
         let first = text.lines().next().unwrap_or("");
         lines.push(Line::styled(format!("  ↳ {first}"), Style::new().fg(color)));
     }
     ListItem::new(Text::from(lines))
+}
+
+/// A row per replica once a resource runs more than one pod: one pod says nothing the
+/// PODS column does not.
+fn replica_rows(r: &ResourceView) -> u16 {
+    match r.replicas.len() {
+        0 | 1 => 0,
+        n => u16::try_from(n).unwrap_or(u16::MAX),
+    }
 }
 
 /// Why a resource is not ready, in words: its last error, else what it waits for; for a
@@ -413,8 +438,12 @@ const HELP: &[(&str, &str)] = &[
     ("tab", "switch between the list and the logs"),
     ("esc", "back: logs → list → all logs"),
     ("r", "rebuild and redeploy the selected resource"),
+    (
+        "+ / -",
+        "one replica more / fewer for the selected resource",
+    ),
     ("l", "logs of all resources / the selected one"),
-    ("/", "filter log lines (enter keeps, esc clears)"),
+    ("/", "filter log lines, by text or pod (enter keeps)"),
     ("PgUp/PgDn", "scroll a page (ctrl-u / ctrl-d)"),
     ("g / G", "oldest line / follow new lines"),
     ("f", "hold the logs still / follow again"),

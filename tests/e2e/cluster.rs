@@ -85,6 +85,8 @@ async fn build_push_deploy_forward_dns_exec_logs() {
         )],
         depends_on: vec![],
         port_forwards: vec![],
+        ready_cmd: None,
+        status_cmd: None,
         declared_at: at,
     };
     let deployer =

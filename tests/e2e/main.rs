@@ -17,6 +17,7 @@ mod reload;
 mod rendered;
 mod restart;
 mod run;
+mod scale;
 mod support;
 mod tui;
 mod up;

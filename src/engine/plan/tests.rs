@@ -40,6 +40,8 @@ fn resource(name: &str, manifests: &[&str]) -> Resource {
         manifests: manifests.iter().map(|m| Manifests::File(p(m))).collect(),
         depends_on: vec![],
         port_forwards: vec![],
+        ready_cmd: None,
+        status_cmd: None,
         declared_at: at(&format!("{name}/tether.toml")),
     }
 }
