@@ -12,6 +12,7 @@ mod laptop;
 mod live;
 mod observe;
 mod process;
+mod pubsub;
 mod registries;
 mod reload;
 mod rendered;
