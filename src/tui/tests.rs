@@ -359,3 +359,20 @@ fn tiny_and_resized_terminals_do_not_panic() {
     terminal.draw(|f| view::draw(f, &s, &a)).unwrap();
     assert_eq!(terminal.backend().buffer().area.width, 60);
 }
+
+#[test]
+fn a_resource_shown_alone_has_its_status_panel() {
+    let mut s = ready();
+    apply(
+        &mut s,
+        [Event::Status {
+            resource: "gateway".into(),
+            text: "partition  committed  end  lag\n0          120        122  2\ntotal lag 2".into(),
+        }],
+    );
+    let mut a = app();
+    a.selected = 0;
+    a.scope = Scope::Selected;
+    let t = render(&s, &a, 80, 24);
+    insta::assert_snapshot!("status_panel", t.backend());
+}

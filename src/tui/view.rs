@@ -315,12 +315,21 @@ fn reason(r: &ResourceView) -> Option<(&str, Color)> {
     }
 }
 
-/// The full reason of the resource whose logs are shown, when it has one.
+/// The full reason of the shown resource when its logs are shown, and its status panel
+/// (`status_cmd`'s output), when it has either.
 fn detail<'a>(state: &'a State, app: &App) -> Option<(&'a str, String, Color)> {
     let name = app.scope_resource(state)?;
     let r = state.resources.get(name)?;
-    let (text, color) = reason(r)?;
-    Some((name, clean(text, true), color))
+    match (reason(r), &r.status) {
+        (Some((text, color)), None) => Some((name, clean(text, true), color)),
+        (None, Some(status)) => Some((name, clean(status, true), Color::Reset)),
+        (Some((text, color)), Some(status)) => Some((
+            name,
+            format!("{}\n{}", clean(text, true), clean(status, true)),
+            color,
+        )),
+        (None, None) => None,
+    }
 }
 
 fn draw_logs(frame: &mut Frame, area: Rect, state: &State, app: &App) {
