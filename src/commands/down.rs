@@ -1,10 +1,11 @@
 //! `tether down`: delete what `up` created, from the record kept for this cluster.
 
-use super::{Failure, project::load, remove::remove};
-use crate::{
-    cli::DownArgs,
-    cluster::{AllowList, Cluster},
+use super::{
+    Failure,
+    project::{self, load},
+    remove::remove,
 };
+use crate::cli::DownArgs;
 
 pub async fn run(args: DownArgs) -> Result<(), Failure> {
     let DownArgs {
@@ -12,9 +13,6 @@ pub async fn run(args: DownArgs) -> Result<(), Failure> {
         delete_namespaces,
     } = args;
     let project = load(&target)?;
-    let cluster =
-        Cluster::connect_guarded(target.context.as_deref(), &AllowList::of_project(&project))
-            .await
-            .map_err(Failure::classify)?;
+    let cluster = project::cluster(&target, &project).await?;
     remove(&cluster, &project.root, delete_namespaces).await
 }

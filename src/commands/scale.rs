@@ -1,12 +1,11 @@
 //! `tether scale RESOURCE N`: a resource's Deployment or StatefulSet set to N replicas
 //! now, with or without an `up` running; `up` keeps the count until tether.toml changes.
 
-use super::{Failure, project::load};
-use crate::{
-    cli::ScaleArgs,
-    cluster::{AllowList, Cluster},
-    deploy::scale::Scaler,
+use super::{
+    Failure,
+    project::{self, load},
 };
+use crate::{cli::ScaleArgs, deploy::scale::Scaler};
 
 pub async fn run(args: ScaleArgs) -> Result<(), Failure> {
     let ScaleArgs {
@@ -16,10 +15,7 @@ pub async fn run(args: ScaleArgs) -> Result<(), Failure> {
         workload,
     } = args;
     let project = load(&target)?;
-    let cluster =
-        Cluster::connect_guarded(target.context.as_deref(), &AllowList::of_project(&project))
-            .await
-            .map_err(Failure::classify)?;
+    let cluster = project::cluster(&target, &project).await?;
     let scaler = Scaler {
         client: cluster.client.clone(),
         root: project.root.clone(),

@@ -8,11 +8,14 @@ use anyhow::Context as _;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{Failure, project::load, remove::remove};
+use super::{
+    Failure,
+    project::{self, load},
+    remove::remove,
+};
 use crate::{
     build::{Builder, Registry},
     cli::UpArgs,
-    cluster::{AllowList, Cluster},
     control::{
         Instance,
         server::{self, Control},
@@ -46,10 +49,7 @@ pub async fn run(args: UpArgs) -> Result<(), Failure> {
     let root = project.root.clone();
     let history = History::open(&root)?;
     let control_listener = instance.bind()?;
-    let cluster =
-        Cluster::connect_guarded(target.context.as_deref(), &AllowList::of_project(&project))
-            .await
-            .map_err(Failure::classify)?;
+    let cluster = project::cluster(&target, &project).await?;
     let registry = Registry::resolve(project.registry.as_deref(), &cluster.client).await?;
     let deployer = Deployer::new(
         cluster.client.clone(),

@@ -367,7 +367,8 @@ fn a_resource_shown_alone_has_its_status_panel() {
         &mut s,
         [Event::Status {
             resource: "gateway".into(),
-            text: "partition  committed  end  lag\n0          120        122  2\ntotal lag 2".into(),
+            text: "partition  committed  end  lag\n0          120        122  2\ntotal lag 2"
+                .into(),
         }],
     );
     let mut a = app();

@@ -18,7 +18,7 @@ use kube::{Api, Client};
 use crate::{
     connect::{self, TURN},
     process::tether,
-    support::{cluster, eventually, laptop::Laptop},
+    support::{self, cluster, eventually, laptop::Laptop},
 };
 
 const NAMESPACE: &str = "data";
@@ -29,23 +29,13 @@ fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Runtime::new().unwrap()
 }
 
-/// Whether `tool` runs here; without it the test skips, unless a cluster is required
-/// (`scripts/test` installs the clients).
+/// Whether the client `tool` runs here (see [`support::have`]).
 fn have(tool: &str) -> bool {
-    let found = Command::new(tool)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        assert!(
-            std::env::var_os("TETHER_REQUIRE_CLUSTER").is_none(),
-            "{tool} is missing: apt-get install postgresql-client redis-tools"
-        );
-        eprintln!("SKIPPED: {tool} is missing (apt-get install postgresql-client redis-tools)");
-    }
-    found
+    support::have(
+        tool,
+        "--version",
+        "apt-get install postgresql-client redis-tools",
+    )
 }
 
 /// `tool ARGS` with a deadline: the clients' own timeouts cover connecting, this covers

@@ -8,7 +8,7 @@
 use std::{
     collections::{BTreeMap, BTreeSet},
     path::Path,
-    process::{Command, Output, Stdio},
+    process::Output,
     time::{Duration, Instant},
 };
 
@@ -22,7 +22,7 @@ use tokio::io::AsyncReadExt;
 use crate::{
     connect::{self, TURN},
     process::{Running, repo_copy, tether},
-    support::{cluster, eventually, laptop::Laptop},
+    support::{cluster, eventually, have, laptop::Laptop},
 };
 
 const NAMESPACE: &str = "pubsub";
@@ -122,30 +122,13 @@ fn read_topic(laptop: &Laptop, state: &Path, topic: &str) -> Vec<serde_json::Val
         .collect()
 }
 
-fn have_kcat() -> bool {
-    let found = Command::new("kcat")
-        .arg("-V")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        assert!(
-            std::env::var_os("TETHER_REQUIRE_CLUSTER").is_none(),
-            "kcat is missing: apt-get install kcat"
-        );
-        eprintln!("SKIPPED: kcat is missing (apt-get install kcat)");
-    }
-    found
-}
-
 #[test]
 fn orders_flow_scale_up_survive_a_killed_worker_and_reach_the_laptop() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let Some(cluster) = rt.block_on(cluster()) else {
         return;
     };
-    if !have_kcat() {
+    if !have("kcat", "-V", "apt-get install kcat") {
         return;
     }
     let client = cluster.client.clone();

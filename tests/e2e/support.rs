@@ -195,3 +195,23 @@ pub fn wait_for_shop(base: &str) {
         std::thread::sleep(Duration::from_millis(500));
     }
 }
+
+/// Whether `tool` runs here (`tool --version`, or `version_flag`); without it the test
+/// skips, unless a cluster is required (`scripts/test` installs the tools), when it
+/// fails with `install`, the command that brings it.
+pub fn have(tool: &str, version_flag: &str, install: &str) -> bool {
+    let found = std::process::Command::new(tool)
+        .arg(version_flag)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        assert!(
+            std::env::var_os("TETHER_REQUIRE_CLUSTER").is_none(),
+            "{tool} is missing: {install}"
+        );
+        eprintln!("SKIPPED: {tool} is missing ({install})");
+    }
+    found
+}
