@@ -12,13 +12,13 @@ use std::{
     time::Duration,
 };
 
-use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
+use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::{Api, Client};
 
 use crate::{
     connect::{self, TURN},
     process::tether,
-    support::{self, cluster, eventually, laptop::Laptop},
+    support::{self, cluster, laptop::Laptop, namespace_gone},
 };
 
 const NAMESPACE: &str = "data";
@@ -219,19 +219,7 @@ fn postgres_and_redis_build_on_debian_answer_their_clients_and_go_with_down() {
 
     // Down: everything tether made goes, the namespace with it.
     drop(down);
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    rt.block_on(eventually(
-        Duration::from_secs(120),
-        "namespace data to be deleted",
-        || async {
-            namespaces
-                .get_opt(NAMESPACE)
-                .await
-                .ok()?
-                .is_none()
-                .then_some(())
-        },
-    ));
+    rt.block_on(namespace_gone(&client, NAMESPACE, Duration::from_secs(120)));
 }
 
 /// `redis-benchmark --csv` rows: (test, requests/s, p50 ms, p99 ms).

@@ -12,7 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use kube::{
     Api, Client, ResourceExt,
     api::{AttachParams, DeleteParams, ListParams},
@@ -22,7 +22,7 @@ use tokio::io::AsyncReadExt;
 use crate::{
     connect::{self, TURN},
     process::{Running, repo_copy, tether},
-    support::{cluster, eventually, have, laptop::Laptop},
+    support::{cluster, eventually, have, laptop::Laptop, namespace_gone},
 };
 
 const NAMESPACE: &str = "pubsub";
@@ -281,18 +281,6 @@ fn orders_flow_scale_up_survive_a_killed_worker_and_reach_the_laptop() {
     // Down: the namespace and everything in it go.
     assert!(up.interrupt(), "up stops on Ctrl-C");
     drop(down);
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    rt.block_on(eventually(
-        Duration::from_secs(180),
-        "namespace pubsub to be deleted",
-        || async {
-            namespaces
-                .get_opt(NAMESPACE)
-                .await
-                .ok()?
-                .is_none()
-                .then_some(())
-        },
-    ));
+    rt.block_on(namespace_gone(&client, NAMESPACE, Duration::from_secs(180)));
     assert!(!dir.join(".tether/replicas.json").exists());
 }

@@ -215,3 +215,14 @@ pub fn have(tool: &str, version_flag: &str, install: &str) -> bool {
     }
     found
 }
+
+/// Waits until the namespace `name` is gone (its deletion finalised).
+pub async fn namespace_gone(client: &Client, name: &str, timeout: Duration) {
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    eventually(
+        timeout,
+        &format!("namespace {name} to be deleted"),
+        || async { namespaces.get_opt(name).await.ok()?.is_none().then_some(()) },
+    )
+    .await
+}
