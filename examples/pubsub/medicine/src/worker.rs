@@ -1,0 +1,201 @@
+//! The worker: one member of group `medicine`. For each order it works
+//! WORK_MS, publishes the delivery, waits for the broker's ack, and only then
+//! commits the order's offset. A worker killed at any point loses no order:
+//! the next owner of the partition starts after the last commit (so an order
+//! may be delivered twice, never not at all).
+
+use std::time::Duration;
+
+use anyhow::Context;
+use pubsub_common::{
+    DELIVERIES_TOPIC, ORDERS_TOPIC, kafka,
+    message::{self, Delivery, Order},
+    publish,
+    rdkafka::{
+        ClientContext, Message,
+        consumer::{CommitMode, Consumer, StreamConsumer},
+        error::{KafkaError, RDKafkaErrorCode},
+        message::BorrowedMessage,
+        producer::{FutureProducer, Producer},
+    },
+    shutdown,
+};
+use tracing::{info, warn};
+
+use crate::{GROUP, context};
+
+pub struct Settings {
+    pub bootstrap: String,
+    /// This worker's name, in its deliveries and as its client id.
+    pub worker: String,
+    /// How long one order takes.
+    pub work: Duration,
+}
+
+/// Works orders until SIGTERM, then commits and leaves the group.
+pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    let Settings {
+        bootstrap,
+        worker,
+        work,
+    } = settings;
+    let producer = kafka::producer(&bootstrap, &worker).context("cannot make the producer")?;
+    info!(
+        "worker {worker}: group {GROUP} on {ORDERS_TOPIC} at {bootstrap}, {} ms per order",
+        work.as_millis()
+    );
+
+    let stop = shutdown::requested();
+    tokio::pin!(stop);
+    // Asked through the producer: a consumer made now would queue an error
+    // for every failed connection, to be read (and reported) later as news.
+    tokio::select! {
+        _ = kafka::wait_for_topic(producer.client(), ORDERS_TOPIC) => {}
+        _ = &mut stop => return Ok(()),
+    }
+    let consumer: StreamConsumer<context::Worker> = kafka::client_config(&bootstrap, &worker)
+        .set("group.id", GROUP)
+        // Committed by hand, after the delivery is acknowledged.
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        // A worker killed outright hands its partitions on after 10 s, not 45.
+        .set("session.timeout.ms", "10000")
+        .set("heartbeat.interval.ms", "2000")
+        .create_with_context(context::Worker)
+        .context("cannot make the consumer")?;
+    consumer
+        .subscribe(&[ORDERS_TOPIC])
+        .context("cannot subscribe")?;
+
+    let mut trouble = Trouble::default();
+    loop {
+        let next = tokio::select! {
+            next = consumer.recv() => next,
+            _ = &mut stop => break,
+        };
+        match next {
+            Ok(order) => {
+                trouble.over();
+                tokio::select! {
+                    _ = handle(&consumer, &producer, &worker, work, &order) => {}
+                    // Uncommitted: the partition's next owner works it again.
+                    _ = &mut stop => break,
+                }
+            }
+            Err(error) => trouble.report(&error),
+        }
+    }
+
+    info!("worker {worker}: stopping, leaving group {GROUP}");
+    // Everything read so far has been delivered: commit it all, then leave, so
+    // the partitions move to the other workers now rather than after the session timeout.
+    match consumer.commit_consumer_state(CommitMode::Sync) {
+        Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+        Err(error) => warn!("last commit failed ({error}): some orders may be worked again"),
+    }
+    consumer.unsubscribe();
+    Ok(())
+}
+
+/// Works one order: the delivery first, then the commit.
+async fn handle<C: ClientContext + 'static>(
+    consumer: &StreamConsumer<context::Worker>,
+    producer: &FutureProducer<C>,
+    worker: &str,
+    work: Duration,
+    message: &BorrowedMessage<'_>,
+) {
+    match message::decode::<Order>(message.payload()) {
+        Ok(order) => {
+            tokio::time::sleep(work).await;
+            let delivery = Delivery {
+                order: order.id.clone(),
+                worker: worker.to_owned(),
+            };
+            publish::until_acknowledged(
+                producer,
+                DELIVERIES_TOPIC,
+                &order.id,
+                &message::encode(&delivery),
+            )
+            .await;
+            commit(consumer, message);
+            info!("delivered {}", order.id);
+        }
+        Err(error) => {
+            // Not an order: working it again would fail again, so step over it.
+            warn!(
+                "skipping the message at partition {} offset {}: {error}",
+                message.partition(),
+                message.offset()
+            );
+            commit(consumer, message);
+        }
+    }
+}
+
+/// Commits past `message`. Asynchronous: the broker's answer comes to
+/// [`context::Worker::commit_callback`], and a later commit covers a lost one.
+fn commit(consumer: &StreamConsumer<context::Worker>, message: &BorrowedMessage<'_>) {
+    if let Err(error) = consumer.commit_message(message, CommitMode::Async) {
+        warn!(
+            "cannot commit partition {} offset {} ({error}): it may be worked again",
+            message.partition(),
+            message.offset()
+        );
+    }
+}
+
+/// The consumer's errors, said once each until orders flow again. They are
+/// reports, not failures: librdkafka reconnects and rejoins by itself. They
+/// must be read at once, too: a rebalance waits in the same queue behind them.
+#[derive(Debug, Default)]
+struct Trouble {
+    last: Option<String>,
+}
+
+impl Trouble {
+    fn report(&mut self, error: &KafkaError) {
+        let what = match error.rdkafka_error_code() {
+            Some(RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic) => {
+                format!("topic {ORDERS_TOPIC} does not exist (any more?)")
+            }
+            Some(RDKafkaErrorCode::BrokerTransportFailure | RDKafkaErrorCode::AllBrokersDown) => {
+                "the broker is not answering".to_owned()
+            }
+            _ => format!("cannot read orders: {error}"),
+        };
+        if self.first(what.clone()) {
+            warn!("{what}; waiting");
+        }
+    }
+
+    /// Whether `what` differs from the last report (and so is news).
+    fn first(&mut self, what: String) -> bool {
+        let news = self.last.as_ref() != Some(&what);
+        self.last = Some(what);
+        news
+    }
+
+    /// An order came: the next error is news again.
+    fn over(&mut self) {
+        if self.last.take().is_some() {
+            info!("orders are flowing again");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_is_reported_once_until_orders_flow_again() {
+        let mut trouble = Trouble::default();
+        assert!(trouble.first("down".into()));
+        assert!(!trouble.first("down".into()));
+        assert!(trouble.first("gone".into()));
+        trouble.over();
+        assert!(trouble.first("gone".into()));
+    }
+}
