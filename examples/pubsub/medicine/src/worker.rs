@@ -61,6 +61,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         // A worker killed outright hands its partitions on after 10 s, not 45.
         .set("session.timeout.ms", "10000")
         .set("heartbeat.interval.ms", "2000")
+        // Orders fetched ahead, per partition: a few MB, not the default 64, in a
+        // pod limited to 64 MiB.
+        .set("queued.max.messages.kbytes", "2048")
         .create_with_context(context::Worker)
         .context("cannot make the consumer")?;
     consumer
