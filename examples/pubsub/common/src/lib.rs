@@ -9,6 +9,7 @@ pub mod logging;
 pub mod message;
 pub mod publish;
 pub mod shutdown;
+pub mod trouble;
 
 pub use rdkafka;
 

@@ -19,6 +19,7 @@ use pubsub_common::{
         producer::{FutureProducer, Producer},
     },
     shutdown,
+    trouble::{self, Trouble},
 };
 use tracing::{info, warn};
 
@@ -70,7 +71,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         .subscribe(&[ORDERS_TOPIC])
         .context("cannot subscribe")?;
 
-    let mut trouble = Trouble::default();
+    // What the consumer said went wrong, and what the delivery producer did.
+    let mut reading = Trouble::default();
+    let mut delivering = Trouble::default();
     loop {
         let next = tokio::select! {
             next = consumer.recv() => next,
@@ -78,14 +81,23 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         };
         match next {
             Ok(order) => {
-                trouble.over();
+                if reading.over() {
+                    info!("orders are flowing again");
+                }
                 tokio::select! {
-                    _ = handle(&consumer, &producer, &worker, work, &order) => {}
+                    _ = handle(&consumer, &producer, &mut delivering, &worker, work, &order) => {}
                     // Uncommitted: the partition's next owner works it again.
                     _ = &mut stop => break,
                 }
             }
-            Err(error) => trouble.report(&error),
+            // Reports, not failures: librdkafka reconnects and rejoins by
+            // itself. Read at once, too: a rebalance waits behind them.
+            Err(error) => {
+                let what = trouble::describe(&error, ORDERS_TOPIC);
+                if reading.news(&what) {
+                    warn!("cannot read orders: {what}; waiting");
+                }
+            }
         }
     }
 
@@ -104,6 +116,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
 async fn handle<C: ClientContext + 'static>(
     consumer: &StreamConsumer<context::Worker>,
     producer: &FutureProducer<C>,
+    trouble: &mut Trouble,
     worker: &str,
     work: Duration,
     message: &BorrowedMessage<'_>,
@@ -117,6 +130,7 @@ async fn handle<C: ClientContext + 'static>(
             };
             publish::until_acknowledged(
                 producer,
+                trouble,
                 DELIVERIES_TOPIC,
                 &order.id,
                 &message::encode(&delivery),
@@ -146,59 +160,5 @@ fn commit(consumer: &StreamConsumer<context::Worker>, message: &BorrowedMessage<
             message.partition(),
             message.offset()
         );
-    }
-}
-
-/// The consumer's errors, said once each until orders flow again. They are
-/// reports, not failures: librdkafka reconnects and rejoins by itself. They
-/// must be read at once, too: a rebalance waits in the same queue behind them.
-#[derive(Debug, Default)]
-struct Trouble {
-    last: Option<String>,
-}
-
-impl Trouble {
-    fn report(&mut self, error: &KafkaError) {
-        let what = match error.rdkafka_error_code() {
-            Some(RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic) => {
-                format!("topic {ORDERS_TOPIC} does not exist (any more?)")
-            }
-            Some(RDKafkaErrorCode::BrokerTransportFailure | RDKafkaErrorCode::AllBrokersDown) => {
-                "the broker is not answering".to_owned()
-            }
-            _ => format!("cannot read orders: {error}"),
-        };
-        if self.first(what.clone()) {
-            warn!("{what}; waiting");
-        }
-    }
-
-    /// Whether `what` differs from the last report (and so is news).
-    fn first(&mut self, what: String) -> bool {
-        let news = self.last.as_ref() != Some(&what);
-        self.last = Some(what);
-        news
-    }
-
-    /// An order came: the next error is news again.
-    fn over(&mut self) {
-        if self.last.take().is_some() {
-            info!("orders are flowing again");
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_error_is_reported_once_until_orders_flow_again() {
-        let mut trouble = Trouble::default();
-        assert!(trouble.first("down".into()));
-        assert!(!trouble.first("down".into()));
-        assert!(trouble.first("gone".into()));
-        trouble.over();
-        assert!(trouble.first("gone".into()));
     }
 }

@@ -11,6 +11,7 @@ use pubsub_common::{
     publish,
     rdkafka::producer::Producer,
     shutdown,
+    trouble::Trouble,
 };
 use tokio::time::{self, MissedTickBehavior};
 use tracing::info;
@@ -34,6 +35,7 @@ async fn main() -> anyhow::Result<()> {
         _ = &mut stop => return Ok(()),
     }
 
+    let mut trouble = Trouble::default();
     let mut ticker = time::interval(interval);
     // After a slow delivery, keep the pace from then on instead of catching up in a burst.
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -45,7 +47,7 @@ async fn main() -> anyhow::Result<()> {
             _ = &mut stop => break,
         }
         tokio::select! {
-            _ = publish::until_acknowledged(&producer, ORDERS_TOPIC, &order.id, &payload) => {
+            _ = publish::until_acknowledged(&producer, &mut trouble, ORDERS_TOPIC, &order.id, &payload) => {
                 info!("ordered {}", order.id);
             }
             _ = &mut stop => break,
