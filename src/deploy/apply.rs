@@ -11,6 +11,7 @@ use kube::{
     api::{DeleteParams, DynamicObject, Patch, PatchParams, Preconditions, PropagationPolicy},
     core::GroupVersionKind,
     discovery::{ApiCapabilities, ApiResource, Scope},
+    runtime::wait::{await_condition, conditions},
 };
 use serde::{Deserialize, Serialize};
 
@@ -212,10 +213,16 @@ impl Applier {
         }
         let api = self.api(r).await?;
         let params = PatchParams::apply(FIELD_MANAGER).force();
-        let applied = api
-            .patch(&r.name, &params, &Patch::Apply(obj))
-            .await
-            .map_err(|e| api_error(r, e))?;
+        let applied = match api.patch(&r.name, &params, &Patch::Apply(obj)).await {
+            Ok(applied) => applied,
+            Err(kube::Error::Api(s)) if replaced_not_patched(r, live, &s) => {
+                self.delete_to_replace(r, &api, live).await?;
+                api.patch(&r.name, &params, &Patch::Apply(obj))
+                    .await
+                    .map_err(|e| api_error(r, e))?
+            }
+            Err(e) => return Err(api_error(r, e)),
+        };
         let what = if existed {
             Applied::Configured
         } else {
@@ -292,6 +299,64 @@ impl Applier {
             Err(e) => Err(api_error(r, e)),
         }
     }
+}
+
+impl Applier {
+    /// Deletes tether's own `r` (this UID only) and waits until it is gone, so the same
+    /// name can be made again.
+    async fn delete_to_replace(
+        &self,
+        r: &ObjectRef,
+        api: &Api<DynamicObject>,
+        live: &Live,
+    ) -> Result<(), ApplyError> {
+        let params = DeleteParams {
+            propagation_policy: Some(PropagationPolicy::Background),
+            preconditions: live.uid.clone().map(|uid| Preconditions {
+                uid: Some(uid),
+                resource_version: None,
+            }),
+            ..DeleteParams::default()
+        };
+        match api.delete(&r.name, &params).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
+            Err(e) => return Err(api_error(r, e)),
+        }
+        let uid = live.uid.clone().unwrap_or_default();
+        let gone = await_condition(api.clone(), &r.name, conditions::is_deleted(&uid));
+        match tokio::time::timeout(REPLACE_WAIT, gone).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(ApplyError::Api {
+                object: r.clone(),
+                message: format!(
+                    "deleted to be replaced, but its deletion could not be watched: {e}"
+                ),
+            }),
+            Err(_) => Err(ApplyError::Api {
+                object: r.clone(),
+                message: format!(
+                    "deleted to be replaced, but still there after {}s",
+                    REPLACE_WAIT.as_secs()
+                ),
+            }),
+        }
+    }
+}
+
+/// How long a replaced object may take to go.
+const REPLACE_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Whether a refused apply means "make it again" rather than an error: a Job's pod
+/// template cannot change, and a Job is run-once work, so a changed Job that tether made
+/// is replaced (and runs again), as `kubectl replace --force` would. Anyone else's Job,
+/// and every other refusal, stays an error.
+fn replaced_not_patched(r: &ObjectRef, live: &Live, status: &kube::core::Status) -> bool {
+    r.kind == "Job"
+        && r.api_version == "batch/v1"
+        && live.existing == Existing::Ours
+        && status.code == 422
+        && status.message.contains("field is immutable")
 }
 
 /// The session label on an object, if any.

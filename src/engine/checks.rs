@@ -15,14 +15,24 @@ use crate::kube::{PodSet, exec};
 pub const READY_EVERY: Duration = Duration::from_secs(1);
 /// How often `status_cmd` refreshes the panel.
 pub const STATUS_EVERY: Duration = Duration::from_secs(5);
+/// How long a run waits for a ready pod to run in.
+const POD_WAIT: Duration = Duration::from_secs(5);
 /// The longest one run may take.
 const RUN_LIMIT: Duration = Duration::from_secs(20);
 
 /// One run of `argv` in the newest ready pod of `set`: its output, or why it did not run.
 async fn run_in(set: &PodSet, argv: &[String]) -> Result<exec::ExecOutput, String> {
-    let pod = set
-        .newest_ready()
-        .ok_or_else(|| "no ready pod to run it in".to_owned())?;
+    // Right after a rollout the pod cache may not have listed the ready pod yet.
+    let mut changes = set.changes();
+    let pod = loop {
+        if let Some(pod) = set.newest_ready() {
+            break pod;
+        }
+        match tokio::time::timeout(POD_WAIT, changes.changed()).await {
+            Ok(Ok(())) => {}
+            _ => return Err("no ready pod to run it in".to_owned()),
+        }
+    };
     exec::exec(set.api(), &pod.name_any(), None, argv, RUN_LIMIT)
         .await
         .map_err(|e| report(&e))

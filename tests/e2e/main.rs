@@ -8,6 +8,7 @@ mod data;
 mod doctor;
 mod guard;
 mod intercept;
+mod jobs;
 mod laptop;
 mod live;
 mod observe;

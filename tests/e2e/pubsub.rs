@@ -200,7 +200,7 @@ fn orders_flow_scale_up_survive_a_killed_worker_and_reach_the_laptop() {
     let logs = tether(&dir, &["logs", "medicine"]);
     let logs = String::from_utf8_lossy(&logs.stdout).into_owned();
     let mut tags = BTreeSet::new();
-    for line in logs.lines().filter(|l| l.contains(" | delivered ")) {
+    for line in logs.lines().filter(|l| l.contains(" INFO delivered ")) {
         let tag = line
             .strip_prefix("[medicine] ")
             .and_then(|l| l.split(" | ").next())
