@@ -10,14 +10,17 @@
 //! - [`connect`]: the kubeconfig's context → a client, and the cluster's identity.
 //! - [`allow`]: the allow list, from the project's root `tether.toml` or the user's
 //!   config file, and which contexts look local.
+//! - [`identity`]: who the current credentials are, as the API server says.
 //! - [`error`]: what can go wrong, and which of it is bad input.
 
 mod allow;
 mod connect;
 mod error;
+mod identity;
 
 pub use self::{
     allow::{AllowList, looks_local, user_config_file},
     connect::Cluster,
     error::ClusterError,
+    identity::{Identity, IdentityError, identity_of, whoami},
 };
