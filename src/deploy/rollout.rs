@@ -41,6 +41,36 @@ pub fn deployment_rolled_out(d: &Deployment) -> bool {
     })
 }
 
+/// Why a Deployment's controller cannot make the pods it wants, from its
+/// `ReplicaFailure` condition: a pod refused at admission (by a ResourceQuota, a
+/// LimitRange, Pod Security) never exists, so no pod can say it. The ReplicaSet
+/// controller's message (`pods "web-…" is forbidden: exceeded quota: tether-quota, …`)
+/// is the reason.
+pub fn deployment_trouble(d: &Deployment) -> Option<NotReady> {
+    let failure = d
+        .status
+        .as_ref()?
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == "ReplicaFailure" && c.status == "True")?;
+    let message = failure.message.as_deref().unwrap_or("").trim();
+    let reason = failure.reason.as_deref().unwrap_or("FailedCreate");
+    Some(NotReady {
+        reason: format!(
+            "deployment {} cannot create its pods ({reason}): {}",
+            d.metadata.name.as_deref().unwrap_or_default(),
+            if message.is_empty() {
+                "no message given"
+            } else {
+                message
+            }
+        ),
+        // The controller retries, and a quota freed elsewhere lets it through.
+        fatal: false,
+    })
+}
+
 pub fn stateful_set_rolled_out(d: &StatefulSet) -> bool {
     let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
     let generation = d.metadata.generation.unwrap_or(0);
@@ -324,6 +354,8 @@ async fn observe(
     stop: CancellationToken,
 ) {
     let mut rolled_out = vec![false; sets.len()];
+    // What a workload object says holds its pods back, where no pod can say it.
+    let mut refused: Vec<Option<NotReady>> = vec![None; sets.len()];
     let mut rollouts = futures::stream::select_all(
         sets.iter()
             .enumerate()
@@ -336,7 +368,10 @@ async fn observe(
         let trouble = if pods_ready {
             None
         } else {
-            explain_pods(&client, pods.iter().map(|p| &**p)).await
+            match explain_pods(&client, pods.iter().map(|p| &**p)).await {
+                Some(why) => Some(why),
+                None => refused.iter().flatten().next().cloned(),
+            }
         };
         let now = Observed {
             counts: count(pods.iter().map(|p| &**p)),
@@ -353,9 +388,15 @@ async fn observe(
         tokio::select! {
             _ = stop.cancelled() => return,
             Some((i, r)) = rollouts.next() => match r {
-                Ok(Some(done)) => rolled_out[i] = done,
+                Ok(Some((done, why))) => {
+                    rolled_out[i] = done;
+                    refused[i] = why;
+                }
                 // Deleted (by someone else, or not yet created).
-                Ok(None) => rolled_out[i] = false,
+                Ok(None) => {
+                    rolled_out[i] = false;
+                    refused[i] = None;
+                }
                 // The watch retries with backoff; the last answer stands meanwhile.
                 Err(_) => {}
             },
@@ -376,31 +417,39 @@ async fn any_changed(changes: &mut [watch::Receiver<WatchState>]) {
     }
 }
 
+/// A workload object's verdict: rolled out or not, and what its own status says holds
+/// its pods back.
+type Verdict = (bool, Option<NotReady>);
+
 /// Whether the workload is rolled out, each time its object changes.
 fn rollout_watch(
     client: &Client,
     w: &Workload,
-) -> BoxStream<'static, Result<Option<bool>, watcher::Error>> {
+) -> BoxStream<'static, Result<Option<Verdict>, watcher::Error>> {
     fn watch<K>(
         api: Api<K>,
         name: &str,
-        done: fn(&K) -> bool,
-    ) -> BoxStream<'static, Result<Option<bool>, watcher::Error>>
+        verdict: fn(&K) -> Verdict,
+    ) -> BoxStream<'static, Result<Option<Verdict>, watcher::Error>>
     where
         K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
     {
         watcher::watch_object(api, name)
             .default_backoff()
-            .map(move |r| r.map(|o| o.as_ref().map(done)))
+            .map(move |r| r.map(|o| o.as_ref().map(verdict)))
             .boxed()
     }
     let (c, ns) = (client.clone(), w.namespace.as_str());
     match w.kind {
-        WorkloadKind::Deployment => watch(Api::namespaced(c, ns), &w.name, deployment_rolled_out),
-        WorkloadKind::StatefulSet => {
-            watch(Api::namespaced(c, ns), &w.name, stateful_set_rolled_out)
-        }
-        WorkloadKind::DaemonSet => watch(Api::namespaced(c, ns), &w.name, daemon_set_rolled_out),
+        WorkloadKind::Deployment => watch(Api::namespaced(c, ns), &w.name, |d| {
+            (deployment_rolled_out(d), deployment_trouble(d))
+        }),
+        WorkloadKind::StatefulSet => watch(Api::namespaced(c, ns), &w.name, |d| {
+            (stateful_set_rolled_out(d), None)
+        }),
+        WorkloadKind::DaemonSet => watch(Api::namespaced(c, ns), &w.name, |d| {
+            (daemon_set_rolled_out(d), None)
+        }),
     }
 }
 
@@ -487,6 +536,33 @@ mod tests {
         assert!(slow.reason.contains("failed to sync secret cache"));
         let missing = waiting("secret \"tether-agent-web\" not found");
         assert!(missing.fatal, "{}", missing.reason);
+    }
+
+    #[test]
+    fn a_quota_that_refuses_the_pods_is_said_from_the_deployment() {
+        let d: Deployment = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "hello", "namespace": "dev-alice", "generation": 1},
+            "spec": {"replicas": 1, "selector": {}, "template": {}},
+            "status": {"observedGeneration": 1, "unavailableReplicas": 1, "conditions": [
+                {"type": "Available", "status": "False", "reason": "MinimumReplicasUnavailable",
+                 "message": "Deployment does not have minimum availability."},
+                {"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
+                 "message": "pods \"hello-5d8c7b9f4-x2x9q\" is forbidden: exceeded quota: tether-quota, requested: pods=1, used: pods=0, limited: pods=0"},
+                {"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated"}
+            ]}
+        }))
+        .expect("a valid deployment");
+        let why = deployment_trouble(&d).expect("a reason");
+        assert_eq!(
+            why.reason,
+            "deployment hello cannot create its pods (FailedCreate): pods \"hello-5d8c7b9f4-x2x9q\" is forbidden: exceeded quota: tether-quota, requested: pods=1, used: pods=0, limited: pods=0"
+        );
+        assert!(!why.fatal);
+        let mut fine = d;
+        if let Some(s) = fine.status.as_mut() {
+            s.conditions = None;
+        }
+        assert_eq!(deployment_trouble(&fine), None);
     }
 
     #[test]
