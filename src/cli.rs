@@ -94,6 +94,9 @@ pub struct UpArgs {
     /// (which otherwise sync changed files into the running containers).
     #[arg(long)]
     pub no_live_update: bool,
+    /// Run the project as this `[profiles.NAME]` of tether.toml (default: `default_profile`).
+    #[arg(long)]
+    pub profile: Option<String>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -103,6 +106,9 @@ pub struct DownArgs {
     /// Also delete namespaces that tether created (they may hold other work).
     #[arg(long)]
     pub delete_namespaces: bool,
+    /// Remove what `up --profile NAME` made, the profile's namespace included.
+    #[arg(long)]
+    pub profile: Option<String>,
 }
 
 #[derive(Debug, Args, Clone)]

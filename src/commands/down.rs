@@ -1,7 +1,7 @@
 //! `tether down`: delete what `up` created, from the record kept for this cluster.
 
 use super::{
-    Failure,
+    Failure, profile,
     project::{self, load},
     remove::remove,
 };
@@ -11,8 +11,16 @@ pub async fn run(args: DownArgs) -> Result<(), Failure> {
     let DownArgs {
         target,
         delete_namespaces,
+        profile,
     } = args;
     let project = load(&target)?;
-    let cluster = project::cluster(&target, &project).await?;
-    remove(&cluster, &project.root, delete_namespaces).await
+    let profile = profile::choose(&project, profile.as_deref())?;
+    let allow = profile::allow_list(&project, profile.as_ref());
+    let cluster = project::cluster(&target, &allow).await?;
+    // The profile's namespace was made for this run alone: it goes with the rest.
+    let own = match &profile {
+        Some(p) => Some(profile::resolve(&cluster, p).await?.namespace),
+        None => None,
+    };
+    remove(&cluster, &project.root, delete_namespaces, own.as_deref()).await
 }

@@ -9,6 +9,7 @@ pub mod init;
 pub mod intercept;
 pub mod logs;
 pub mod output;
+mod profile;
 mod project;
 mod remove;
 pub mod run;

@@ -12,9 +12,10 @@ pub fn load(target: &Target) -> Result<Project, Failure> {
     Project::load(&target.dir).map_err(|e| Failure::BadInput(e.into()))
 }
 
-/// The cluster of `--context` (or the current one), if the project's guard allows it.
-pub async fn cluster(target: &Target, project: &Project) -> Result<Cluster, Failure> {
-    Cluster::connect_guarded(target.context.as_deref(), &AllowList::of_project(project))
+/// The cluster of `--context` (or the current one), if `allow` (the project's guard, a
+/// profile's) lets it be changed.
+pub async fn cluster(target: &Target, allow: &AllowList) -> Result<Cluster, Failure> {
+    Cluster::connect_guarded(target.context.as_deref(), allow)
         .await
         .map_err(Failure::classify)
 }

@@ -8,11 +8,12 @@ use super::Failure;
 use crate::{cluster::Cluster, deploy};
 
 /// Deletes what the project in `root` still owns in `cluster`, printing each step and a
-/// summary line.
+/// summary line. `own_namespace` is a profile's, deleted with the rest.
 pub async fn remove(
     cluster: &Cluster,
     root: &Path,
     delete_namespaces: bool,
+    own_namespace: Option<&str>,
 ) -> Result<(), Failure> {
     let report = deploy::down(
         cluster.client.clone(),
@@ -20,6 +21,7 @@ pub async fn remove(
         &cluster.context,
         &cluster.id,
         delete_namespaces,
+        own_namespace,
         |line| println!("{line}"),
     )
     .await?;

@@ -5,7 +5,7 @@ use super::{
     Failure,
     project::{self, load},
 };
-use crate::{cli::ScaleArgs, deploy::scale::Scaler};
+use crate::{cli::ScaleArgs, cluster::AllowList, deploy::scale::Scaler};
 
 pub async fn run(args: ScaleArgs) -> Result<(), Failure> {
     let ScaleArgs {
@@ -15,7 +15,7 @@ pub async fn run(args: ScaleArgs) -> Result<(), Failure> {
         workload,
     } = args;
     let project = load(&target)?;
-    let cluster = project::cluster(&target, &project).await?;
+    let cluster = project::cluster(&target, &AllowList::of_project(&project)).await?;
     let scaler = Scaler {
         client: cluster.client.clone(),
         root: project.root.clone(),

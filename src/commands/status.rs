@@ -82,6 +82,13 @@ fn table(status: &Status, root: &Path) -> String {
         .unwrap_or(0)
         .max("RESOURCE".len());
     let mut out = String::new();
+    if let Some(p) = &status.profile {
+        let _ = writeln!(
+            out,
+            "profile {}: namespace {} (user {})\n",
+            p.name, p.namespace, p.user
+        );
+    }
     let _ = writeln!(
         out,
         "{:<name_w$}  {:<12}  {:<9}  {:<5}  {:>8}  {:>7}  FORWARDS",
@@ -241,6 +248,7 @@ mod tests {
             root: "/p".into(),
             all_ready: false,
             resources: vec![medicine, orders, users],
+            profile: None,
         };
         let t = table(&status, Path::new("/p"));
         let expected = "\
@@ -258,5 +266,18 @@ medicine status:
   total lag 2
 ";
         assert_eq!(t, expected);
+        let profiled = Status {
+            profile: Some(crate::control::protocol::ProfileStatus {
+                name: "dev".into(),
+                namespace: "dev-alice".into(),
+                user: "alice".into(),
+            }),
+            ..status
+        };
+        let t = table(&profiled, Path::new("/p"));
+        assert!(
+            t.starts_with("profile dev: namespace dev-alice (user alice)\n\nRESOURCE"),
+            "{t}"
+        );
     }
 }

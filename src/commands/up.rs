@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    Failure,
+    Failure, profile,
     project::{self, load},
     remove::remove,
 };
@@ -39,17 +39,26 @@ pub async fn run(args: UpArgs) -> Result<(), Failure> {
         no_tui,
         timeout,
         no_live_update,
+        profile,
     } = args;
     // Sync changes that live-update rules cover instead of rebuilding.
     let live_update = !no_live_update;
     let project = load(&target)?;
+    let profile = profile::choose(&project, profile.as_deref())?;
     // One `up` per folder, checked before anything binds a port, so a second one is told
     // who runs rather than that a port is in use.
     let instance = Instance::acquire(&project.root).map_err(|e| Failure::Failed(e.into()))?;
     let root = project.root.clone();
     let history = History::open(&root)?;
     let control_listener = instance.bind()?;
-    let cluster = project::cluster(&target, &project).await?;
+    let cluster =
+        project::cluster(&target, &profile::allow_list(&project, profile.as_ref())).await?;
+    let chosen = match &profile {
+        Some(p) => Some(profile::resolve(&cluster, p).await?),
+        None => None,
+    };
+    let project = profile::apply(project, profile.as_ref().zip(chosen.as_ref()))?;
+    let own_namespace = chosen.as_ref().map(|c| c.namespace.clone());
     let registry = Registry::resolve(project.registry.as_deref(), &cluster.client).await?;
     let deployer = Deployer::new(
         cluster.client.clone(),
@@ -100,14 +109,24 @@ pub async fn run(args: UpArgs) -> Result<(), Failure> {
         history: history.clone(),
         trigger_tx: trigger_tx.clone(),
         root: root.clone(),
+        profile: chosen.clone(),
     });
     tokio::spawn(server::serve(control_listener, control, shutdown.clone()));
     let use_tui = !ci && !no_tui && std::io::stdout().is_terminal();
     let printer = (!use_tui).then(|| tokio::spawn(print_progress(views.events.subscribe())));
 
     eprintln!(
-        "tether up: context {} ({}), session {}",
-        cluster.context, cluster.server, session_id
+        "tether up: context {} ({}), session {}{}",
+        cluster.context,
+        cluster.server,
+        session_id,
+        chosen
+            .as_ref()
+            .map(|c| format!(
+                ", profile {} in namespace {} (user {})",
+                c.name, c.namespace, c.user
+            ))
+            .unwrap_or_default()
     );
     let diagnostics = root.join(".tether").join("up.log");
     // The TUI starts before the first round, so it shows that round too. When it ends,
@@ -258,7 +277,7 @@ pub async fn run(args: UpArgs) -> Result<(), Failure> {
         Exit::Remove => {
             eprintln!("tether up: stopped; removing what it deployed");
             // The session has stopped, so nothing re-applies what `down` deletes.
-            let result = remove(&cluster, &root, false).await;
+            let result = remove(&cluster, &root, false, own_namespace.as_deref()).await;
             drop(instance);
             result
         }

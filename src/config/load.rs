@@ -16,6 +16,9 @@ use super::{
     schema::{File, HelmDecl, ImageDecl, ResourceDecl},
 };
 
+/// A file's profiles by name, and its `default_profile`.
+type Profiles = (BTreeMap<String, super::Profile>, Option<String>);
+
 /// The file names that make a folder a kustomization, as kustomize looks for them.
 const KUSTOMIZATIONS: [&str; 3] = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
 
@@ -54,7 +57,7 @@ pub fn load(path: &Path) -> Result<Project, ConfigError> {
         visited: BTreeSet::new(),
         pending_deps: Vec::new(),
     };
-    let top = loader.read_file(&root_file, None)?;
+    let (top, (profiles, default_profile)) = loader.read_file(&root_file, None)?;
     loader.check_dependencies()?;
     Ok(Project {
         root,
@@ -62,6 +65,8 @@ pub fn load(path: &Path) -> Result<Project, ConfigError> {
         registry: top.registry.map(Spanned::into_inner),
         images: loader.images,
         resources: loader.resources,
+        profiles,
+        default_profile,
     })
 }
 
@@ -148,13 +153,13 @@ impl Source {
 }
 
 impl Loader {
-    /// Reads one file and, depth first, the files it includes. Returns the parsed file so
-    /// the caller can take project-wide settings from the root.
+    /// Reads one file and, depth first, the files it includes. Returns the parsed file and
+    /// its profiles so the caller can take project-wide settings from the root.
     fn read_file(
         &mut self,
         path: &Path,
         included_at: Option<Location>,
-    ) -> Result<File, ConfigError> {
+    ) -> Result<(File, Profiles), ConfigError> {
         let text = fs::read_to_string(path).map_err(|source| match included_at {
             Some(at) if source.kind() == std::io::ErrorKind::NotFound => ConfigError::at(
                 at,
@@ -215,7 +220,10 @@ impl Loader {
                 self.read_file(&child, Some(src.loc(inc)))?;
             }
         }
-        Ok(file)
+        // Checked in every file, so a folder's own profiles are right when it is the
+        // root; only the root's are used.
+        let profiles = super::profile::profiles(&src, &file)?;
+        Ok((file, profiles))
     }
 
     fn resource(
@@ -278,6 +286,7 @@ impl Loader {
         Ok(Resource {
             name: name.to_owned(),
             namespace,
+            force_namespace: false,
             manifests,
             depends_on: d.depends_on.iter().map(|s| s.get_ref().clone()).collect(),
             port_forwards,
@@ -398,7 +407,7 @@ fn image(src: &Source, name: &str, decl: &Spanned<ImageDecl>) -> Result<Image, C
 }
 
 /// Image and resource names become parts of image references, labels and log prefixes.
-fn check_name(at: &Location, name: &str, what: &str) -> Result<(), ConfigError> {
+pub(super) fn check_name(at: &Location, name: &str, what: &str) -> Result<(), ConfigError> {
     let ok = !name.is_empty()
         && name.len() <= 63
         && name
@@ -673,6 +682,85 @@ port_forwards = ["8081:8080", "9000"]
         );
         let p = load(&t.path().join(FILE_NAME)).unwrap();
         assert_eq!(p.deploy_order(), ["b", "c", "a"]);
+    }
+
+    #[test]
+    fn profiles_are_read_and_a_run_in_one_stays_in_its_namespace() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path();
+        write(d, "a.yaml", "");
+        write(
+            d,
+            "tether.toml",
+            r#"namespace = "api"
+default_profile = "dev"
+[profiles.dev]
+namespace = "dev-{user}"
+contexts = ["stage"]
+quota = { pods = "10", "requests.memory" = "1Gi" }
+defaults = { memory = "64Mi" }
+[resources.a]
+manifests = ["a.yaml"]
+"#,
+        );
+        let p = load(&d.join(FILE_NAME)).unwrap();
+        assert_eq!(p.default_profile.as_deref(), Some("dev"));
+        let dev = p.profiles["dev"].clone();
+        assert_eq!(dev.contexts, ["stage"]);
+        assert_eq!(dev.quota["requests.memory"], "1Gi");
+        assert_eq!(dev.namespace_at.line, 4);
+        let ns = dev.namespace_for("Alice@Example.com").unwrap();
+        assert_eq!(ns, "dev-alice-example-com");
+        let run = p.in_profile(&dev, &ns).unwrap();
+        let a = &run.resources["a"];
+        assert_eq!(a.namespace, ns);
+        assert!(a.force_namespace);
+        assert_eq!(a.depends_on, ["profile-dev"]);
+        let base = &run.resources["profile-dev"];
+        let Manifests::Objects(objects) = &base.manifests[0] else {
+            panic!("tether's own objects: {:?}", base.manifests);
+        };
+        let kinds: Vec<_> = objects.iter().map(|o| o["kind"].as_str()).collect();
+        assert_eq!(
+            kinds,
+            [Some("Namespace"), Some("ResourceQuota"), Some("LimitRange")]
+        );
+        assert_eq!(objects[1]["spec"]["hard"]["pods"], "10");
+        assert_eq!(run.deploy_order(), ["profile-dev", "a"]);
+    }
+
+    #[test]
+    fn bad_profiles_name_file_line_and_column() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path();
+        write(
+            d,
+            "tether.toml",
+            "default_profile = \"prod\"\n[profiles.dev]\nnamespace = \"dev-{user}\"\n",
+        );
+        let e = err(d);
+        assert!(
+            e.contains(
+                "tether.toml:1:19: default_profile names unknown profile `prod` (known: dev)"
+            ),
+            "{e}"
+        );
+        write(
+            d,
+            "tether.toml",
+            "[profiles.dev]\nnamespace = \"dev-{name}\"\n",
+        );
+        let e = err(d);
+        assert!(
+            e.contains("tether.toml:2:13: profile `dev`: namespace `dev-{name}`: the only placeholder is {user}"),
+            "{e}"
+        );
+        write(
+            d,
+            "tether.toml",
+            "[profiles.dev]\nnamespace = \"dev-{user}\"\nquota = { pods = \"\" }\n",
+        );
+        assert!(err(d).contains("tether.toml:3:18: profile `dev`: quota `pods` is empty"));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! - [`load`]: reads a file and the files it includes, resolves paths, and validates the
 //!   whole into a [`Project`], the only type the rest of tether sees.
 //! - [`live`]: an image's live-update rules (sync, run, restart, fall back), validated.
+//! - [`profile`]: `[profiles.NAME]`, one namespace per developer, and its quota.
 //! - [`location`]: turns byte offsets into `file:line:col`, so every error points at its cause.
 //! - [`suggest`]: "did you mean" for an unknown key.
 //! - [`json_schema`]: the file's JSON Schema, derived from [`schema`], for editors.
@@ -15,6 +16,7 @@ mod json_schema;
 mod live;
 mod load;
 mod location;
+mod profile;
 mod schema;
 mod suggest;
 
@@ -27,6 +29,7 @@ pub use json_schema::json_schema;
 pub use live::{LiveUpdate, PathPattern, RunRule, SyncRule};
 pub use load::{ConfigError, load};
 pub use location::Location;
+pub use profile::{Profile, dns_safe, known as known_profiles};
 
 /// The file name tether looks for in a service folder.
 pub const FILE_NAME: &str = "tether.toml";
@@ -45,6 +48,10 @@ pub struct Project {
     pub images: BTreeMap<String, Image>,
     /// Resources by name, the units that are deployed, watched and reported.
     pub resources: BTreeMap<String, Resource>,
+    /// Environments by name (root file only), chosen with `--profile`.
+    pub profiles: BTreeMap<String, Profile>,
+    /// The profile a run uses when none is named.
+    pub default_profile: Option<String>,
 }
 
 impl Project {
@@ -90,6 +97,9 @@ pub struct Resource {
     pub name: String,
     /// Namespace for objects that name none.
     pub namespace: String,
+    /// Put every namespaced object into `namespace`, also those that name their own, and
+    /// leave out the manifests' Namespace objects: a profile's run stays in its namespace.
+    pub force_namespace: bool,
     /// Where its objects come from, in apply order.
     pub manifests: Vec<Manifests>,
     /// Resources that must be ready before this one is deployed.
@@ -122,6 +132,8 @@ pub enum Manifests {
     Kustomize(PathBuf),
     /// A Helm chart, rendered by `helm template`.
     Helm(HelmChart),
+    /// Objects tether makes itself (a profile's namespace and quota), from no file.
+    Objects(Vec<serde_json::Value>),
 }
 
 impl Manifests {
@@ -133,6 +145,7 @@ impl Manifests {
             Manifests::Helm(h) => std::iter::once(h.chart.as_path())
                 .chain(h.values.iter().map(PathBuf::as_path))
                 .collect(),
+            Manifests::Objects(_) => Vec::new(),
         }
     }
 }

@@ -33,6 +33,37 @@ pub struct File {
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, ResourceDecl>")]
     pub resources: BTreeMap<String, Spanned<ResourceDecl>>,
+    /// Environments on a shared cluster, chosen with `tether up --profile NAME` (root
+    /// file only).
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, ProfileDecl>")]
+    pub profiles: BTreeMap<String, Spanned<ProfileDecl>>,
+    /// The profile used when no `--profile` is given (root file only).
+    #[schemars(with = "Option<String>")]
+    pub default_profile: Option<Spanned<String>>,
+}
+
+/// `[profiles.NAME]`: every resource of the run in one namespace, optionally with a quota.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileDecl {
+    /// The namespace for every resource of the run; `{user}` is who the API server says
+    /// the credentials are, made DNS-safe (`dev-{user}`).
+    #[schemars(with = "String")]
+    pub namespace: Spanned<String>,
+    /// Kube contexts this profile may deploy to besides `allow_contexts`.
+    #[serde(default)]
+    pub contexts: Vec<String>,
+    /// The `hard` limits of a ResourceQuota `tether-quota` in the namespace
+    /// (`{ pods = "10", "requests.memory" = "1Gi" }`).
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub quota: BTreeMap<String, Spanned<String>>,
+    /// Requests and limits for containers that name none (a LimitRange `tether-defaults`),
+    /// so a quota on cpu or memory admits them (`{ cpu = "100m", memory = "128Mi" }`).
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub defaults: BTreeMap<String, Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -269,6 +269,7 @@ mod tests {
             history: history.clone(),
             trigger_tx,
             root: dir.path().to_path_buf(),
+            profile: None,
         });
         tokio::spawn(serve(listener, control, shutdown.clone()));
         Running {

@@ -28,6 +28,17 @@ pub struct Status {
     pub root: String,
     pub all_ready: bool,
     pub resources: Vec<ResourceStatus>,
+    /// The profile this `up` runs, when it runs one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<ProfileStatus>,
+}
+
+/// A run's profile: its name, the namespace it deploys into, and who it was made for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfileStatus {
+    pub name: String,
+    pub namespace: String,
+    pub user: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -146,6 +157,7 @@ impl Status {
             version: VERSION,
             pid,
             root,
+            profile: None,
             all_ready: state.all_ready(),
             resources: state
                 .resources

@@ -38,6 +38,8 @@ pub struct Control {
     pub trigger_tx: mpsc::Sender<String>,
     /// The project folder, reported by `/status`.
     pub root: PathBuf,
+    /// The profile the run uses, reported by `/status`.
+    pub profile: Option<super::protocol::ProfileStatus>,
 }
 
 /// Whether the peer runs as the user running `up`: only they may read its logs or
@@ -112,11 +114,14 @@ async fn handle<B>(
 fn status(control: &Control) -> Response<Body> {
     let status = {
         let state = control.state.borrow();
-        Status::from_state(
-            &state,
-            std::process::id(),
-            control.root.display().to_string(),
-        )
+        Status {
+            profile: control.profile.clone(),
+            ..Status::from_state(
+                &state,
+                std::process::id(),
+                control.root.display().to_string(),
+            )
+        }
     };
     json(StatusCode::OK, &status)
 }

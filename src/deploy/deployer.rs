@@ -14,7 +14,7 @@ use super::{
     sources,
 };
 use crate::{
-    config::Resource,
+    config::{Manifests, Resource},
     live::inject::{self, Injection, Supervised},
 };
 
@@ -97,6 +97,16 @@ impl Deployer {
         let mut supervised = Vec::new();
         for source in &resource.manifests {
             for mut obj in sources::objects(source, &resource.namespace)? {
+                if resource.force_namespace {
+                    // A profile's run stays in the profile's namespace: the manifests'
+                    // own namespaces (and the Namespace objects that make them) are
+                    // someone else's, shared ones.
+                    let own = matches!(source, Manifests::Objects(_));
+                    if !own && obj.types.as_ref().is_some_and(|t| t.kind == "Namespace") {
+                        continue;
+                    }
+                    obj.metadata.namespace = None;
+                }
                 if let Some(live) = live {
                     supervised.extend(inject::inject(&mut obj, live)?);
                 }

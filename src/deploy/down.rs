@@ -21,12 +21,14 @@ pub struct DownReport {
 /// Deletes everything the record says this project created in the cluster `cluster_id`,
 /// each only while it is still the object tether made (see [`Applier::delete_owned`]).
 /// Namespaces are kept unless `delete_namespaces`: they may hold other people's work.
+/// `own_namespace` (a profile's: made for this run alone) goes like any other object.
 pub async fn down(
     client: Client,
     root: &Path,
     context: &str,
     cluster_id: &str,
     delete_namespaces: bool,
+    own_namespace: Option<&str>,
     mut progress: impl FnMut(&str),
 ) -> Result<DownReport, DeployError> {
     let mut path = Record::path(root, cluster_id);
@@ -47,7 +49,8 @@ pub async fn down(
     let mut report = DownReport::default();
     let mut to_delete = Vec::new();
     for e in &record.objects {
-        let is_ns = e.object.kind == "Namespace";
+        let is_ns =
+            e.object.kind == "Namespace" && own_namespace.is_none_or(|own| own != e.object.name);
         if e.created && (!is_ns || delete_namespaces) {
             to_delete.push(e);
         } else {

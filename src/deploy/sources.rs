@@ -27,6 +27,17 @@ pub fn objects(source: &Manifests, namespace: &str) -> Result<Vec<DynamicObject>
             let text = helm_template(chart, namespace, &what)?;
             manifest::parse(&what, &text)
         }
+        Manifests::Objects(values) => values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                serde_json::from_value(v.clone()).map_err(|e| ManifestError::NotAnObject {
+                    file: "tether's own objects".into(),
+                    index: i + 1,
+                    message: e.to_string(),
+                })
+            })
+            .collect(),
     }
 }
 

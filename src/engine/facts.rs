@@ -82,6 +82,8 @@ mod tests {
             root: d.to_path_buf(),
             allow_contexts: vec![],
             registry: None,
+            profiles: BTreeMap::new(),
+            default_profile: None,
             images: BTreeMap::from([(
                 "web".to_owned(),
                 Image {
@@ -99,6 +101,7 @@ mod tests {
                 Resource {
                     name: "web".into(),
                     namespace: "api".into(),
+                    force_namespace: false,
                     manifests: vec![crate::config::Manifests::File(d.join("k8s.yaml"))],
                     depends_on: vec![],
                     port_forwards: vec![],

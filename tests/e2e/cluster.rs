@@ -80,6 +80,7 @@ async fn build_push_deploy_forward_dns_exec_logs() {
     let resource = Resource {
         name: "hello".into(),
         namespace: ns.name.clone(),
+        force_namespace: false,
         manifests: vec![tether::config::Manifests::File(
             dir.path().join("hello.yaml"),
         )],

@@ -37,6 +37,7 @@ fn resource(name: &str, manifests: &[&str]) -> Resource {
     Resource {
         name: name.into(),
         namespace: "api".into(),
+        force_namespace: false,
         manifests: manifests.iter().map(|m| Manifests::File(p(m))).collect(),
         depends_on: vec![],
         port_forwards: vec![],
@@ -52,6 +53,8 @@ fn project() -> Project {
         root: PathBuf::from("/p"),
         allow_contexts: vec![],
         registry: None,
+        profiles: BTreeMap::new(),
+        default_profile: None,
         images: BTreeMap::from([
             ("users".into(), image("users", &["users/src", "common/src"])),
             (
