@@ -365,13 +365,15 @@ async fn observe(
     loop {
         let pods: Vec<Arc<Pod>> = sets.iter().flat_map(PodSet::live).collect();
         let pods_ready = sets.iter().all(PodSet::listed) && pods.iter().all(|p| is_ready(p));
+        // A workload whose pods are refused has none to explain: every pod it has is
+        // ready, and it still is not rolled out.
+        let refusal = refused.iter().flatten().next().cloned();
         let trouble = if pods_ready {
-            None
+            refusal
         } else {
-            match explain_pods(&client, pods.iter().map(|p| &**p)).await {
-                Some(why) => Some(why),
-                None => refused.iter().flatten().next().cloned(),
-            }
+            explain_pods(&client, pods.iter().map(|p| &**p))
+                .await
+                .or(refusal)
         };
         let now = Observed {
             counts: count(pods.iter().map(|p| &**p)),
