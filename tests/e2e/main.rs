@@ -13,6 +13,7 @@ mod laptop;
 mod live;
 mod observe;
 mod process;
+mod profiles;
 mod pubsub;
 mod registries;
 mod reload;
