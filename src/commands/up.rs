@@ -91,6 +91,10 @@ pub async fn run(args: UpArgs) -> Result<(), Failure> {
         ci,
         timeout: Duration::from_secs(timeout),
         live_update,
+        profile: chosen.as_ref().map(|c| crate::config::ProfileRun {
+            name: c.name.clone(),
+            user: c.user.clone(),
+        }),
     };
     let session = Session::new(
         project,

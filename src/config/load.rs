@@ -727,6 +727,29 @@ manifests = ["a.yaml"]
         );
         assert_eq!(objects[1]["spec"]["hard"]["pods"], "10");
         assert_eq!(run.deploy_order(), ["profile-dev", "a"]);
+
+        // A reload while `up` runs goes through the run's profile again.
+        let again = load(&d.join(FILE_NAME)).unwrap();
+        let reloaded = crate::config::ProfileRun {
+            name: "dev".into(),
+            user: "alice".into(),
+        }
+        .apply(again)
+        .unwrap();
+        assert_eq!(reloaded.resources["a"].namespace, "dev-alice");
+        let gone = crate::config::ProfileRun {
+            name: "stage".into(),
+            user: "alice".into(),
+        }
+        .apply(load(&d.join(FILE_NAME)).unwrap())
+        .unwrap_err()
+        .to_string();
+        assert!(
+            gone.contains(
+                "profile `stage`, which this run uses, is no longer declared (known: dev)"
+            ),
+            "{gone}"
+        );
     }
 
     #[test]

@@ -29,7 +29,7 @@ pub use json_schema::json_schema;
 pub use live::{LiveUpdate, PathPattern, RunRule, SyncRule};
 pub use load::{ConfigError, load};
 pub use location::Location;
-pub use profile::{Profile, dns_safe, known as known_profiles};
+pub use profile::{Profile, ProfileRun, dns_safe, known as known_profiles};
 
 /// The file name tether looks for in a service folder.
 pub const FILE_NAME: &str = "tether.toml";

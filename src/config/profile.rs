@@ -101,6 +101,37 @@ impl Project {
     }
 }
 
+/// The profile a run uses and the user it runs for: what a `tether.toml` loaded again
+/// while `up` runs is put through, so an edit never moves the run out of its namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileRun {
+    pub name: String,
+    pub user: String,
+}
+
+impl ProfileRun {
+    /// `project` as this run's profile (as the project declares it now) runs it.
+    pub fn apply(&self, project: Project) -> Result<Project, ConfigError> {
+        let Some(profile) = project.profiles.get(&self.name).cloned() else {
+            let file = project.root.join(super::FILE_NAME);
+            return Err(ConfigError::at(
+                Location {
+                    file,
+                    line: 1,
+                    col: 1,
+                },
+                format!(
+                    "profile `{}`, which this run uses, is no longer declared ({})",
+                    self.name,
+                    known(&project.profiles)
+                ),
+            ));
+        };
+        let namespace = profile.namespace_for(&self.user)?;
+        project.in_profile(&profile, &namespace)
+    }
+}
+
 /// The namespace, and its ResourceQuota and LimitRange when the profile has them.
 pub fn objects(profile: &Profile, namespace: &str) -> Vec<serde_json::Value> {
     use serde_json::json;

@@ -42,7 +42,7 @@ use crate::{
 };
 
 /// How `up` behaves.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Options {
     /// Stop after the first round: success once everything is ready, failure at the first
     /// error that waiting cannot fix, or at `timeout`.
@@ -51,6 +51,8 @@ pub struct Options {
     pub timeout: Duration,
     /// Sync changes that live-update rules cover into the running containers.
     pub live_update: bool,
+    /// The profile the run uses: a reloaded `tether.toml` is run in it too.
+    pub profile: Option<crate::config::ProfileRun>,
 }
 
 /// How often a running build reports how long it has taken: a few seconds of silence
@@ -159,6 +161,7 @@ impl Session {
                 }
             }
         });
+        let live_update = options.live_update;
         Session {
             inner: Arc::new(Inner {
                 project: SyncMutex::new(Arc::new(project)),
@@ -174,7 +177,7 @@ impl Session {
                 observing: std::sync::Mutex::new(BTreeMap::new()),
                 log_tx,
                 tasks,
-                live: Arc::new(Live::new(options.live_update)),
+                live: Arc::new(Live::new(live_update)),
                 keepers: SyncMutex::new(BTreeMap::new()),
                 status: SyncMutex::new(BTreeMap::new()),
             }),
@@ -314,7 +317,11 @@ impl Inner {
         let mut plan = plan::plan(&set, &project, &facts, &last);
         let mut unwatched = set.unwatched.clone();
         if plan.reload {
-            match Project::load(&project.root) {
+            let loaded = Project::load(&project.root).and_then(|new| match &self.options.profile {
+                Some(run) => run.apply(new),
+                None => Ok(new),
+            });
+            match loaded {
                 Ok(new) => {
                     let new = Arc::new(new);
                     if let Err(e) = watch.add(&plan::watch_roots(&new)) {
