@@ -121,8 +121,9 @@ fn checks_hold_readiness_feed_the_status_and_a_scale_lasts_until_tether_toml_cha
         "the declared replica count",
         || async { (replicas(&deployments).await == Some(1)).then_some(()) },
     ));
+    // A change's round ends with "[hello] ready: serving the change …".
     up.wait_for(mark, Duration::from_secs(60), "hello ready again", |l| {
-        l == "[hello] ready"
+        l.starts_with("[hello] ready")
     });
     assert!(up.interrupt(), "up stops on Ctrl-C");
 
