@@ -147,6 +147,14 @@ impl Position {
     }
 }
 
+/// The `sinceTime` that resumes after a line at `at`: the whole second at or before it.
+/// kube rounds `sinceTime` to the nearest second, so a line at .54 s would resume at the
+/// next second and lose the lines in between; from the second before, the lines repeated
+/// are dropped by [`Skip`].
+fn since(at: Timestamp) -> Timestamp {
+    Timestamp::from_second(at.as_second()).unwrap_or(at)
+}
+
 /// Drops the lines of a resumed stream that were passed on before it broke.
 #[derive(Debug)]
 struct Skip {
@@ -496,7 +504,7 @@ impl Follower {
             follow: !previous,
             previous,
             timestamps: true,
-            since_time: at.map(|p| p.at),
+            since_time: at.map(|p| since(p.at)),
             ..LogParams::default()
         };
         let opened = tokio::select! {
@@ -597,6 +605,19 @@ mod tests {
         assert_eq!(
             parse(b"2026-12-01T21:00:00Z\n"),
             (Some(ts("2026-12-01T21:00:00Z")), String::new())
+        );
+    }
+
+    #[test]
+    fn a_stream_resumes_from_the_second_at_or_before_the_last_line() {
+        // Rounded to the nearest second, .54 would become :54 and lose what came at .84.
+        assert_eq!(
+            since(ts("2026-12-02T17:57:53.540246319Z")),
+            ts("2026-12-02T17:57:53Z")
+        );
+        assert_eq!(
+            since(ts("2026-12-02T17:57:53Z")),
+            ts("2026-12-02T17:57:53Z")
         );
     }
 
