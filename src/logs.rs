@@ -125,6 +125,12 @@ fn container_names(pod: &Pod) -> Vec<String> {
         .collect()
 }
 
+/// The distinguishing tail of a pod name that text views tag each line with
+/// (`medicine-7d9c-x2x4q` → `x2x4q`, `kafka-0` → `0`).
+pub fn short_pod(pod: &str) -> &str {
+    pod.rsplit('-').next().unwrap_or(pod)
+}
+
 /// Where a follower is in one run: the time of the last line passed on and how many
 /// lines carried exactly that time. A stream resumed with `sinceTime` repeats the lines of
 /// that time (and, as the API server passes whole seconds on, of that second).

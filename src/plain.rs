@@ -178,7 +178,12 @@ pub fn line(event: &Event) -> Option<String> {
             format!("[{resource}] status: {}", last.trim())
         }
         Event::Scaled { resource, summary } => format!("[{resource}] {summary}"),
-        Event::Log(l) => format!("[{}] {} | {}", l.resource, short_pod(&l.pod), l.text),
+        Event::Log(l) => format!(
+            "[{}] {} | {}",
+            l.resource,
+            crate::logs::short_pod(&l.pod),
+            l.text
+        ),
     })
 }
 
@@ -202,11 +207,6 @@ pub fn update_line(t: &UpdateTiming) -> String {
 
 fn secs(d: Duration) -> String {
     format!("{:.3}s", d.as_secs_f64())
-}
-
-/// The distinguishing tail of a pod name (`users-7d9c-x2x4q` → `x2x4q`).
-fn short_pod(pod: &str) -> &str {
-    pod.rsplit('-').next().unwrap_or(pod)
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use super::{
     output::{self, Shape},
     status::failure,
 };
-use crate::{cli::LogsArgs, control::Client};
+use crate::{cli::LogsArgs, control::Client, logs::short_pod};
 
 pub async fn run(args: LogsArgs) -> Result<(), Failure> {
     let LogsArgs {
@@ -50,12 +50,6 @@ pub async fn run(args: LogsArgs) -> Result<(), Failure> {
             _ => Ok(()),
         },
     }
-}
-
-/// The distinguishing tail of a pod name each text line is tagged with
-/// (`medicine-7d9c-x2x4q` → `x2x4q`, `kafka-0` → `0`).
-fn short_pod(pod: &str) -> &str {
-    pod.rsplit('-').next().unwrap_or(pod)
 }
 
 /// Whether `--pod wanted` names `pod`: the whole name, or the tail lines are tagged with.

@@ -92,7 +92,7 @@ pub fn plan(
     facts: &Facts,
     last: &BTreeMap<String, String>,
 ) -> Plan {
-    let configs = config_files(project);
+    let configs = project.config_files();
     let mut touched_images = BTreeSet::new();
     let mut applies = BTreeSet::new();
     let mut unrelated = Vec::new();
@@ -253,11 +253,6 @@ fn declared_differently(a: &Resource, b: &Resource) -> bool {
         || a.status_cmd != b.status_cmd
 }
 
-/// The project's `tether.toml` files (see [`Project::config_files`]).
-pub fn config_files(project: &Project) -> BTreeSet<PathBuf> {
-    project.config_files()
-}
-
 /// Everything the watcher must watch: image inputs and Dockerfiles, manifests, config files.
 pub fn watch_roots(project: &Project) -> Vec<PathBuf> {
     let mut roots: BTreeSet<PathBuf> = project
@@ -272,7 +267,7 @@ pub fn watch_roots(project: &Project) -> Vec<PathBuf> {
             .flat_map(|r| r.manifests.iter().flat_map(|m| m.inputs()))
             .map(Path::to_path_buf),
     );
-    roots.extend(config_files(project));
+    roots.extend(project.config_files());
     roots.into_iter().collect()
 }
 
