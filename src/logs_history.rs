@@ -7,7 +7,8 @@
 //! keeps its history. A line is `<RFC 3339 UTC time> <pod> <container> <text>`: readable
 //! with `tail -f`, and fixed-width times make the merge of resources a string comparison.
 //!
-//! Data in: log events from the engine's broadcast ([`History::spawn_writer`]). Data out:
+//! Data in: the log followers' lines, each stored and then passed on to the views
+//! ([`History::write_and_pass`]), so what is on screen is also on disk. Data out:
 //! pages read backwards ([`History::page`], the TUI's scrollback) and the tail plus the
 //! live lines after it with no gap and no duplicate ([`History::tail_and_follow`], the
 //! control socket's `/logs`).
@@ -20,9 +21,9 @@ use std::{
     sync::{Arc, Mutex, MutexGuard},
 };
 
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 
-use crate::{engine::Event, logs::LogLine};
+use crate::logs::LogLine;
 
 /// A segment is closed once it holds this much.
 pub const SEGMENT_BYTES: u64 = 4 * 1024 * 1024;
@@ -120,30 +121,24 @@ impl History {
         &self.dir
     }
 
-    /// Writes every log event of `events` until the engine is gone. Lines are flushed
-    /// whenever the queue is empty, so the files trail the engine by one batch at most.
-    pub fn spawn_writer(
-        self: &Arc<Self>,
-        mut events: broadcast::Receiver<Event>,
-    ) -> tokio::task::JoinHandle<()> {
-        let me = self.clone();
-        tokio::spawn(async move {
-            use broadcast::error::RecvError;
-            loop {
-                match events.recv().await {
-                    Ok(Event::Log(line)) => me.append(line),
-                    Ok(_) => {}
-                    Err(RecvError::Lagged(n)) => {
-                        tracing::warn!("log history skipped {n} events: the writer fell behind");
-                    }
-                    Err(RecvError::Closed) => break,
-                }
-                if events.is_empty() {
-                    me.flush();
-                }
+    /// Stores every line of `lines`, then hands it to `onward` (the views), until the
+    /// followers are gone or `onward` says the views are. Lines are flushed whenever the
+    /// queue is empty, so the files trail the followers by one batch at most.
+    pub async fn write_and_pass(
+        self: Arc<Self>,
+        mut lines: mpsc::Receiver<LogLine>,
+        mut onward: impl FnMut(LogLine) -> bool,
+    ) {
+        while let Some(line) = lines.recv().await {
+            self.append(line.clone());
+            if lines.is_empty() {
+                self.flush();
             }
-            me.flush();
-        })
+            if !onward(line) {
+                break;
+            }
+        }
+        self.flush();
     }
 
     /// Stores one line and hands it to followers.
@@ -665,5 +660,43 @@ mod tests {
         h.append(line("users", "after"));
         assert_eq!(texts(&tail), ["before"]);
         assert_eq!(rx.recv().await.unwrap().line.text, "after");
+    }
+
+    #[tokio::test]
+    async fn each_line_is_on_disk_before_the_views_get_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = History::open(dir.path()).unwrap();
+        let (tx, rx) = mpsc::channel(8);
+        for i in 0..3 {
+            tx.send(line("users", &format!("line {i}"))).await.unwrap();
+        }
+        drop(tx);
+        let reader = h.clone();
+        let mut passed = Vec::new();
+        h.write_and_pass(rx, |l| {
+            let stored = reader.page(Some("users"), None, 10).unwrap();
+            assert_eq!(
+                stored.entries.last().map(|e| &e.line.text),
+                Some(&l.text),
+                "stored before passed on"
+            );
+            passed.push(l.text);
+            true
+        })
+        .await;
+        assert_eq!(passed, ["line 0", "line 1", "line 2"]);
+    }
+
+    #[tokio::test]
+    async fn the_writer_ends_once_the_views_are_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = History::open(dir.path()).unwrap();
+        let (tx, rx) = mpsc::channel(8);
+        tx.send(line("users", "seen")).await.unwrap();
+        tx.send(line("users", "unseen")).await.unwrap();
+        // The sender stays open: only the views' end may stop the writer here.
+        h.clone().write_and_pass(rx, |_| false).await;
+        assert_eq!(texts(&h.page(None, None, 10).unwrap().entries), ["seen"]);
+        drop(tx);
     }
 }

@@ -23,6 +23,7 @@ use crate::{
     deploy::Deployer,
     engine::{self, Event, Options, Session},
     forward,
+    logs::LogLine,
     logs_history::History,
     plain,
     tui::{self, Exit},
@@ -31,6 +32,8 @@ use crate::{
 
 /// Triggers (from `r` or `tether trigger`) that may wait while a round runs.
 const TRIGGER_QUEUE: usize = 16;
+/// Log lines queued between the followers and the history: a chatty pod waits here.
+const LOG_QUEUE: usize = 1024;
 
 pub async fn run(args: UpArgs) -> Result<(), Failure> {
     let UpArgs {
@@ -96,17 +99,25 @@ pub async fn run(args: UpArgs) -> Result<(), Failure> {
             user: c.user.clone(),
         }),
     };
+    // The followers' lines reach the views through the history: stored, then shown.
+    let (log_tx, log_rx) = mpsc::channel::<LogLine>(LOG_QUEUE);
     let session = Session::new(
         project,
         builder,
         deployer,
         options,
         event_tx.clone(),
+        log_tx,
         shutdown.clone(),
+    );
+    let to_views = event_tx.clone();
+    session.tasks().spawn(
+        history
+            .clone()
+            .write_and_pass(log_rx, move |line| to_views.send(Event::Log(line)).is_ok()),
     );
     let (views, store) =
         engine::store::spawn(engine::State::new(session.images_by_resource()), event_rx);
-    history.spawn_writer(views.events.subscribe());
     let (trigger_tx, trigger_rx) = mpsc::channel(TRIGGER_QUEUE);
     let control = Arc::new(Control {
         state: views.state.clone(),

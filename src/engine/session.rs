@@ -123,8 +123,10 @@ struct Inner {
     targets: BTreeMap<String, watch::Sender<Option<PodSet>>>,
     /// Per resource: the watches of its pods, logs and rollout.
     observing: std::sync::Mutex<BTreeMap<String, Observing>>,
+    /// Where the log followers' lines go: bounded, so a chatty pod slows its own
+    /// follower, never the engine.
     log_tx: mpsc::Sender<logs::LogLine>,
-    /// Tasks that outlive a round (the log relay, forwards): `up` waits for them to end
+    /// Tasks that outlive a round (the log history's writer, forwards): `up` waits for them to end
     /// after shutdown instead of guessing how long they take.
     tasks: TaskTracker,
     /// Supervised containers, what was synced into them, the image baselines.
@@ -142,6 +144,7 @@ impl Session {
         deployer: Deployer,
         options: Options,
         event_tx: mpsc::UnboundedSender<Event>,
+        log_tx: mpsc::Sender<logs::LogLine>,
         shutdown: CancellationToken,
     ) -> Session {
         let targets = project
@@ -149,18 +152,7 @@ impl Session {
             .keys()
             .map(|n| (n.clone(), watch::channel(None).0))
             .collect();
-        // Log lines pass through a bounded channel so a chatty pod slows its own
-        // follower, never the engine.
-        let (log_tx, mut log_rx) = mpsc::channel::<logs::LogLine>(1024);
-        let forward_tx = event_tx.clone();
         let tasks = TaskTracker::new();
-        tasks.spawn(async move {
-            while let Some(line) = log_rx.recv().await {
-                if forward_tx.send(Event::Log(line)).is_err() {
-                    return;
-                }
-            }
-        });
         let live_update = options.live_update;
         Session {
             inner: Arc::new(Inner {
