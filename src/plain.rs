@@ -13,6 +13,8 @@ use crate::forward::Health;
 pub fn line(event: &Event) -> Option<String> {
     Some(match event {
         Event::Watching { folders } => format!("watching {folders} folders for changes"),
+        // The first round's lines say what it builds and applies.
+        Event::Planned { .. } => return None,
         Event::ChangeSeen {
             images,
             resources,

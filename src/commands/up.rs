@@ -116,8 +116,8 @@ pub async fn run(args: UpArgs) -> Result<(), Failure> {
             .clone()
             .write_and_pass(log_rx, move |line| to_views.send(Event::Log(line)).is_ok()),
     );
-    let (views, store) =
-        engine::store::spawn(engine::State::new(session.images_by_resource()), event_rx);
+    let listed = session.resources().into_iter().map(|r| (r, Vec::new()));
+    let (views, store) = engine::store::spawn(engine::State::new(listed.collect()), event_rx);
     let (trigger_tx, trigger_rx) = mpsc::channel(TRIGGER_QUEUE);
     let control = Arc::new(Control {
         state: views.state.clone(),

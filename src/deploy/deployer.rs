@@ -14,7 +14,7 @@ use super::{
     sources,
 };
 use crate::{
-    config::{Manifests, Resource},
+    config::Resource,
     live::inject::{self, Injection, Supervised},
 };
 
@@ -83,26 +83,29 @@ impl Deployer {
         &self.session
     }
 
-    /// Reads the resource's manifests, puts the live-update supervisor into the workloads
-    /// of `live`'s images, pins built images (`image name → reference`), fills
-    /// namespaces and stamps labels.
+    /// Renders the objects `read` from the resource's manifests (this round's
+    /// [`sources::read`]): puts the live-update supervisor into the workloads of `live`'s
+    /// images, pins built images (`image name → reference`), fills namespaces and stamps
+    /// labels.
     pub async fn render(
         &self,
         resource: &Resource,
+        read: &[sources::Read],
         built: &BTreeMap<String, String>,
         live: Option<&Injection<'_>>,
     ) -> Result<Rendered, DeployError> {
         let mut objects = Vec::new();
         let mut images = Vec::new();
         let mut supervised = Vec::new();
-        for source in &resource.manifests {
-            for mut obj in sources::objects(source, &resource.namespace)? {
+        for source in read {
+            let source = source.as_ref().map_err(|e| DeployError::Read(e.clone()))?;
+            for mut obj in source.objects.iter().cloned() {
                 if resource.force_namespace {
                     // A profile's run stays in the profile's namespace: the manifests'
                     // own namespaces (and the Namespace objects that make them) are
                     // someone else's, shared ones.
-                    let own = matches!(source, Manifests::Objects(_));
-                    if !own && obj.types.as_ref().is_some_and(|t| t.kind == "Namespace") {
+                    let kind = obj.types.as_ref().map(|t| t.kind.as_str());
+                    if !source.tethers_own && kind == Some("Namespace") {
                         continue;
                     }
                     obj.metadata.namespace = None;

@@ -1,6 +1,6 @@
 //! What stops a deploy, keeping its cause.
 
-use std::path::PathBuf;
+use std::{path::PathBuf, sync::Arc};
 
 use super::{ApplyError, manifest};
 
@@ -8,6 +8,9 @@ use super::{ApplyError, manifest};
 pub enum DeployError {
     #[error(transparent)]
     Manifest(#[from] manifest::ManifestError),
+    /// A source read once for the round, and shared with its plan.
+    #[error(transparent)]
+    Read(Arc<manifest::ManifestError>),
     #[error(transparent)]
     Apply(#[from] ApplyError),
     #[error(transparent)]

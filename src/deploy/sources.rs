@@ -6,12 +6,41 @@
 use std::{
     path::Path,
     process::{Command, Stdio},
+    sync::Arc,
 };
 
 use kube::api::DynamicObject;
 
 use super::manifest::{self, ManifestError};
-use crate::config::{HelmChart, Manifests};
+use crate::config::{HelmChart, Manifests, Resource};
+
+/// The objects one source of a resource gave, before rendering.
+#[derive(Debug, Clone)]
+pub struct SourceObjects {
+    /// From tether's own objects (a profile's namespace), not the developer's manifests.
+    pub tethers_own: bool,
+    pub objects: Vec<DynamicObject>,
+}
+
+/// One source read: its objects, or why it could not be read (shared, since the round
+/// that applies it and the plan that counts its images both hold it).
+pub type Read = Result<SourceObjects, Arc<ManifestError>>;
+
+/// Every source of `resource`, in order, each read once: kustomize and Helm run here,
+/// and what they printed is what the plan and the apply both use.
+pub fn read(resource: &Resource) -> Vec<Read> {
+    resource
+        .manifests
+        .iter()
+        .map(|source| {
+            Ok(SourceObjects {
+                tethers_own: matches!(source, Manifests::Objects(_)),
+                objects: objects(source, &resource.namespace)?,
+            })
+        })
+        .map(|r| r.map_err(Arc::new))
+        .collect()
+}
 
 /// The objects of `source`; `namespace` is the one a chart is rendered for.
 pub fn objects(source: &Manifests, namespace: &str) -> Result<Vec<DynamicObject>, ManifestError> {

@@ -22,6 +22,11 @@ pub enum Event {
     Watching {
         folders: usize,
     },
+    /// The first round's plan: the project's images each resource's manifests name, so
+    /// views list them before anything is built.
+    Planned {
+        images: BTreeMap<String, Vec<String>>,
+    },
     /// A change set and the plan made of it: the images to build, the resources to
     /// apply with the images each uses now (a manifest may have started using another),
     /// and the files that are inputs of nothing.

@@ -1,7 +1,8 @@
 //! The facts a plan reads, gathered once per change set: each image's input files (one
 //! walk per image, whatever the number of changed paths), its digest over those same
-//! files, and the images each resource's manifests name. Reads the disk; the decisions
-//! are made from the result by the pure `engine::plan`.
+//! files, each resource's objects (kustomize and Helm run once, here) and the images they
+//! name. Reads the disk; the decisions are made from the result by the pure
+//! `engine::plan`, and the round applies the same objects.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -40,16 +41,17 @@ pub fn gather(
         facts.digests.insert(name.clone(), digest.map_err(Arc::new));
     }
     for (name, resource) in &project.resources {
+        let read = sources::read(resource);
         // An unreadable manifest names no image here; applying it reports the error.
-        let used = resource
-            .manifests
+        let used = read
             .iter()
-            .filter_map(|m| sources::objects(m, &resource.namespace).ok())
             .flatten()
-            .flat_map(|o| manifest::image_names(&o))
+            .flat_map(|s| &s.objects)
+            .flat_map(manifest::image_names)
             .filter(|i| project.images.contains_key(i))
             .collect();
         facts.uses.insert(name.clone(), used);
+        facts.objects.insert(name.clone(), read);
     }
     facts
 }

@@ -17,6 +17,7 @@ use std::{
 
 use crate::{
     config::{Project, Resource},
+    deploy::sources,
     watch::ChangeSet,
 };
 
@@ -33,6 +34,9 @@ pub struct Facts {
     pub digests: BTreeMap<String, Digest>,
     /// Per resource: the project's images its manifests name.
     pub uses: BTreeMap<String, BTreeSet<String>>,
+    /// Per resource: its manifests' objects, per source, as this change set read them;
+    /// the round renders and applies these, so no renderer runs twice.
+    pub objects: BTreeMap<String, Vec<sources::Read>>,
     /// Changed paths that no longer exist: a deleted input still changes a digest.
     pub gone: BTreeSet<PathBuf>,
 }

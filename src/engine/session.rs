@@ -35,7 +35,7 @@ use super::{
 use crate::{
     build::{BuildError, BuildTimings, Builder, Built, HashCache},
     config::Project,
-    deploy::{Deployer, Workload, manifest, replicas, rollout, sources},
+    deploy::{Deployer, Workload, replicas, rollout, sources},
     kube::PodSet,
     logs,
     watch::{ChangeSet, Watch},
@@ -90,6 +90,17 @@ type BuildResult = watch::Receiver<Option<Result<Built, Arc<BuildError>>>>;
 pub struct Failure {
     pub resource: String,
     pub error: Arc<RoundError>,
+}
+
+/// What a round works from: the project and the facts its plan was made from, and the
+/// change set (with the time its walk took) that started it.
+struct Basis {
+    project: Arc<Project>,
+    facts: Arc<Facts>,
+    change: Option<ChangeSet>,
+    walk: Duration,
+    /// Build images even when the registry already holds their content (a trigger).
+    force: bool,
 }
 
 /// What a round hands back to the loop.
@@ -182,14 +193,10 @@ impl Session {
         self.inner.tasks.clone()
     }
 
-    /// Images each resource uses, for views that list them before anything is built.
-    pub fn images_by_resource(&self) -> BTreeMap<String, Vec<String>> {
-        let project = self.inner.project();
-        project
-            .resources
-            .keys()
-            .map(|r| (r.clone(), images_used(&project, r)))
-            .collect()
+    /// The project's resources, for views that list them before the first round; the
+    /// images each uses follow with the first plan ([`Event::Planned`]).
+    pub fn resources(&self) -> Vec<String> {
+        self.inner.project().resources.keys().cloned().collect()
     }
 
     /// Where the forwards of `resource` find their pods.
@@ -212,7 +219,21 @@ impl Session {
         let all: BTreeSet<String> = project.resources.keys().cloned().collect();
         let (facts, walk) = inner.gather(&project, &BTreeSet::new()).await;
         let plan = plan::resources(&project, &facts, &all);
-        inner.clone().round(project, plan, None, walk, false).await
+        inner.emit(Event::Planned {
+            images: plan
+                .applies
+                .iter()
+                .map(|(r, used)| (r.clone(), used.iter().cloned().collect()))
+                .collect(),
+        });
+        let basis = Basis {
+            project,
+            facts,
+            change: None,
+            walk,
+            force: false,
+        };
+        inner.clone().round(basis, plan).await
     }
 
     /// Runs rounds for change sets and triggers until shutdown. `watch` learns the roots
@@ -243,7 +264,8 @@ impl Session {
                     if project.resources.contains_key(&name) {
                         let (facts, walk) = inner.gather(&project, &BTreeSet::new()).await;
                         let plan = plan::resources(&project, &facts, &BTreeSet::from([name]));
-                        inner.clone().round_until_shutdown(project, plan, None, walk, true).await;
+                        let basis = Basis { project, facts, change: None, walk, force: true };
+                        inner.clone().round_until_shutdown(basis, plan).await;
                     }
                 }
             }
@@ -278,7 +300,7 @@ impl Inner {
         &self,
         project: &Arc<Project>,
         changed: &BTreeSet<PathBuf>,
-    ) -> (Facts, Duration) {
+    ) -> (Arc<Facts>, Duration) {
         let mut caches = self.caches.lock().await;
         let mut taken = std::mem::take(&mut *caches);
         let (project, changed) = (project.clone(), changed.clone());
@@ -291,11 +313,11 @@ impl Inner {
         match walked {
             Ok((facts, kept)) => {
                 *caches = kept;
-                (facts, t.elapsed())
+                (Arc::new(facts), t.elapsed())
             }
             // The walk panicked: plan from nothing rather than stop the loop; the hash
             // cache starts again empty.
-            Err(_) => (Facts::default(), t.elapsed()),
+            Err(_) => (Arc::default(), t.elapsed()),
         }
     }
 
@@ -326,7 +348,7 @@ impl Inner {
                     // declared ones again.
                     for r in replicas::Overrides::dropped(&new) {
                         if new.resources.contains_key(&r) {
-                            let used = images_used(&new, &r).into_iter().collect();
+                            let used = new_facts.uses.get(&r).cloned().unwrap_or_default();
                             plan.applies.entry(r.clone()).or_insert(used);
                             self.emit(Event::Scaled {
                                 resource: r,
@@ -361,41 +383,31 @@ impl Inner {
             unwatched,
         });
         if !plan.applies.is_empty() || !plan.builds.is_empty() || !plan.syncs.is_empty() {
-            self.round_until_shutdown(project, plan, Some(set), walk, false)
-                .await;
+            let basis = Basis {
+                project,
+                facts,
+                change: Some(set),
+                walk,
+                force: false,
+            };
+            self.round_until_shutdown(basis, plan).await;
         }
     }
 
     /// A round that a shutdown cuts short.
-    async fn round_until_shutdown(
-        self: Arc<Self>,
-        project: Arc<Project>,
-        plan: Plan,
-        change: Option<ChangeSet>,
-        walk: Duration,
-        force: bool,
-    ) {
+    async fn round_until_shutdown(self: Arc<Self>, basis: Basis, plan: Plan) {
         let shutdown = self.shutdown.clone();
         tokio::select! {
-            _ = self.round(project, plan, change, walk, force) => {}
+            _ = self.round(basis, plan) => {}
             _ = shutdown.cancelled() => {}
         }
     }
 
-    /// Runs `plan` and keeps what it built for the next plan; returns the failures.
-    async fn round(
-        self: Arc<Self>,
-        project: Arc<Project>,
-        plan: Plan,
-        change: Option<ChangeSet>,
-        walk: Duration,
-        force: bool,
-    ) -> Vec<Failure> {
+    /// Runs `plan`, made from `basis`, and keeps what it built for the next plan; returns
+    /// the failures.
+    async fn round(self: Arc<Self>, basis: Basis, plan: Plan) -> Vec<Failure> {
         let last = self.last.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let outcome = self
-            .clone()
-            .carry_out(project, plan, last, change, walk, force)
-            .await;
+        let outcome = self.clone().carry_out(Arc::new(basis), plan, last).await;
         self.last
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -403,17 +415,14 @@ impl Inner {
         outcome.failures
     }
 
-    /// Builds `plan.builds` and deploys `plan.applies`. Each deploy waits for its own
-    /// images' builds and pins the others at their `last` build. `force` builds images
-    /// even when the registry already holds their content.
+    /// Builds `plan.builds` and deploys `plan.applies`, with the objects the basis's walk
+    /// read. Each deploy waits for its own images' builds and pins the others at their
+    /// `last` build.
     async fn carry_out(
         self: Arc<Self>,
-        project: Arc<Project>,
+        basis: Arc<Basis>,
         plan: Plan,
         last: BTreeMap<String, Built>,
-        change: Option<ChangeSet>,
-        walk: Duration,
-        force: bool,
     ) -> Outcome {
         self.ready.send_modify(|ready| {
             for r in plan.applies.keys() {
@@ -425,9 +434,9 @@ impl Inner {
         for (name, digest) in plan.builds {
             let (tx, rx) = watch::channel(None);
             results.insert(name.clone(), rx);
-            let (me, project) = (self.clone(), project.clone());
+            let (me, basis) = (self.clone(), basis.clone());
             builds.spawn(async move {
-                let result = me.build(&project, &name, digest, force).await;
+                let result = me.build(&basis.project, &name, digest, basis.force).await;
                 tx.send_replace(Some(result.clone()));
                 (name, result)
             });
@@ -443,11 +452,9 @@ impl Inner {
                 .filter(|i| !results.contains_key(*i))
                 .filter_map(|i| last.get(i).map(|b| (i.clone(), b.reference.clone())))
                 .collect();
-            let (me, project, change) = (self.clone(), project.clone(), change.clone());
+            let (me, basis) = (self.clone(), basis.clone());
             deploys.spawn(async move {
-                let result = me
-                    .deploy(&project, &r, waits, pinned, change.as_ref(), walk)
-                    .await;
+                let result = me.deploy(&basis, &r, waits, pinned).await;
                 result.err().map(|error| {
                     let error = Arc::new(error);
                     me.emit(Event::Failed {
@@ -460,11 +467,9 @@ impl Inner {
         }
         let mut syncs = JoinSet::new();
         for (image, sync) in plan.syncs {
-            let (me, project, change) = (self.clone(), project.clone(), change.clone());
+            let (me, basis) = (self.clone(), basis.clone());
             syncs.spawn(async move {
-                let fell_back = me
-                    .sync(&project, &image, &sync, change.as_ref(), walk)
-                    .await;
+                let fell_back = me.sync(&basis, &image, &sync).await;
                 fell_back.then_some((image, sync))
             });
         }
@@ -485,7 +490,7 @@ impl Inner {
         while let Some(done) = syncs.join_next().await {
             if let Ok(Some((image, sync))) = done {
                 for r in sync.resources {
-                    let used = images_used(&project, &r).into_iter().collect();
+                    let used = basis.facts.uses.get(&r).cloned().unwrap_or_default();
                     fallback.applies.insert(r, used);
                 }
                 fallback.builds.insert(image, sync.digest);
@@ -496,11 +501,7 @@ impl Inner {
                 .into_iter()
                 .chain(built.iter().map(|(i, b)| (i.clone(), b.clone())))
                 .collect();
-            let more = Box::pin(
-                self.clone()
-                    .carry_out(project, fallback, last, change, walk, force),
-            )
-            .await;
+            let more = Box::pin(self.clone().carry_out(basis, fallback, last)).await;
             failures.extend(more.failures);
             built.extend(more.built);
         }
@@ -509,14 +510,13 @@ impl Inner {
 
     /// Carries out the sync of `image`; says what it did, or why it failed. Returns whether
     /// a full build must take over.
-    async fn sync(
-        &self,
-        project: &Project,
-        image: &str,
-        sync: &plan::live::Sync,
-        change: Option<&ChangeSet>,
-        walk: Duration,
-    ) -> bool {
+    async fn sync(&self, basis: &Basis, image: &str, sync: &plan::live::Sync) -> bool {
+        let Basis {
+            project,
+            change,
+            walk,
+            ..
+        } = basis;
         let pods: BTreeMap<String, PodSet> = sync
             .resources
             .iter()
@@ -546,9 +546,9 @@ impl Inner {
                     });
                     self.emit(Event::Ready {
                         resource: r.clone(),
-                        update: change.map(|c| UpdateTiming {
+                        update: change.as_ref().map(|c| UpdateTiming {
                             watch: c.settled.duration_since(c.first_event),
-                            digest: walk,
+                            digest: *walk,
                             host_build: report.host_build_time,
                             sync: report.sync,
                             restart: report.restarted.unwrap_or_default(),
@@ -620,23 +620,32 @@ impl Inner {
         result
     }
 
-    /// Deploys `name` once its images are built (`waits`) and the resources it depends
-    /// on are ready. `pinned` are the references of its images this round does not build.
+    /// Deploys `name`'s objects, as the basis's walk read them, once its images are
+    /// built (`waits`) and the resources it depends on are ready. `pinned` are the
+    /// references of its images this round does not build.
     async fn deploy(
         &self,
-        project: &Project,
+        basis: &Basis,
         name: &str,
         waits: Vec<(String, BuildResult)>,
         mut pinned: BTreeMap<String, String>,
-        change: Option<&ChangeSet>,
-        walk: Duration,
     ) -> Result<(), RoundError> {
+        let project = &basis.project;
         let Some(resource) = project.resources.get(name) else {
             return Err(RoundError::NoResource(name.to_owned()));
         };
+        // Only a walk that panicked leaves a resource unread: read it now.
+        let unread;
+        let read = match basis.facts.objects.get(name) {
+            Some(read) => read,
+            None => {
+                unread = sources::read(resource);
+                &unread
+            }
+        };
         // This resource's images.
         let mut timing = UpdateTiming {
-            digest: walk,
+            digest: basis.walk,
             ..UpdateTiming::default()
         };
         for (image, mut rx) in waits {
@@ -697,6 +706,7 @@ impl Inner {
             .deployer
             .render(
                 resource,
+                read,
                 &pinned,
                 prepared.as_ref().map(|p| p.injection()).as_ref(),
             )
@@ -730,7 +740,7 @@ impl Inner {
                 .map_err(RoundError::NotReady)?;
         }
         timing.rollout = t.elapsed();
-        let update = change.map(|c| {
+        let update = basis.change.as_ref().map(|c| {
             timing.watch = c.settled.duration_since(c.first_event);
             timing.total = c.first_event.elapsed();
             timing
@@ -898,22 +908,4 @@ impl Inner {
         observing.insert(name.to_owned(), o);
         observed
     }
-}
-
-/// The project's images that `resource`'s manifests name.
-fn images_used(project: &Project, resource: &str) -> Vec<String> {
-    let Some(r) = project.resources.get(resource) else {
-        return Vec::new();
-    };
-    let mut used: Vec<String> = r
-        .manifests
-        .iter()
-        .filter_map(|m| sources::objects(m, &r.namespace).ok())
-        .flatten()
-        .flat_map(|o| manifest::image_names(&o))
-        .filter(|i| project.images.contains_key(i))
-        .collect();
-    used.sort();
-    used.dedup();
-    used
 }

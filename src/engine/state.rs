@@ -87,6 +87,11 @@ impl State {
             Event::Watching { .. } | Event::BuildOutput { .. } | Event::ConfigRejected { .. } => {}
             // The plan says which images each resource it applies uses now, so a build
             // of an image a resource just started using shows on that resource.
+            Event::Planned { images } => {
+                for (name, images) in images {
+                    self.resources.entry(name.clone()).or_default().images = images.clone();
+                }
+            }
             Event::ChangeSeen {
                 resources,
                 syncs,

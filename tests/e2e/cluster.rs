@@ -93,7 +93,11 @@ async fn build_push_deploy_forward_dns_exec_logs() {
     let deployer =
         Deployer::new(client.clone(), dir.path(), &cluster.context, &cluster.id).unwrap();
     let refs = BTreeMap::from([(image.name.clone(), built.reference.clone())]);
-    let rendered = deployer.render(&resource, &refs, None).await.unwrap();
+    let read = tether::deploy::sources::read(&resource);
+    let rendered = deployer
+        .render(&resource, &read, &refs, None)
+        .await
+        .unwrap();
     let counts = deployer.apply("hello", &rendered).await.unwrap();
     assert_eq!(counts.created, 2);
     let workload = rendered.workloads[0].clone();

@@ -1,10 +1,15 @@
 //! Manifests that are rendered, not written: the shop's users service deployed from a
 //! kustomize overlay and from its Helm chart (`examples/shop/users/overlays/dev`,
 //! `examples/shop/users/helm`), and a first `tether.toml` written by `tether init`.
-//! Each goes up, a changed value re-applies exactly the object it changes, and `down`
-//! removes what `up` made and nothing else.
+//! Each goes up, a changed value re-applies exactly the object it changes, the renderer
+//! runs once per round, and `down` removes what `up` made and nothing else.
 
-use std::{path::Path, time::Duration};
+use std::{
+    os::unix::fs::PermissionsExt as _,
+    path::{Path, PathBuf},
+    process::Command,
+    time::Duration,
+};
 
 use k8s_openapi::api::{
     apps::v1::Deployment,
@@ -16,7 +21,7 @@ use kube::{
 };
 
 use crate::{
-    process::{Running, repo_copy, tether},
+    process::{Running, command, output, repo_copy, tether},
     support::{cluster, labelled_in, unique},
     up::{DownOnPanic, SHOP},
 };
@@ -35,6 +40,54 @@ impl Drop for DeleteNamespace<'_> {
         let _ = self
             .rt
             .block_on(api.delete(&self.name, &DeleteParams::background()));
+    }
+}
+
+/// `kustomize` and `helm` as tether finds them on PATH, each run counted: a round reads a
+/// resource's manifests once, for its plan and its apply alike.
+struct CountedRenderers {
+    bin: tempfile::TempDir,
+}
+
+impl CountedRenderers {
+    fn new() -> CountedRenderers {
+        let bin = tempfile::tempdir().unwrap();
+        let log = bin.path().join("runs");
+        let on_path = |program: &str| -> Option<PathBuf> {
+            std::env::split_paths(&std::env::var_os("PATH")?)
+                .map(|d| d.join(program))
+                .find(|p| p.is_file())
+        };
+        // kustomize itself may be missing: kubectl's serves (`kustomize build DIR`).
+        let kustomize = match on_path("kustomize") {
+            Some(real) => format!("exec {} \"$@\"", real.display()),
+            None => "exec kubectl kustomize \"$2\"".to_owned(),
+        };
+        let helm = on_path("helm").map(|real| format!("exec {} \"$@\"", real.display()));
+        for (name, run) in [("kustomize", Some(kustomize)), ("helm", helm)] {
+            let Some(run) = run else { continue };
+            let path = bin.path().join(name);
+            let script = format!("#!/bin/sh\necho {name} >>{}\n{run}\n", log.display());
+            std::fs::write(&path, script).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        CountedRenderers { bin }
+    }
+
+    /// `tether ARGS` in `dir`, finding the counted renderers first.
+    fn command(&self, dir: &Path, args: &[&str]) -> Command {
+        let mut c = command(dir, args);
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let path = std::iter::once(self.bin.path().to_owned()).chain(std::env::split_paths(&path));
+        c.env("PATH", std::env::join_paths(path).unwrap());
+        c
+    }
+
+    /// How many times a renderer ran so far.
+    fn runs(&self) -> usize {
+        std::fs::read_to_string(self.bin.path().join("runs"))
+            .map(|t| t.lines().count())
+            .unwrap_or(0)
     }
 }
 
@@ -74,10 +127,16 @@ fn a_changed_value_reapplies_one_object(
         name: ns.clone(),
     };
     let _down = DownOnPanic::new(&dir, None);
+    let renderers = CountedRenderers::new();
 
-    let out = tether(&dir, &["up", "--ci"]);
+    let out = output(renderers.command(&dir, &["up", "--ci"]));
     assert!(out.status.success(), "tether up --ci failed");
     assert!(String::from_utf8_lossy(&out.stdout).contains("[users] ready"));
+    assert_eq!(
+        renderers.runs(),
+        1,
+        "one round, one rendering of the manifests"
+    );
     let deployments: Api<Deployment> = Api::namespaced(cluster.client.clone(), &ns);
     let replicas = |d: Deployment| d.spec.and_then(|s| s.replicas);
     let users = rt.block_on(deployments.get("users")).unwrap();
@@ -89,13 +148,18 @@ fn a_changed_value_reapplies_one_object(
     rt.block_on(cms.create(&PostParams::default(), &foreign))
         .unwrap();
 
-    let mut up = Running::start(&dir, &["up", "--no-tui"]);
+    let mut up = Running::spawn(renderers.command(&dir, &["up", "--no-tui"]));
     up.wait_for(0, Duration::from_secs(300), "users to be ready", |l| {
         l.contains("[users] ready")
     });
     up.wait_for(0, Duration::from_secs(60), "the watcher", |l| {
         l.starts_with("watching ")
     });
+    assert_eq!(
+        renderers.runs(),
+        2,
+        "the first round of a second up renders once"
+    );
     let mark = up.mark();
     let path = dir.join(file);
     let text = std::fs::read_to_string(&path).unwrap();
@@ -119,6 +183,7 @@ fn a_changed_value_reapplies_one_object(
     up.wait_for(mark, Duration::from_secs(120), "users ready again", |l| {
         l.contains("[users] ready")
     });
+    assert_eq!(renderers.runs(), 3, "the change's round renders once");
     let users = rt.block_on(deployments.get("users")).unwrap();
     assert_eq!(replicas(users), Some(2));
     assert!(up.interrupt(), "tether up stops on Ctrl-C");

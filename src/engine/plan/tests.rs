@@ -96,6 +96,8 @@ fn facts(digests: &[(&str, &str)]) -> Facts {
             ("orders".into(), set(&["orders"])),
         ]),
         gone: BTreeSet::new(),
+        // The planner does not read objects; the round applies them.
+        objects: BTreeMap::new(),
     }
 }
 

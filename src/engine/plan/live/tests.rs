@@ -92,6 +92,8 @@ impl Fixture {
                 ("web".into(), set(&["web"])),
             ]),
             gone: BTreeSet::new(),
+            // The planner does not read objects; the round applies them.
+            objects: BTreeMap::new(),
         }
     }
 
