@@ -70,11 +70,6 @@ pub enum Command {
     /// Print the JSON Schema of tether.toml (committed as schema/tether.schema.json).
     #[command(hide = true)]
     Schema,
-    /// The in-cluster traffic agent (runs inside a pod, not on a laptop).
-    Agent {
-        #[arg(trailing_var_arg = true)]
-        args: Vec<String>,
-    },
 }
 
 #[derive(Debug, Args, Clone)]

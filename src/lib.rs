@@ -21,22 +21,25 @@
 //! - [`cluster`]: the kube context, the cluster's identity, and the guard on every command
 //!   that changes a cluster.
 //! - [`state_dir`]: `.tether/` beside `tether.toml`, private to its user.
-//! - [`tunnel`], [`agent`], [`intercept`]: the laptop↔agent protocol, the in-cluster
-//!   traffic agent, and installing it to route a Service's traffic to this machine.
-//! - [`live`]: live update's wire and the laptop's client of the in-pod supervisor
-//!   (`tether agent supervise`, in [`agent`]).
+//! - [`intercept`]: installing the traffic agent to route a Service's traffic to this
+//!   machine, and attaching to it.
+//! - [`live`]: the laptop's client of the in-pod supervisor (`tether-agent supervise`).
 //! - [`run`]: `tether run -- CMD`, a program in a namespace of its own whose network is the
 //!   cluster's (a TUN device, a userspace TCP/IP stack, DNS) plus the laptop's.
 //! - [`connect`], [`run`]: cluster names from the laptop (a loopback proxy and DNS server;
 //!   any program in namespaces of its own behind a userspace TCP/IP stack).
-//! - [`accept`]: the accept loop every listener shares.
+//! - [`tunnel`], [`accept`]: re-exported from the `tether-wire` crate, which the laptop
+//!   shares with the in-cluster side: the laptop↔agent protocol and the accept loop every
+//!   listener shares.
+//!
+//! The in-cluster side (the traffic agent, the connect agent, live update's supervisor) is
+//! the `tether-agent` crate under `crates/`: one static binary, depending on `tether-wire`
+//! and nothing of this crate.
 //! - [`workshop`]: `tether workshop`, the guided workshop's steps and their live checks.
 //! - [`init`]: `tether init`, a first `tether.toml` from a folder's Dockerfiles and manifests.
 //! - [`doctor`]: `tether doctor`, one live check per thing tether relies on.
 //! - [`cli`], [`commands`]: the command line and its edges.
 
-pub mod accept;
-pub mod agent;
 pub mod build;
 pub mod cli;
 pub mod cluster;
@@ -59,6 +62,8 @@ pub mod registry;
 pub mod run;
 pub mod state_dir;
 pub mod tui;
-pub mod tunnel;
 pub mod watch;
 pub mod workshop;
+
+/// The wire the laptop shares with the in-cluster side (crate `tether-wire`).
+pub use tether_wire::{accept, tunnel};

@@ -4,7 +4,7 @@
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
-use tether::tunnel::Frame;
+use tether_wire::tunnel::Frame;
 
 fuzz_target!(|data: &[u8]| {
     let mut rest = data;

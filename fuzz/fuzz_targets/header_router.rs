@@ -9,10 +9,8 @@ use std::{net::SocketAddr, time::Duration};
 
 use http::HeaderMap;
 use libfuzzer_sys::fuzz_target;
-use tether::{
-    agent::{Routes, router::serve_connection},
-    tunnel::{Filter, Heartbeat, HelloMeta, Opener, Role, Session, Side},
-};
+use tether_agent::{Routes, router::serve_connection};
+use tether_wire::tunnel::{Filter, Heartbeat, HelloMeta, Opener, Role, Session, Side};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpListener,

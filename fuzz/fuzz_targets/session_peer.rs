@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
-use tether::tunnel::{Frame, HelloMeta, Session, Settings, Side, VERSION};
+use tether_wire::tunnel::{Frame, HelloMeta, Session, Settings, Side, VERSION};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fuzz_target!(|data: &[u8]| {
@@ -54,7 +54,7 @@ fuzz_target!(|data: &[u8]| {
                     let _ = tokio::io::copy(&mut r, &mut w).await;
                 });
             }
-            Ok::<_, tether::tunnel::TunnelError>(session.close_reason())
+            Ok::<_, tether_wire::tunnel::TunnelError>(session.close_reason())
         };
         // Paused time: the heartbeat ends a quiet peer's session in virtual seconds.
         let _ = tokio::time::timeout(Duration::from_secs(60), run).await;

@@ -551,10 +551,3 @@ async fn uninstall_connect(cluster: &Cluster) -> Result<bool, Failure> {
     }
     Ok(!gone.is_empty())
 }
-
-pub async fn agent(args: Vec<String>) -> Result<(), Failure> {
-    crate::agent::run(&args).await.map_err(|e| match e {
-        crate::agent::AgentError::Args(_) => Failure::BadInput(e.into()),
-        _ => Failure::Failed(e.into()),
-    })
-}

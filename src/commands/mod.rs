@@ -107,6 +107,5 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Doctor(args) => doctor::run(args).await,
         Command::Completions { shell } => completions::run(shell),
         Command::Schema => schema::run(),
-        Command::Agent { args } => intercept::agent(args).await,
     }
 }

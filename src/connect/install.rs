@@ -1,6 +1,6 @@
 //! The connect agent in the cluster: namespace `tether` (labelled for the `restricted` Pod
 //! Security level), a ServiceAccount with no token mounted and no rights, the attach
-//! Secret, and a one-replica Deployment running `tether agent connect`. Applied with
+//! Secret, and a one-replica Deployment running `tether-agent connect`. Applied with
 //! server-side apply (field manager `tether`), so a second `connect` changes nothing and
 //! a newer tether replaces the image. `uninstall` deletes exactly these, by name and label.
 
@@ -112,7 +112,7 @@ fn deployment(image: &str, labels: &serde_json::Value) -> serde_json::Value {
                     "containers": [{
                         "name": "agent",
                         "image": image,
-                        "args": ["agent", "connect", "--control", CONTROL_PORT.to_string()],
+                        "args": ["connect", "--control", CONTROL_PORT.to_string()],
                         "env": [
                             {"name": "TETHER_LOG", "value": "info"},
                             {"name": TOKEN_ENV, "valueFrom": {"secretKeyRef": {

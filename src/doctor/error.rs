@@ -143,7 +143,7 @@ impl DoctorError {
                     )
                 } else {
                     "check that the engine can push to the registry (`docker push`); a set \
-                     TETHER_AGENT_BINARY must name a static tether"
+                     TETHER_AGENT_BINARY must name a static tether-agent"
                         .into()
                 }
             }

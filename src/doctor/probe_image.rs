@@ -1,6 +1,6 @@
 //! The smallest program a pod can run: a static x86-64 Linux ELF of 129 bytes that calls
 //! `exit(0)`. `tether doctor` pushes it as its probe image when the agent image would
-//! first need a static tether compiled (minutes): the check is whether the cluster pulls
+//! first need a static tether-agent compiled: the check is whether the cluster pulls
 //! from the registry, and any image shows that.
 
 /// Where the one segment is loaded (the usual base of a non-PIE executable).

@@ -1,7 +1,7 @@
-//! Check 6: whether the cluster pulls from the registry. The agent image (a static tether
-//! `FROM scratch`, [`crate::intercept::image`]) is pushed if the registry lacks it (or,
-//! when that would take compiling a static tether, the [`probe_image`]), and a
-//! short-lived pod runs it (`tether --version`, `imagePullPolicy: Always`, so the kubelet
+//! Check 6: whether the cluster pulls from the registry. The agent image (a static
+//! tether-agent `FROM scratch`, [`crate::intercept::image`]) is pushed if the registry lacks
+//! it (or, when that would take compiling one, the [`probe_image`]), and a
+//! short-lived pod runs it (`tether-agent --version`, `imagePullPolicy: Always`, so the kubelet
 //! really asks the registry). A watch on the pod decides: pulled once a container
 //! has an image id or has started; failed on the kubelet's pull errors, with its message.
 //! The pod is deleted whatever happens: passed, failed, timed out or interrupted.
@@ -192,7 +192,7 @@ fn image_of(pod: &Pod) -> String {
         .unwrap_or_default()
 }
 
-/// A pod that pulls `image` afresh, runs `tether --version` once and is done.
+/// A pod that pulls `image` afresh, runs `tether-agent --version` once and is done.
 fn probe_pod(name: &str, image: &str) -> Pod {
     serde_json::from_value(serde_json::json!({
         "metadata": {

@@ -1,19 +1,20 @@
-//! The agent's image: `FROM scratch` plus one static tether binary, pushed to the cluster's
-//! registry once per binary (the tag is a digest of the binary).
+//! The agent's image: `FROM scratch` plus one static `tether-agent` binary (the crate
+//! `crates/tether-agent`: the traffic agent, the connect agent and live update's
+//! supervisor), pushed to the cluster's registry once per binary (the tag is a digest of
+//! the binary).
 //!
 //! Where the binary comes from, first match wins:
 //! 1. `TETHER_AGENT_IMAGE`: a published image; nothing is built.
-//! 2. `TETHER_AGENT_BINARY`: a static Linux x86-64 tether binary.
-//! 3. The running executable, when it is a static Linux x86-64 ELF (no PT_INTERP).
-//! 4. [`BESIDE`] next to the running executable: the static build `scripts/install` puts
+//! 2. `TETHER_AGENT_BINARY`: a static Linux x86-64 tether-agent binary.
+//! 3. [`BESIDE`] next to the running executable: the static build `scripts/install` puts
 //!    there once, so no intercept or live-update deploy waits for a compiler.
-//! 5. A static build from the source tree this binary was built from
-//!    (`cargo build --release --target x86_64-unknown-linux-gnu` with `+crt-static`):
-//!    how a dynamically linked development build still gets an agent. It prints how long
-//!    it has been building, every few seconds.
+//! 4. A static build from the source tree this binary was built from
+//!    (`cargo build --release --target x86_64-unknown-linux-gnu -p tether-agent` with
+//!    `+crt-static`): how a development build still gets an agent. It prints how long it
+//!    has been building, every few seconds.
 //!
 //! [`push_binary`] is the image half alone, for any static binary (`tether doctor`'s
-//! probe uses it when step 5 would be needed, rather than wait for a compiler).
+//! probe uses it when step 4 would be needed, rather than wait for a compiler).
 
 use std::path::{Path, PathBuf};
 
@@ -23,8 +24,13 @@ use super::InterceptError;
 use crate::build::{Engine, Registry, context::DOCKERFILE_IN_TAR};
 
 const REPOSITORY: &str = "tether-agent";
-/// The static tether `scripts/install` puts next to the one it installs.
-pub const BESIDE: &str = "tether-static";
+/// The static agent `scripts/install` puts next to the tether it installs.
+pub const BESIDE: &str = "tether-agent";
+/// Where the agent binary sits in its image (the image's entrypoint): live update's init
+/// container runs it to copy itself onto the pod's volume.
+pub const AGENT_IN_IMAGE: &str = "/tether-agent";
+/// The package and binary of the agent in this workspace.
+const AGENT_PACKAGE: &str = "tether-agent";
 /// How often a static build from source says it is still going.
 const BUILD_TICK: std::time::Duration = std::time::Duration::from_secs(10);
 const TARGET: &str = "x86_64-unknown-linux-gnu";
@@ -51,7 +57,7 @@ pub async fn ensure(
 
 /// Makes sure `repository` in the registry holds an image of the static `binary` alone
 /// (tagged by its digest, so it is built and pushed once); returns the reference pods
-/// pull. Its entrypoint is the binary, as `/tether`.
+/// pull. Its entrypoint is the binary, as [`AGENT_IN_IMAGE`].
 pub async fn push_binary(
     registry: &Registry,
     repository: &str,
@@ -96,11 +102,13 @@ fn agent_err(e: crate::build::BuildError) -> InterceptError {
 
 /// The build context: the Dockerfile and the binary.
 fn context(binary: &[u8]) -> std::io::Result<Vec<u8>> {
-    let dockerfile = b"FROM scratch\nCOPY tether /tether\nENTRYPOINT [\"/tether\"]\n";
+    let dockerfile = format!(
+        "FROM scratch\nCOPY {AGENT_PACKAGE} {AGENT_IN_IMAGE}\nENTRYPOINT [\"{AGENT_IN_IMAGE}\"]\n"
+    );
     let mut tar = tar::Builder::new(Vec::new());
     for (name, data, mode) in [
-        (DOCKERFILE_IN_TAR, &dockerfile[..], 0o644),
-        ("tether", binary, 0o755),
+        (DOCKERFILE_IN_TAR, dockerfile.as_bytes(), 0o644),
+        (AGENT_PACKAGE, binary, 0o755),
     ] {
         let mut header = tar::Header::new_gnu();
         header.set_size(data.len() as u64);
@@ -118,14 +126,14 @@ pub fn ready_without_build() -> bool {
         || matches!(prebuilt_binary(), Ok(Some(_)))
 }
 
-/// Steps 2-4 of the module's list: the static binary that needs no build, if any.
+/// Steps 2-3 of the module's list: the static binary that needs no build, if any.
 fn prebuilt_binary() -> Result<Option<PathBuf>, InterceptError> {
     if let Ok(path) = std::env::var("TETHER_AGENT_BINARY") {
         let path = PathBuf::from(path);
         return match elf_kind(&path) {
             ElfKind::StaticX86_64 => Ok(Some(path)),
             other => Err(InterceptError::AgentImage(format!(
-                "TETHER_AGENT_BINARY={} is {other}, not a static Linux x86-64 binary",
+                "TETHER_AGENT_BINARY={} is {other}, not a static Linux x86-64 tether-agent",
                 path.display()
             ))),
         };
@@ -134,9 +142,6 @@ fn prebuilt_binary() -> Result<Option<PathBuf>, InterceptError> {
         what: "cannot find this executable".into(),
         source,
     })?;
-    if elf_kind(&exe) == ElfKind::StaticX86_64 {
-        return Ok(Some(exe));
-    }
     Ok(static_beside(&exe))
 }
 
@@ -146,37 +151,37 @@ async fn static_binary(
     if let Some(path) = prebuilt_binary()? {
         return Ok(path);
     }
-    let exe = std::env::current_exe().map_err(|source| InterceptError::AgentImageIo {
-        what: "cannot find this executable".into(),
-        source,
-    })?;
-    let kind = elf_kind(&exe);
     let source = Path::new(env!("CARGO_MANIFEST_DIR"));
-    if kind == ElfKind::DynamicX86_64 && source.join("Cargo.toml").is_file() {
+    if source
+        .join("crates")
+        .join(AGENT_PACKAGE)
+        .join("Cargo.toml")
+        .is_file()
+    {
         return build_from_source(source, progress).await;
     }
     Err(InterceptError::AgentImage(format!(
-        "this tether binary ({}) is {kind} and cannot be the agent; set TETHER_AGENT_IMAGE to a \
-         published tether image, or TETHER_AGENT_BINARY to a static Linux x86-64 tether",
-        exe.display()
+        "no agent binary: none beside this tether ({BESIDE}) and no source tree to build one \
+         from; set TETHER_AGENT_IMAGE to a published tether-agent image, or \
+         TETHER_AGENT_BINARY to a static Linux x86-64 tether-agent"
     )))
 }
 
-/// The static tether installed next to `exe`, if there is one.
+/// The static agent installed next to `exe`, if there is one.
 fn static_beside(exe: &Path) -> Option<PathBuf> {
     let beside = exe.with_file_name(BESIDE);
     (elf_kind(&beside) == ElfKind::StaticX86_64).then_some(beside)
 }
 
-/// `cargo build` of a static tether in its source tree; cargo makes it a no-op when
+/// `cargo build` of a static tether-agent in its source tree; cargo makes it a no-op when
 /// nothing changed.
 async fn build_from_source(
     source: &Path,
     progress: &mut (impl FnMut(&str) + Send),
 ) -> Result<PathBuf, InterceptError> {
     progress(&format!(
-        "building a static tether for the agent image (cargo; minutes the first time, \
-         never again after `scripts/install`, which puts one in {BESIDE} beside tether)"
+        "building a static tether-agent for the agent image (cargo; a minute or two the \
+         first time, never again after `scripts/install`, which puts {BESIDE} beside tether)"
     ));
     let mut flags = std::env::var("RUSTFLAGS").unwrap_or_default();
     if !flags.contains("crt-static") {
@@ -191,9 +196,9 @@ async fn build_from_source(
             "--target",
             TARGET,
             "-p",
-            "tether",
+            AGENT_PACKAGE,
             "--bin",
-            "tether",
+            AGENT_PACKAGE,
         ])
         .args(["--message-format", "json-render-diagnostics"])
         .current_dir(source)
@@ -214,7 +219,7 @@ async fn build_from_source(
         tokio::select! {
             out = &mut done => break out,
             _ = tick.tick() => progress(&format!(
-                "still building the static tether: {}s", started.elapsed().as_secs()
+                "still building the static tether-agent: {}s", started.elapsed().as_secs()
             )),
         }
     }
@@ -232,9 +237,11 @@ async fn build_from_source(
     let path = String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "tether")
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == AGENT_PACKAGE)
         .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-        .ok_or_else(|| InterceptError::AgentImage("cargo built no tether executable".into()))?;
+        .ok_or_else(|| {
+            InterceptError::AgentImage("cargo built no tether-agent executable".into())
+        })?;
     match elf_kind(&path) {
         ElfKind::StaticX86_64 => Ok(path),
         other => Err(InterceptError::AgentImage(format!(
@@ -328,10 +335,10 @@ mod tests {
     }
 
     #[test]
-    fn a_static_tether_beside_the_executable_is_the_agent_and_a_dynamic_one_is_not() {
-        // busybox-static (scripts/test installs it) stands in for a static tether.
+    fn a_static_agent_beside_the_executable_is_the_agent_and_a_dynamic_one_is_not() {
+        // busybox-static (scripts/test installs it) stands in for a static tether-agent.
         if elf_kind(Path::new("/bin/busybox")) != ElfKind::StaticX86_64 {
-            eprintln!("no static /bin/busybox here: nothing to stand in for tether-static");
+            eprintln!("no static /bin/busybox here: nothing to stand in for {BESIDE}");
             return;
         }
         let dir = tempfile::tempdir().unwrap();
@@ -363,7 +370,7 @@ mod tests {
             entries,
             vec![
                 (DOCKERFILE_IN_TAR.to_owned(), 0o644),
-                ("tether".to_owned(), 0o755)
+                (AGENT_PACKAGE.to_owned(), 0o755)
             ]
         );
     }

@@ -15,7 +15,7 @@
 //! - [`attach`]: port-forwards and tunnel sessions to every ready agent.
 //! - [`ended`]: notices an intercept ended elsewhere (watchers on both objects).
 //! - [`leaving`]: asks the agents who is attached, so only the last one out restores.
-//! - [`image`]: the agent image (`FROM scratch` + a static tether), pushed once per binary.
+//! - [`image`]: the agent image (`FROM scratch` + a static tether-agent), pushed once per binary.
 //! - [`env`]: the intercepted container's environment, for `--env-file`.
 //!
 //! What tether changes, and so what restore undoes: the agent container in the pod

@@ -116,11 +116,8 @@ pub fn agent_container(installed: &Installed) -> Value {
     json!({
         "name": AGENT_CONTAINER,
         "image": installed.image,
-        // `--` because the CLI's `agent` takes its arguments as trailing values, which
-        // clap reads only after the first non-flag.
+        // The image's entrypoint is the agent binary: its arguments alone pick the role.
         "args": [
-            "agent",
-            "--",
             "--app-port", installed.app_port.to_string(),
             "--listen", installed.agent_port.to_string(),
             "--control", installed.control_port.to_string(),

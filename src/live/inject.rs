@@ -5,7 +5,7 @@
 //!   replayed from it) but not the pod;
 //! - an init container from the agent image that copies tether's static binary there, so
 //!   the app's image needs no tools of ours, `FROM scratch` included;
-//! - each such container's command becomes `tether agent supervise … -- ARGV`, ARGV being
+//! - each such container's command becomes `tether-agent supervise … -- ARGV`, ARGV being
 //!   exactly what Kubernetes would have run (its `command`/`args`, else the image's
 //!   entrypoint and cmd, by the same rules);
 //! - the supervisor's token comes from a Secret through `secretKeyRef`, never as a value
@@ -17,7 +17,9 @@ use kube::api::{ApiResource, DynamicObject};
 use serde_json::{Value, json};
 
 use super::wire::{BINARY, CONTROL_PORT, MOUNT, STATE_DIR, TOKEN_ENV};
-use crate::{build::registry::ImageEntry, deploy::manifest::pod_spec_mut};
+use crate::{
+    build::registry::ImageEntry, deploy::manifest::pod_spec_mut, intercept::image::AGENT_IN_IMAGE,
+};
 
 /// The volume holding the binary and the synced state.
 pub const VOLUME: &str = "tether-live";
@@ -29,7 +31,7 @@ pub const TOKEN_KEY: &str = crate::intercept::patch::TOKEN_KEY;
 /// How to supervise one resource's workloads.
 #[derive(Debug, Clone)]
 pub struct Injection<'a> {
-    /// The agent image, which holds the static binary at `/tether`.
+    /// The agent image, which holds the static binary at [`AGENT_IN_IMAGE`].
     pub agent_image: &'a str,
     /// The Secret that holds the token under [`TOKEN_KEY`], and the token.
     pub secret: &'a str,
@@ -99,7 +101,7 @@ pub fn inject(
             "name": INIT_CONTAINER,
             "image": injection.agent_image,
             "imagePullPolicy": "IfNotPresent",
-            "command": ["/tether", "agent", "copy-self", BINARY],
+            "command": [AGENT_IN_IMAGE, "copy-self", BINARY],
             "volumeMounts": [{ "name": VOLUME, "mountPath": MOUNT }],
             "resources": {
                 "requests": { "cpu": "10m", "memory": "16Mi" },
@@ -172,7 +174,6 @@ fn supervise(
     let port = CONTROL_PORT.to_string();
     c["command"] = json!([
         BINARY,
-        "agent",
         "supervise",
         "--control",
         port,

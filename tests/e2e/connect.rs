@@ -8,7 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use hickory_resolver::proto::{
+use hickory_proto::{
     op::{Message, Query, ResponseCode},
     rr::{Name, RecordType},
 };

@@ -191,6 +191,7 @@ pub fn repo_copy() -> tempfile::TempDir {
         "Cargo.toml",
         "Cargo.lock",
         "src",
+        "crates",
         "tests",
         "benches",
         "examples",

@@ -73,7 +73,6 @@ fn a_live_image_runs_under_the_supervisor_with_its_image_entrypoint() {
         c["command"],
         json!([
             BINARY,
-            "agent",
             "supervise",
             "--control",
             "9902",
@@ -105,7 +104,7 @@ fn a_live_image_runs_under_the_supervisor_with_its_image_entrypoint() {
     assert_eq!(init["image"], "reg/tether-agent:t1");
     assert_eq!(
         init["command"],
-        json!(["/tether", "agent", "copy-self", BINARY])
+        json!(["/tether-agent", "copy-self", BINARY])
     );
 }
 

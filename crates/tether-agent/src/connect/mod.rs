@@ -1,4 +1,4 @@
-//! `tether agent connect`: the connect agent, one Deployment in tether's own namespace
+//! `tether-agent connect`: the connect agent, one Deployment in tether's own namespace
 //! that laptops attach to (through the API server's port-forward, with the connect token)
 //! to reach the cluster from inside: names looked up with the cluster's DNS, TCP dialled
 //! from the pod. It holds no route and needs no API access: its ServiceAccount has no

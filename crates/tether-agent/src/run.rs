@@ -1,4 +1,4 @@
-//! `tether agent ARGS` (the traffic agent) and `tether agent connect ARGS` (the connect
+//! `tether-agent ARGS` (the traffic agent) and `tether-agent connect ARGS` (the connect
 //! agent): parses the arguments, reads the token from the environment, binds the ports and
 //! serves until SIGTERM or SIGINT. The live-update roles `supervise` and `copy-self` are
 //! dispatched from here too, and exit with codes of their own (the app's, for `supervise`).
@@ -41,7 +41,7 @@ pub async fn run(args: &[String]) -> Result<(), AgentError> {
     let agent = Agent::new(config);
     let shutdown = CancellationToken::new();
     tracing::info!(
-        "tether agent {}: traffic on :{} → app :{}, laptops on 127.0.0.1:{}",
+        "tether-agent {}: traffic on :{} → app :{}, laptops on 127.0.0.1:{}",
         env!("CARGO_PKG_VERSION"),
         args.listen,
         args.app_port,

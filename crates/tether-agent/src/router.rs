@@ -59,7 +59,7 @@ use tokio::{
 };
 
 use crate::{
-    agent::routes::Routes,
+    routes::Routes,
     tunnel::{Opener, TunnelError},
 };
 
@@ -449,7 +449,7 @@ async fn route_http2<R: Routes>(
 
 /// A `502` whose body says why, for the developer at the laptop.
 fn bad_gateway(e: &RouterError) -> Response<Body> {
-    let mut text = format!("tether agent: {e}");
+    let mut text = format!("tether-agent: {e}");
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
         text.push_str(&format!(": {s}"));

@@ -1,4 +1,4 @@
-//! The supervisor's command line (`tether agent supervise ARGS -- ARGV`, as the mutated
+//! The supervisor's command line (`tether-agent supervise ARGS -- ARGV`, as the mutated
 //! pod spec gives it) and the environment it reads, validated into a [`SuperviseConfig`].
 //!
 //! The attach token comes only from the environment ([`TOKEN_ENV`], filled from a Secret),
@@ -10,13 +10,14 @@ use std::{ffi::OsString, path::PathBuf, time::Duration};
 use clap::Parser;
 
 use crate::{
-    agent::{AgentConfig, args::parse_duration},
-    live::wire::{CONTROL_PORT, PORTS_TIMEOUT, RUN_TIMEOUT, STATE_DIR, TOKEN_ENV},
+    AgentConfig,
+    args::parse_duration,
     tunnel::Settings,
+    wire::{CONTROL_PORT, PORTS_TIMEOUT, RUN_TIMEOUT, STATE_DIR, TOKEN_ENV},
 };
 
 #[derive(Debug, Parser)]
-#[command(name = "tether agent supervise", no_binary_name = true)]
+#[command(name = "tether-agent supervise", no_binary_name = true)]
 pub struct SuperviseArgs {
     /// The control port for laptops; bound on 127.0.0.1 only.
     #[arg(long, default_value_t = CONTROL_PORT)]

@@ -35,7 +35,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
 use super::{error::StoreError, program::Program};
-use crate::live::wire::{self, ApplyHeader};
+use crate::wire::{self, ApplyHeader};
 
 const MANIFEST: &str = "manifest.json";
 const BLOBS: &str = "blobs";
@@ -551,7 +551,7 @@ mod tests {
     use std::fs;
 
     use super::*;
-    use crate::live::wire::FileHeader;
+    use crate::wire::FileHeader;
 
     /// A directory even root cannot create files in: sysfs refuses new entries.
     const UNWRITABLE: &str = "/sys/tether-live-test";

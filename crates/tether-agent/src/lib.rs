@@ -1,5 +1,5 @@
-//! `tether agent`: the traffic agent that runs as a sidecar next to the app container (and,
-//! as `tether agent connect`, the connect agent).
+//! `tether-agent`: the traffic agent that runs as a sidecar next to the app container (and,
+//! as `tether-agent connect`, the connect agent).
 //!
 //! Connections arrive on the agent port (the Service's targetPort points here). With no
 //! laptop attached each goes to the app over the pod's loopback, unchanged. Laptops attach
@@ -19,14 +19,17 @@
 //! - [`traffic`]: the agent port, whose connections go to the [`router`]: per connection
 //!   for all traffic, per request (HTTP/1.1, HTTP/2, gRPC) while a header laptop is
 //!   attached, anything else passed through as bytes.
-//! - [`connect`]: the other role of the same binary, `tether agent connect`: the connect
+//! - [`connect`]: the other role of the same binary, `tether-agent connect`: the connect
 //!   agent laptops reach the cluster through.
-//! - [`supervise`], [`copy_self`]: live update's roles, `tether agent supervise` (the app
-//!   run under a supervisor that takes files from laptops) and `tether agent copy-self`
+//! - [`supervise`], [`copy_self`]: live update's roles, `tether-agent supervise` (the app
+//!   run under a supervisor that takes files from laptops) and `tether-agent copy-self`
 //!   (the init container that puts the binary on the pod's emptyDir).
-//! - [`run`](run()): `tether agent` itself; `error`: its errors.
+//! - [`run`](run()): `tether-agent` itself; `error`: its errors.
 //!
-//! This module depends on `tunnel` and nothing of the laptop side (no TUI, no bollard).
+//! The crate depends on `tether-wire` and nothing of the laptop side (no TUI, no bollard,
+//! no kube client): the image it ships in carries only what runs in the pod.
+
+use tether_wire::{accept, live as wire, tunnel};
 
 pub mod args;
 pub mod connect;

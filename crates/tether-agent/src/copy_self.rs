@@ -1,4 +1,4 @@
-//! `tether agent copy-self DEST`: the live-update init container's command. It copies the
+//! `tether-agent copy-self DEST`: the live-update init container's command. It copies the
 //! running binary (`/proc/self/exe`: the agent image's own tether) to DEST on the shared
 //! emptyDir, where the app container runs it as its supervisor. The copy is atomic (a
 //! temporary file in DEST's directory, then a rename), so a restarted init container
@@ -13,7 +13,7 @@ use std::{
 
 #[derive(Debug, thiserror::Error)]
 pub enum CopySelfError {
-    #[error("usage: tether agent copy-self DEST")]
+    #[error("usage: tether-agent copy-self DEST")]
     Usage,
     #[error("cannot create {}", dir.display())]
     Dir {
@@ -30,7 +30,7 @@ pub enum CopySelfError {
     },
 }
 
-/// Runs `tether agent copy-self ARGS`; returns the code to exit with. Errors are reported
+/// Runs `tether-agent copy-self ARGS`; returns the code to exit with. Errors are reported
 /// here.
 pub fn main(args: &[String]) -> i32 {
     let result = match args {

@@ -1,6 +1,6 @@
 //! [`Supervision`]: the supervisor's shared state, and its control port. Laptops attach
 //! with the live token (checked as the traffic agent checks its own); then every stream
-//! they open is a `live:state` or `live:apply` request ([`crate::live::wire`]). Updates
+//! they open is a `live:state` or `live:apply` request ([`crate::wire`]). Updates
 //! run one at a time (the store's lock); the state is read from watches, so it answers
 //! also while an update waits for its ports.
 
@@ -23,9 +23,10 @@ use super::{
     store::{Manifest, Store},
 };
 use crate::{
-    agent::{AttachError, control::hear_laptop},
-    live::wire::{self, APPLY_TARGET, Reply, STATE_TARGET, State, TOKEN_ENV},
+    AttachError,
+    control::hear_laptop,
     tunnel::{HelloMeta, Incoming, Role, Session, Side},
+    wire::{self, APPLY_TARGET, Reply, STATE_TARGET, State, TOKEN_ENV},
 };
 
 /// How long a reply waits for the laptop to end the stream (it does once it has read the
@@ -155,7 +156,7 @@ impl Supervision {
                 let handshake = Session::hear(io, meta).await?;
                 let reason = format!(
                     "{}: this supervisor has none configured ({TOKEN_ENV} is unset); {hint}",
-                    crate::agent::control::WRONG_TOKEN
+                    crate::control::WRONG_TOKEN
                 );
                 handshake.refuse(&reason).await;
                 return Err(AttachError::Refused(reason));

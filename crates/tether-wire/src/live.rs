@@ -1,5 +1,5 @@
 //! The live-update wire: where tether's pieces live inside a pod, and what a laptop and
-//! the supervisor (`tether agent supervise`) say to each other over a tunnel session
+//! the supervisor (`tether-agent supervise`) say to each other over a tunnel session
 //! ([`crate::tunnel`]) on the supervisor's control port.
 //!
 //! The laptop attaches with the tunnel's handshake, its Hello carrying the token of
@@ -46,10 +46,10 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt};
 pub const CONTROL_PORT: u16 = 9902;
 /// The environment variable (filled from a Secret) that holds the token laptops present.
 pub const TOKEN_ENV: &str = "TETHER_LIVE_TOKEN";
-/// The emptyDir that holds tether's binary and the state: it outlives container restarts.
+/// The emptyDir that holds the agent binary and the state: it outlives container restarts.
 pub const MOUNT: &str = "/.tether";
-/// Where the init container copies tether's binary.
-pub const BINARY: &str = "/.tether/bin/tether";
+/// Where the init container copies the agent binary.
+pub const BINARY: &str = "/.tether/bin/tether-agent";
 /// The supervisor's state: the manifest of synced files and their stored copies.
 pub const STATE_DIR: &str = "/.tether/state";
 
@@ -455,7 +455,7 @@ mod tests {
             "/app/./x",
             "/app//x",
             "/app/x/",
-            "/.tether/bin/tether",
+            "/.tether/bin/tether-agent",
             "/.tether",
             "/app/\0x",
         ] {

@@ -13,7 +13,7 @@ use tokio::{
 };
 
 use super::{child::ChildStatus, error::StoreError, serve::Inner, serve::chain, steps};
-use crate::live::wire::{self, Applied, ApplyHeader, Failure, MAX_LINE};
+use crate::wire::{self, Applied, ApplyHeader, Failure, MAX_LINE};
 
 /// How often the ports are tried while the app starts.
 const PORT_POLL: Duration = Duration::from_millis(25);

@@ -1,4 +1,4 @@
-//! `tether agent connect ARGS`: the control port, the cluster domain (read from the pod's
+//! `tether-agent connect ARGS`: the control port, the cluster domain (read from the pod's
 //! resolv.conf when not given), the dial timeout. The token comes from the environment
 //! only, as for the traffic agent.
 
@@ -7,13 +7,10 @@ use std::time::Duration;
 use clap::Parser;
 
 use super::ConnectConfig;
-use crate::{
-    agent::{TOKEN_ENV, args::parse_duration},
-    tunnel::Settings,
-};
+use crate::{TOKEN_ENV, args::parse_duration, tunnel::Settings};
 
 #[derive(Debug, Parser)]
-#[command(name = "tether agent connect", no_binary_name = true)]
+#[command(name = "tether-agent connect", no_binary_name = true)]
 pub struct ConnectArgs {
     /// The control port for laptops; bound on 127.0.0.1 only.
     #[arg(long, default_value_t = 9901)]

@@ -1,6 +1,6 @@
-//! `tether agent supervise ARGS -- ARGV`: the in-pod half of live update. It runs as the
+//! `tether-agent supervise ARGS -- ARGV`: the in-pod half of live update. It runs as the
 //! app container's command (from the binary the init container copied to
-//! [`BINARY`](crate::live::wire::BINARY)), starts the app under it, and takes updates
+//! [`BINARY`](crate::wire::BINARY)), starts the app under it, and takes updates
 //! from laptops on its control port (127.0.0.1 only: the API server's port-forward
 //! arrives there, other pods cannot): files written into the container, commands run, the
 //! app restarted. Synced files are kept on the emptyDir, which outlives container
@@ -17,9 +17,9 @@
 //! - `steps`: an update's run steps, their output and time limit.
 //! - `apply`: one update, from its header to its reply.
 //! - [`serve`]: [`Supervision`], the shared state, and the control port.
-//! - `run`: `tether agent supervise` itself; `error`: its errors.
+//! - `run`: `tether-agent supervise` itself; `error`: its errors.
 //!
-//! The wire it speaks is [`crate::live::wire`]'s.
+//! The wire it speaks is [`crate::wire`]'s.
 
 mod apply;
 pub mod args;

@@ -1,4 +1,4 @@
-//! The agent's command line (`tether agent ARGS`, as the sidecar's args give it) and the
+//! The agent's command line (`tether-agent ARGS`, as the sidecar's args give it) and the
 //! environment it reads, validated into an [`AgentConfig`].
 //!
 //! The attach token comes only from the environment ([`TOKEN_ENV`], which the installer
@@ -16,7 +16,7 @@ use crate::tunnel::{Heartbeat, Settings};
 pub const TOKEN_ENV: &str = "TETHER_AGENT_TOKEN";
 
 #[derive(Debug, Parser)]
-#[command(name = "tether agent", no_binary_name = true)]
+#[command(name = "tether-agent", version, no_binary_name = true)]
 pub struct AgentArgs {
     /// The app container's port, reached over the pod's loopback.
     #[arg(long)]

@@ -14,7 +14,7 @@ use std::{
 use tokio::io::AsyncReadExt;
 
 use super::reaper::{self, Exit, Reaper};
-use crate::live::wire::{MAX_OUTPUT, RunOutput};
+use crate::wire::{MAX_OUTPUT, RunOutput};
 
 /// How long output may keep coming after the step exited: a daemon it started may hold
 /// the pipe open for ever.

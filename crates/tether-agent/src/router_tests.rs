@@ -18,7 +18,7 @@ use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
 
 use super::serve_connection;
 use crate::{
-    agent::routes::Routes,
+    routes::Routes,
     tunnel::{Filter, Heartbeat, HelloMeta, Opener, Role, Session, Side},
 };
 

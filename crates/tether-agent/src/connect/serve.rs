@@ -16,7 +16,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::{ConnectConfig, dial, resolve::ClusterDns};
 use crate::{
-    agent::{AttachError, control::hear_laptop},
+    AttachError,
+    control::hear_laptop,
     tunnel::{
         Incoming, LAPTOPS_TARGET, LaptopInfo, Side,
         target::{Target, line},

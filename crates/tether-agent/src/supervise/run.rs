@@ -1,4 +1,4 @@
-//! `tether agent supervise ARGS -- ARGV`: parses the arguments, binds the control port,
+//! `tether-agent supervise ARGS -- ARGV`: parses the arguments, binds the control port,
 //! starts the app, serves laptops, and returns the exit code to exit with: the app's own
 //! when it exits (128 + N for signal N), so the kubelet sees the app's crash as the
 //! container's.

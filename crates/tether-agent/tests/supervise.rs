@@ -1,4 +1,4 @@
-//! `tether agent supervise` and `tether agent copy-self` as the pod runs them: the real
+//! `tether-agent supervise` and `tether-agent copy-self` as the pod runs them: the real
 //! binary, its exit code and signals, on this machine (no cluster).
 
 use std::{
@@ -8,15 +8,15 @@ use std::{
     time::{Duration, Instant},
 };
 
-const TETHER: &str = env!("CARGO_BIN_EXE_tether");
+const AGENT: &str = env!("CARGO_BIN_EXE_tether-agent");
 /// How long a supervisor in these tests may take before it counts as hung.
 const LIMIT: Duration = Duration::from_secs(20);
 
-/// `tether agent supervise` with a state directory in `state`, running `sh -c SCRIPT`.
+/// `tether-agent supervise` with a state directory in `state`, running `sh -c SCRIPT`.
 fn supervise(state: &Path, script: &str) -> Command {
-    let mut command = Command::new(TETHER);
+    let mut command = Command::new(AGENT);
     command
-        .args(["agent", "supervise", "--control", "0", "--state"])
+        .args(["supervise", "--control", "0", "--state"])
         .arg(state)
         .args(["--", "sh", "-c", script])
         .stdin(Stdio::null())
@@ -87,13 +87,13 @@ fn sigterm_goes_to_the_app_and_the_supervisor_exits_after_it() {
 #[test]
 fn bad_arguments_and_an_app_that_cannot_start_have_codes_of_their_own() {
     let state = tempfile::tempdir().unwrap();
-    let out = Command::new(TETHER)
-        .args(["agent", "supervise", "--control", "0", "/users"])
+    let out = Command::new(AGENT)
+        .args(["supervise", "--control", "0", "/users"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "argv must follow --");
-    let out = Command::new(TETHER)
-        .args(["agent", "supervise", "--control", "0", "--state"])
+    let out = Command::new(AGENT)
+        .args(["supervise", "--control", "0", "--state"])
         .arg(state.path())
         .args(["--", "/no/such/app"])
         .output()
@@ -109,17 +109,14 @@ fn bad_arguments_and_an_app_that_cannot_start_have_codes_of_their_own() {
 #[test]
 fn copy_self_puts_this_binary_at_dest() {
     let dir = tempfile::tempdir().unwrap();
-    let dest = dir.path().join("mount/bin/tether");
-    let status = Command::new(TETHER)
-        .args(["agent", "copy-self"])
+    let dest = dir.path().join("mount/bin/tether-agent");
+    let status = Command::new(AGENT)
+        .args(["copy-self"])
         .arg(&dest)
         .status()
         .unwrap();
     assert!(status.success());
-    assert_eq!(
-        std::fs::read(&dest).unwrap(),
-        std::fs::read(TETHER).unwrap()
-    );
+    assert_eq!(std::fs::read(&dest).unwrap(), std::fs::read(AGENT).unwrap());
     let mode = std::fs::metadata(&dest).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o755);
     let out = Command::new(&dest).arg("--version").output().unwrap();

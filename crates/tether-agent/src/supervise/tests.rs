@@ -1,5 +1,5 @@
 //! The supervisor in-process: a real app (a shell script it runs), laptops over
-//! `tokio::io::duplex` speaking through [`crate::live::Supervisor`], and the state
+//! `tokio::io::duplex` speaking through [`tether::live::Supervisor`], and the state
 //! directory and targets in temporary directories.
 
 use std::{
@@ -17,12 +17,11 @@ use super::{
     reaper::{Exit, Reaper},
     store::Store,
 };
+use tether::live::{FileUpdate, LiveError, RunStep, Supervisor, Update};
+
 use crate::{
-    live::{
-        FileUpdate, LiveError, RunStep, Supervisor, Update,
-        wire::{self, APPLY_TARGET, FileHeader, TOKEN_ENV},
-    },
     tunnel::{Heartbeat, HelloMeta, Role, Session, Side},
+    wire::{self, APPLY_TARGET, FileHeader, TOKEN_ENV},
 };
 
 const TOKEN: &str = "live-s3cret";
@@ -148,7 +147,7 @@ fn free_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
-async fn apply(laptop: &Supervisor, update: &Update) -> Result<crate::live::Applied, LiveError> {
+async fn apply(laptop: &Supervisor, update: &Update) -> Result<wire::Applied, LiveError> {
     tokio::time::timeout(LIMIT, laptop.apply(update))
         .await
         .expect("the update is answered")
