@@ -1,6 +1,6 @@
-//! The facts a plan reads, gathered once per change set: each image's input files (one
-//! walk per image, whatever the number of changed paths), its digest over those same
-//! files, each resource's objects (kustomize and Helm run once, here) and the images they
+//! The facts a plan reads, gathered once per change set: which changed paths are each
+//! image's input files (one walk per image, whatever the number of changed paths), its
+//! digest over all those files, each resource's objects (kustomize and Helm run once, here) and the images they
 //! name. Reads the disk; the decisions are made from the result by the pure
 //! `engine::plan`, and the round applies the same objects.
 
@@ -33,9 +33,10 @@ pub fn gather(
         let cache = caches.entry(name.clone()).or_default();
         let digest = inputs::input_files(image).and_then(|files| {
             let digest = inputs::digest_of(image, &files, cache);
-            facts
-                .inputs
-                .insert(name.clone(), files.into_iter().collect());
+            // Only what the plan asks (is this changed path an input?) is kept: a tree of
+            // 100,000 files would otherwise be held twice while a round runs.
+            let changed_inputs = files.into_iter().filter(|f| changed.contains(f)).collect();
+            facts.inputs.insert(name.clone(), changed_inputs);
             digest
         });
         facts.digests.insert(name.clone(), digest.map_err(Arc::new));
@@ -70,6 +71,7 @@ mod tests {
         fs::create_dir_all(d.join("src")).unwrap();
         fs::write(d.join("Dockerfile"), "FROM scratch\n").unwrap();
         fs::write(d.join("src/main.rs"), "fn main() {}").unwrap();
+        fs::write(d.join("src/lib.rs"), "").unwrap();
         fs::write(
             d.join("k8s.yaml"),
             "apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec:\n  containers:\n  - {name: web, image: web}\n  - {name: side, image: busybox}\n",
@@ -116,7 +118,11 @@ mod tests {
         let mut caches = BTreeMap::new();
         let changed = BTreeSet::from([d.join("src/main.rs"), d.join("src/old.rs")]);
         let facts = gather(&project, &mut caches, &changed);
-        assert_eq!(facts.inputs["web"], BTreeSet::from([d.join("src/main.rs")]));
+        assert_eq!(
+            facts.inputs["web"],
+            BTreeSet::from([d.join("src/main.rs")]),
+            "the changed inputs only: src/lib.rs is an input but did not change"
+        );
         assert_eq!(
             facts.uses["web"],
             BTreeSet::from(["web".to_owned()]),

@@ -28,7 +28,8 @@ pub type Digest = Result<String, Arc<std::io::Error>>;
 /// What is true of the project's files now, gathered once per change set.
 #[derive(Debug, Clone, Default)]
 pub struct Facts {
-    /// Per image: its input files (the walk that honours `.gitignore`/`.dockerignore`).
+    /// Per image: the change set's paths that are among its input files (the walk honours
+    /// `.gitignore`/`.dockerignore`); the rest of the walk is not kept.
     pub inputs: BTreeMap<String, BTreeSet<PathBuf>>,
     /// Per image: the digest of those files, its Dockerfile and its host build.
     pub digests: BTreeMap<String, Digest>,

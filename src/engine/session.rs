@@ -92,6 +92,17 @@ pub struct Failure {
     pub error: Arc<RoundError>,
 }
 
+/// Gives the walk's freed memory back to the system. A walk of a large tree allocates
+/// a path per file on a blocking thread, and glibc keeps what that thread's arena freed:
+/// without this an idle `up` over 100,000 files holds megabytes it no longer uses.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free pages of the allocator's own heaps.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// What a round works from: the project and the facts its plan was made from, and the
 /// change set (with the time its walk took) that started it.
 struct Basis {
@@ -307,6 +318,7 @@ impl Inner {
         let t = Instant::now();
         let walked = tokio::task::spawn_blocking(move || {
             let facts = facts::gather(&project, &mut taken, &changed);
+            release_freed_memory();
             (facts, taken)
         })
         .await;
