@@ -1,7 +1,7 @@
 //! The facts a plan reads, gathered once per change set: which changed paths are each
 //! image's input files (one walk per image, whatever the number of changed paths), its
-//! digest over all those files, each resource's objects (kustomize and Helm run once, here) and the images they
-//! name. Reads the disk; the decisions are made from the result by the pure
+//! digest over all those files, each resource's objects (kustomize and Helm run once,
+//! here) and the images they name. Reads the disk; the decisions are made from the result by the pure
 //! `engine::plan`, and the round applies the same objects.
 
 use std::{

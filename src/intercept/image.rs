@@ -21,14 +21,14 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest as _, Sha256};
 
 use super::InterceptError;
-use crate::build::{Engine, Registry, context::DOCKERFILE_IN_TAR};
+use crate::{
+    build::{Engine, Registry, context::DOCKERFILE_IN_TAR},
+    live::wire::AGENT_IN_IMAGE,
+};
 
 const REPOSITORY: &str = "tether-agent";
 /// The static agent `scripts/install` puts next to the tether it installs.
 pub const BESIDE: &str = "tether-agent";
-/// Where the agent binary sits in its image (the image's entrypoint): live update's init
-/// container runs it to copy itself onto the pod's volume.
-pub const AGENT_IN_IMAGE: &str = "/tether-agent";
 /// The package and binary of the agent in this workspace.
 const AGENT_PACKAGE: &str = "tether-agent";
 /// How often a static build from source says it is still going.

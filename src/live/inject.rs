@@ -16,10 +16,8 @@ use std::collections::BTreeMap;
 use kube::api::{ApiResource, DynamicObject};
 use serde_json::{Value, json};
 
-use super::wire::{BINARY, CONTROL_PORT, MOUNT, STATE_DIR, TOKEN_ENV};
-use crate::{
-    build::registry::ImageEntry, deploy::manifest::pod_spec_mut, intercept::image::AGENT_IN_IMAGE,
-};
+use super::wire::{AGENT_IN_IMAGE, BINARY, CONTROL_PORT, MOUNT, STATE_DIR, TOKEN_ENV};
+use crate::{build::registry::ImageEntry, deploy::manifest::pod_spec_mut};
 
 /// The volume holding the binary and the synced state.
 pub const VOLUME: &str = "tether-live";

@@ -48,6 +48,9 @@ pub const CONTROL_PORT: u16 = 9902;
 pub const TOKEN_ENV: &str = "TETHER_LIVE_TOKEN";
 /// The emptyDir that holds the agent binary and the state: it outlives container restarts.
 pub const MOUNT: &str = "/.tether";
+/// Where the agent binary sits in its image (the image's entrypoint): live update's init
+/// container runs it to copy itself onto the pod's volume.
+pub const AGENT_IN_IMAGE: &str = "/tether-agent";
 /// Where the init container copies the agent binary.
 pub const BINARY: &str = "/.tether/bin/tether-agent";
 /// The supervisor's state: the manifest of synced files and their stored copies.
