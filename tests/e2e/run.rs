@@ -303,7 +303,21 @@ fn any_program_reaches_cluster_names_through_run_and_the_laptop_is_left_as_it_wa
         .status()
         .is_ok_and(|s| s.success())
     {
-        assert!(Instant::now() < deadline, "CMD outlived a killed tether");
+        if Instant::now() > deadline {
+            // Which process it is, and whose child: a zombie, a reparented child, or one
+            // of another test's.
+            let ps = Command::new("ps")
+                .args(["-eo", "pid,ppid,stat,etime,args"])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
+            let sleeps: Vec<&str> = ps.lines().filter(|l| l.contains("sleep")).collect();
+            panic!(
+                "CMD outlived a killed tether (pid {}):\n{}",
+                child.id(),
+                sleeps.join("\n")
+            );
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(
