@@ -183,6 +183,7 @@ pub struct InterceptArgs {
     pub service: String,
     /// LOCAL[:REMOTE]: the port the local process listens on, and the Service port (its
     /// number or name) to take; REMOTE is needed only when the Service has several ports.
+    /// Repeat it to take several ports of the Service in one intercept.
     #[arg(
         short = 'p',
         long = "port",

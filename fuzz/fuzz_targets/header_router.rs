@@ -9,8 +9,13 @@ use std::{net::SocketAddr, time::Duration};
 
 use http::HeaderMap;
 use libfuzzer_sys::fuzz_target;
-use tether_agent::{Routes, router::serve_connection};
-use tether_wire::tunnel::{Filter, Heartbeat, HelloMeta, Opener, Role, Session, Side};
+use tether_agent::{
+    Routes,
+    router::{Upstream, serve_connection},
+};
+use tether_wire::tunnel::{
+    Filter, Heartbeat, HelloMeta, Opener, Role, Session, Side, traffic_target,
+};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpListener,
@@ -92,7 +97,8 @@ fuzz_target!(|data: &[u8]| {
         };
         let (caller, agent_side) = tokio::io::duplex(64 * 1024);
         let peer: SocketAddr = ([10, 0, 0, 7], 40000).into();
-        let router = tokio::spawn(serve_connection(agent_side, peer, app, OneLaptop(opener)));
+        let to = Upstream::new(app, traffic_target(9902));
+        let router = tokio::spawn(serve_connection(agent_side, peer, to, OneLaptop(opener)));
         let (mut rd, mut wr) = tokio::io::split(caller);
         let input = data.to_vec();
         let talk = async move {

@@ -92,10 +92,6 @@ pub async fn intercept(args: InterceptArgs) -> Result<(), Failure> {
         .map(|p| PortSpec::parse(p))
         .collect::<Result<Vec<_>, _>>()
         .map_err(fail)?;
-    let port = match ports.as_slice() {
-        [one] => one.clone(),
-        many => return Err(fail(InterceptError::ManyPorts(many.len()))),
-    };
     let mut filter = Filter::default();
     for h in &args.header {
         let pair =
@@ -107,16 +103,24 @@ pub async fn intercept(args: InterceptArgs) -> Result<(), Failure> {
     let namespace = namespace_of(&cluster, args.namespace.clone());
 
     // Everything that can refuse is read or checked before the first change.
-    let found = intercept::find(&client, &namespace, &args.service, &port)
+    let found = intercept::find(&client, &namespace, &args.service, &ports)
         .await
         .map_err(fail)?;
-    // With `-- CMD`, CMD is started first, under `tether run` publishing the local port.
+    let mut local_ports: Vec<u16> = ports.iter().map(|p| p.local).collect();
+    local_ports.sort_unstable();
+    local_ports.dedup();
+    // With `-- CMD`, CMD is started first, under `tether run` publishing the local ports.
     let mut local_cmd = match args.command.as_slice() {
         [] => None,
-        command => Some(start_local(command, &args, &namespace, port.local).await?),
+        command => Some(start_local(command, &args, &namespace, &local_ports).await?),
     };
-    let local = intercept::local_listener(port.local).await.map_err(fail)?;
-    let t = found.target.clone();
+    // Service port → where the local process listens for it.
+    let mut local_of: Vec<(i32, SocketAddr)> = Vec::with_capacity(ports.len());
+    for (p, target) in ports.iter().zip(&found.targets) {
+        let addr = intercept::local_listener(p.local).await.map_err(fail)?;
+        local_of.push((target.service_port, addr));
+    }
+    let t = found.first().clone();
     let what = if filter.is_all() {
         "all traffic".to_owned()
     } else {
@@ -127,10 +131,17 @@ pub async fn intercept(args: InterceptArgs) -> Result<(), Failure> {
             .collect();
         format!("HTTP requests with {}", hs.join(", "))
     };
-    say(&format!(
-        "intercept: Service {} in {} port {} (Deployment {}, container {} port {}) → {local}, {what}",
-        t.service, t.namespace, t.service_port, t.deployment, t.container, t.app_port
-    ));
+    for (target, (_, local)) in found.targets.iter().zip(&local_of) {
+        say(&format!(
+            "intercept: Service {} in {} port {} (Deployment {}, container {} port {}) → {local}, {what}",
+            target.service,
+            target.namespace,
+            target.service_port,
+            target.deployment,
+            target.container,
+            target.app_port
+        ));
+    }
     let registry = Registry::resolve(None, &client).await?;
     let image = intercept::image::ensure(&registry, |line| eprintln!("  {line}"))
         .await
@@ -141,11 +152,19 @@ pub async fn intercept(args: InterceptArgs) -> Result<(), Failure> {
     .await
     .map_err(fail)?;
     let installed = &install.installed;
+    let service_ports = installed
+        .service_ports()
+        .iter()
+        .map(i32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
     match install.kind {
         InstallKind::Present => say("agent: already installed, resuming on it"),
+        InstallKind::Fresh if installed.ports.len() == 1 => say(&format!(
+            "agent: installed; Service port {service_ports} now leads to it"
+        )),
         InstallKind::Fresh => say(&format!(
-            "agent: installed; Service port {} now leads to it",
-            t.service_port
+            "agent: installed; Service ports {service_ports} now lead to it"
         )),
         InstallKind::Upgraded => say("agent: replaced with this tether's version"),
     }
@@ -170,7 +189,14 @@ pub async fn intercept(args: InterceptArgs) -> Result<(), Failure> {
             namespace: namespace.clone(),
             selector,
             control_port: installed.control_port,
-            local,
+            locals: installed
+                .ports
+                .iter()
+                .filter_map(|p| {
+                    let (_, local) = local_of.iter().find(|(s, _)| *s == p.service_port)?;
+                    Some((p.agent_port, *local))
+                })
+                .collect(),
             filter: filter.clone(),
             token: install.token.clone(),
             name: me.clone(),
@@ -204,7 +230,7 @@ pub async fn intercept(args: InterceptArgs) -> Result<(), Failure> {
                     if !announced && attached >= ready {
                         announced = true;
                         // A closed stdout must not skip the restore below: warn and go on.
-                        if let Err(e) = ready_line(machine, &t, local, &filter, started.elapsed().as_secs_f64()) {
+                        if let Err(e) = ready_line(machine, &found, &local_of, &filter, started.elapsed().as_secs_f64()) {
                             eprintln!("warning: {:#}", anyhow::Error::from(e));
                         }
                     }
@@ -269,15 +295,36 @@ pub async fn intercept(args: InterceptArgs) -> Result<(), Failure> {
     }
 }
 
-/// `ready: …`, or with `-o json|yaml` one event on stdout.
+/// `ready: …`, or with `-o json|yaml` one event on stdout. The first port's fields stay at
+/// the top (as with one `-p`); `ports` lists every one.
 fn ready_line(
     machine: Option<Machine>,
-    t: &intercept::Target,
-    local: SocketAddr,
+    found: &intercept::Found,
+    local_of: &[(i32, SocketAddr)],
     filter: &Filter,
     secs: f64,
 ) -> Result<(), OutputError> {
+    let t = found.first();
+    let local = |service_port: i32| {
+        local_of
+            .iter()
+            .find(|(s, _)| *s == service_port)
+            .map(|(_, l)| l.to_string())
+            .unwrap_or_default()
+    };
     if let Some(m) = machine {
+        let ports: Vec<serde_json::Value> = found
+            .targets
+            .iter()
+            .map(|p| {
+                serde_json::json!({
+                    "service_port": p.service_port,
+                    "container": p.container,
+                    "app_port": p.app_port,
+                    "local": local(p.service_port),
+                })
+            })
+            .collect();
         event(
             m,
             &serde_json::json!({
@@ -288,15 +335,22 @@ fn ready_line(
                 "deployment": t.deployment,
                 "container": t.container,
                 "app_port": t.app_port,
-                "local": local.to_string(),
+                "local": local(t.service_port),
+                "ports": ports,
                 "headers": filter.headers,
                 "seconds": secs,
             }),
         )
     } else {
+        let reach: Vec<String> = found
+            .targets
+            .iter()
+            .map(|p| format!("port {} reaches {}", p.service_port, local(p.service_port)))
+            .collect();
         println!(
-            "ready: Service {} port {} reaches {local} ({secs:.1}s); Ctrl-C ends the intercept and restores the Service",
-            t.service, t.service_port
+            "ready: Service {} {} ({secs:.1}s); Ctrl-C ends the intercept and restores the Service",
+            t.service,
+            reach.join(", ")
         );
         Ok(())
     }
@@ -470,26 +524,22 @@ pub async fn uninstall(args: UninstallArgs) -> Result<(), Failure> {
 /// How long `-- CMD` may take to start serving its port.
 const LOCAL_START: std::time::Duration = std::time::Duration::from_secs(120);
 
-/// Starts `command` as `tether run -n NS -p LOCAL --env-from SERVICE -- command` and waits
-/// until it serves its port: a connection to the published port that CMD does not take is
-/// closed at once by the run's stack, one it took stays open.
+/// Starts `command` as `tether run -n NS -p LOCAL… --env-from SERVICE -- command` and
+/// waits until it serves every port: a connection to a published port that CMD does not
+/// take is closed at once by the run's stack, one it took stays open.
 async fn start_local(
     command: &[std::ffi::OsString],
     args: &InterceptArgs,
     namespace: &str,
-    port: u16,
+    ports: &[u16],
 ) -> Result<tokio::process::Child, Failure> {
     let exe = std::env::current_exe().map_err(|e| Failure::Failed(e.into()))?;
     let mut run = tokio::process::Command::new(exe);
-    run.args([
-        "run",
-        "-n",
-        namespace,
-        "-p",
-        &port.to_string(),
-        "--env-from",
-        &args.service,
-    ]);
+    run.args(["run", "-n", namespace]);
+    for port in ports {
+        run.args(["-p", &port.to_string()]);
+    }
+    run.args(["--env-from", &args.service]);
     if let Some(context) = &args.context {
         run.args(["--context", context]);
     }
@@ -499,14 +549,25 @@ async fn start_local(
         .map_err(|e| Failure::Failed(anyhow!("cannot start `tether run`: {e}")))?;
     let deadline = Instant::now() + LOCAL_START;
     loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Err(Failure::Failed(anyhow!(
-                "the local process exited ({status}) before it served port {port}; nothing was changed in the cluster"
-            )));
+        let mut waiting = None;
+        for port in ports {
+            if !serves(*port).await {
+                waiting = Some(*port);
+                break;
+            }
         }
-        if serves(port).await {
-            return Ok(child);
-        }
+        let exited = child.try_wait().ok().flatten();
+        let port = match (waiting, exited) {
+            (_, Some(status)) => {
+                let list: Vec<String> = ports.iter().map(u16::to_string).collect();
+                return Err(Failure::Failed(anyhow!(
+                    "the local process exited ({status}) before it served port {}; nothing was changed in the cluster",
+                    list.join(", ")
+                )));
+            }
+            (None, None) => return Ok(child),
+            (Some(port), None) => port,
+        };
         if Instant::now() > deadline {
             return Err(Failure::Failed(anyhow!(
                 "the local process did not serve port {port} within {} s",

@@ -90,14 +90,14 @@ async fn env_of(
         local: 0,
         remote: None,
     };
-    let found = match intercept::find(client, namespace, service, &any).await {
+    let found = match intercept::find(client, namespace, service, &[any]).await {
         Err(InterceptError::WhichPort { served, .. }) => {
             let first = served
                 .first()
                 .and_then(|p| p.split_whitespace().next())
                 .ok_or_else(|| Failure::Failed(anyhow!("Service {service} serves no port")))?;
             let spec = PortSpec::parse(&format!("0:{first}")).map_err(super::intercept::fail)?;
-            intercept::find(client, namespace, service, &spec).await
+            intercept::find(client, namespace, service, &[spec]).await
         }
         other => other,
     }

@@ -1,7 +1,8 @@
 //! The laptop's side of a running intercept: one port-forward and tunnel session to the
 //! agent of every ready replica, following pods as they come and go (a reflector on the
 //! Service's pods, no polling), and every stream an agent opens carried to the local
-//! process. Each Hello carries the intercept's attach token.
+//! process listening for the port it names. Each Hello carries the intercept's attach
+//! token.
 //!
 //! Events go out on `event_tx` for the command to print; nothing here prints. The
 //! sessions that are up are shared in [`Sessions`], so the command can ask their agents
@@ -26,7 +27,9 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use super::spec::AGENT_CONTAINER;
 use crate::{
     deploy::rollout,
-    tunnel::{Filter, Heartbeat, HelloMeta, Opener, Role, Session, Side, TunnelError},
+    tunnel::{
+        Filter, Heartbeat, HelloMeta, Opener, Role, Session, Side, TunnelError, traffic_port,
+    },
 };
 
 /// What the attacher reports.
@@ -61,12 +64,31 @@ pub struct Attach {
     /// The Service's selector, as a label selector: the pods the agent runs in.
     pub selector: String,
     pub control_port: u16,
-    pub local: SocketAddr,
+    /// Where each agent port's streams go: the local process's address for it.
+    pub locals: Vec<(u16, SocketAddr)>,
     pub filter: Filter,
     /// The intercept's attach token, from its Secret.
     pub token: String,
     /// Who this laptop is, in every agent's view: [`whoami`].
     pub name: String,
+}
+
+impl Attach {
+    /// The local address for a stream the agent opened: the one of the agent port it
+    /// names, or the only one when it names none.
+    fn local_for(&self, target: &str) -> Option<SocketAddr> {
+        match traffic_port(target) {
+            Some(port) => self
+                .locals
+                .iter()
+                .find(|(agent, _)| *agent == port)
+                .map(|(_, local)| *local),
+            None if target.is_empty() && self.locals.len() == 1 => {
+                self.locals.first().map(|(_, local)| *local)
+            }
+            None => None,
+        }
+    }
 }
 
 /// How long leaving waits for the agents to be told; a laptop going away is never held
@@ -302,7 +324,16 @@ async fn one_session(
             incoming = session.accept() => incoming,
         };
         let Some(incoming) = incoming else { break };
-        let (local, event_tx) = (attach.local, event_tx.clone());
+        let event_tx = event_tx.clone();
+        let Some(local) = attach.local_for(&incoming.target) else {
+            let _ = event_tx.send(Event::LocalRefused {
+                error: format!(
+                    "the agent sent a stream for `{}`, which this intercept does not take",
+                    incoming.target
+                ),
+            });
+            continue;
+        };
         tokio::spawn(async move {
             let mut stream = incoming.stream;
             match TcpStream::connect(local).await {
@@ -336,4 +367,36 @@ pub fn whoami() -> String {
         .map(|h| h.trim().to_owned())
         .unwrap_or_else(|_| "laptop".into());
     format!("{user}@{host} pid {}", std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attach(locals: &[(u16, u16)]) -> Attach {
+        Attach {
+            namespace: "api".into(),
+            selector: "app=web".into(),
+            control_port: 9901,
+            locals: locals
+                .iter()
+                .map(|(agent, local)| (*agent, SocketAddr::from(([127, 0, 0, 1], *local))))
+                .collect(),
+            filter: Filter::default(),
+            token: String::new(),
+            name: "me".into(),
+        }
+    }
+
+    #[test]
+    fn each_stream_goes_to_the_local_port_of_the_agent_port_it_names() {
+        let two = attach(&[(9902, 18777), (9903, 18778)]);
+        let port = |a: &Attach, t: &str| a.local_for(t).map(|l| l.port());
+        assert_eq!(port(&two, "port:9902"), Some(18777));
+        assert_eq!(port(&two, "port:9903"), Some(18778));
+        assert_eq!(port(&two, "port:9904"), None, "a port it does not take");
+        assert_eq!(port(&two, ""), None, "ambiguous with several ports");
+        assert_eq!(port(&attach(&[(9902, 18777)]), ""), Some(18777));
+        assert_eq!(port(&two, "tcp:orders:80"), None);
+    }
 }

@@ -18,7 +18,7 @@ pub async fn of_found(
     client: &Client,
     found: &super::Found,
 ) -> Result<(String, Vec<(String, String)>), InterceptError> {
-    let t = &found.target;
+    let t = found.first();
     let Some(container) = found
         .deployment
         .spec

@@ -42,9 +42,9 @@ pub enum InterceptError {
     )]
     BadPort(String),
     #[error(
-        "one --port per intercept for now ({0} given); run one `tether intercept` per Service port"
+        "two --port flags take Service `{service}`'s port {port}; give each a different REMOTE (-p LOCAL:REMOTE)"
     )]
-    ManyPorts(usize),
+    SamePort { service: String, port: i32 },
     #[error("Service `{0}`'s port is not TCP; only TCP can be intercepted")]
     NotTcp(String),
     #[error(
@@ -52,9 +52,9 @@ pub enum InterceptError {
     )]
     NothingListening(u16),
     #[error(
-        "Service `{service}` is already intercepted on port {port}; `tether leave {service}` first"
+        "Service `{service}` is already intercepted on port {}; intercept the same ports or `tether leave {service}` first", ports.iter().map(i32::to_string).collect::<Vec<_>>().join(", ")
     )]
-    OtherPort { service: String, port: i32 },
+    OtherPort { service: String, ports: Vec<i32> },
     #[error(
         "Deployment `{deployment}` already carries tether's agent for Service `{service}`; one intercept per Deployment: `tether leave {service}` first\n  (nothing was changed in the cluster)"
     )]
@@ -124,7 +124,7 @@ impl InterceptError {
                 | InterceptError::PortNotServed { .. }
                 | InterceptError::WhichPort { .. }
                 | InterceptError::BadPort(_)
-                | InterceptError::ManyPorts(_)
+                | InterceptError::SamePort { .. }
                 | InterceptError::NotTcp(_)
                 | InterceptError::NothingListening(_)
                 | InterceptError::OtherPort { .. }

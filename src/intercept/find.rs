@@ -1,6 +1,6 @@
 //! Finding what an intercept would change, without changing anything: the Service, its
 //! one Deployment (or the reason it cannot be intercepted, naming workloads of other
-//! kinds), the port, and whether the local process listens.
+//! kinds), the ports, and whether the local process listens.
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -16,23 +16,33 @@ use super::{
     spec::{self, PortSpec, Target},
 };
 
-/// A Service and what intercepting `port` of it means, read without changing anything.
+/// A Service and what intercepting `ports` of it means, read without changing anything.
 pub struct Found {
     pub service: Service,
     pub deployment: Deployment,
-    pub target: Target,
+    /// One per `-p`, in order; never empty.
+    pub targets: Vec<Target>,
     /// The Service's selector: it selects exactly the Deployment's pods (the plan made
     /// sure only one Deployment matches), also when the Deployment's own selector uses
     /// `matchExpressions`.
     pub pod_selector: std::collections::BTreeMap<String, String>,
 }
 
-/// Reads the Service and its one Deployment and resolves `port`; changes nothing.
+impl Found {
+    /// The first intercepted port's target: the Service, Deployment and container the
+    /// messages name.
+    pub fn first(&self) -> &Target {
+        // `find` returns a Found only with at least one target.
+        &self.targets[0]
+    }
+}
+
+/// Reads the Service and its one Deployment and resolves `ports`; changes nothing.
 pub async fn find(
     client: &Client,
     namespace: &str,
     service: &str,
-    port: &PortSpec,
+    ports: &[PortSpec],
 ) -> Result<Found, InterceptError> {
     let services: Api<Service> = Api::namespaced(client.clone(), namespace);
     let svc = services
@@ -51,18 +61,27 @@ pub async fn find(
         .items;
     // Workloads of other kinds, to name them when no Deployment matches.
     let others = other_workloads(client, namespace, &original).await;
-    let target = spec::plan(&original, &deployments, &others, port)?;
+    let targets = spec::plan_ports(&original, &deployments, &others, ports)?;
+    // The command line asks for at least one `-p`.
+    let Some(first) = targets.first() else {
+        return Err(InterceptError::BadPort(String::new()));
+    };
+    // Laptops sharing an agent (personal intercepts) take the same ports.
     if let Some(i) = spec::installed(&svc) {
-        if i.service_port != target.service_port {
+        let mut want: Vec<i32> = targets.iter().map(|t| t.service_port).collect();
+        let mut have = i.service_ports();
+        want.sort_unstable();
+        have.sort_unstable();
+        if want != have {
             return Err(InterceptError::OtherPort {
                 service: service.to_owned(),
-                port: i.service_port,
+                ports: i.service_ports(),
             });
         }
     }
     let deployment = deployments
         .into_iter()
-        .find(|d| d.name_any() == target.deployment)
+        .find(|d| d.name_any() == first.deployment)
         .ok_or_else(|| InterceptError::NoWorkload(service.to_owned()))?;
     let pod_selector = original
         .spec
@@ -73,7 +92,7 @@ pub async fn find(
         pod_selector,
         service: svc,
         deployment,
-        target,
+        targets,
     })
 }
 

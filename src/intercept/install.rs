@@ -1,6 +1,6 @@
 //! Installing an intercept: the attach Secret, the agent in the Deployment (one JSON
 //! patch), a wait until every replica runs it (watched, not polled), then the Service's
-//! one targetPort pointed at the agent (a second patch). Everything that can refuse is
+//! intercepted targetPorts pointed at the agent (a second patch). Everything that can refuse is
 //! checked before the first change; a rollout that fails is undone before its reason is
 //! returned.
 //!
@@ -25,7 +25,7 @@ use super::{
     patch,
     raw::Raw,
     restore, secret,
-    spec::{self, AGENT_CONTAINER, Installed},
+    spec::{self, AGENT_CONTAINER, Installed, InterceptedPort},
 };
 use crate::deploy::{Workload, rollout};
 
@@ -60,26 +60,61 @@ pub async fn install(
     image: &str,
     mut progress: impl FnMut(&str),
 ) -> Result<Install, InterceptError> {
-    let t = &found.target;
+    let t = found.first();
     let previous = spec::installed(&found.service);
-    let (agent_port, control_port) = match &previous {
-        Some(p) => (p.agent_port, p.control_port),
-        None => spec::agent_ports(&found.deployment, t.app_port),
+    let app_ports: Vec<u16> = found.targets.iter().map(|t| t.app_port).collect();
+    // An agent that is there keeps its ports (`find` made sure the same Service ports
+    // are asked for), so laptops attached to it are not cut off.
+    let (agent_ports, control_port) = match &previous {
+        Some(p) => (
+            found
+                .targets
+                .iter()
+                .map(|t| {
+                    p.ports
+                        .iter()
+                        .find(|r| r.service_port == t.service_port)
+                        .map_or(0, |r| r.agent_port)
+                })
+                .collect(),
+            p.control_port,
+        ),
+        None => spec::agent_ports(&found.deployment, &app_ports),
     };
-    let installed = Installed {
+    let mut installed = Installed {
         deployment: t.deployment.clone(),
-        container: t.container.clone(),
-        service_port: t.service_port,
-        app_port: t.app_port,
-        agent_port,
+        container: previous
+            .as_ref()
+            .map_or_else(|| t.container.clone(), |p| p.container.clone()),
+        ports: found
+            .targets
+            .iter()
+            .zip(agent_ports)
+            .map(|(t, agent_port)| InterceptedPort {
+                service_port: t.service_port,
+                app_port: t.app_port,
+                agent_port,
+                original_target_port: t.original_target_port.clone(),
+            })
+            .collect(),
         control_port,
         image: image.to_owned(),
-        original_target_port: t.original_target_port.clone(),
     };
-    if t.original_target_port == Some(IntOrString::Int(i32::from(agent_port))) {
+    if let Some(p) = &previous {
+        // In the order the agent there has them, so the same ports are the same record.
+        let order = p.service_ports();
+        installed
+            .ports
+            .sort_by_key(|r| order.iter().position(|o| *o == r.service_port));
+    }
+    if let Some(p) = installed
+        .ports
+        .iter()
+        .find(|p| p.original_target_port == Some(IntOrString::Int(i32::from(p.agent_port))))
+    {
         return Err(InterceptError::Corrupt(format!(
-            "Service {} leads to tether's agent port {agent_port} but carries no record of where it led before; `tether leave {}` and set its targetPort by hand",
-            t.service, t.service
+            "Service {} port {} leads to tether's agent port {} but carries no record of where it led before; `tether leave {}` and set its targetPort by hand",
+            t.service, p.service_port, p.agent_port, t.service
         )));
     }
     let live_image = agent_image_of(&found.deployment);
@@ -133,23 +168,25 @@ pub async fn install(
         return Err(InterceptError::Rollout { reason });
     }
     // Something else (a redeploy by `tether up`, a `kubectl apply`) may have put the
-    // Service's own targetPort back while the agent stayed: repoint it then too.
-    let leads_to_agent = found
-        .service
-        .spec
-        .as_ref()
-        .and_then(|s| s.ports.as_ref()?.get(t.port_index)?.target_port.clone())
-        == Some(IntOrString::Int(i32::from(installed.agent_port)));
+    // Service's own targetPorts back while the agent stayed: repoint them then too.
+    let live_ports = found.service.spec.as_ref().and_then(|s| s.ports.as_ref());
+    let leads_to_agent = installed.ports.iter().all(|p| {
+        live_ports.into_iter().flatten().any(|live| {
+            live.port == p.service_port
+                && live.target_port == Some(IntOrString::Int(i32::from(p.agent_port)))
+        })
+    });
     if kind != InstallKind::Present || !leads_to_agent {
         services
             .patch(&t.service, |live| {
-                patch::repoint_service(live, t, &installed).map(Some)
+                patch::repoint_service(live, &installed).map(Some)
             })
             .await?;
         progress("waiting for the Service's endpoints to lead to the agent");
+        let agent_ports: Vec<u16> = installed.ports.iter().map(|p| p.agent_port).collect();
         let _ = tokio::time::timeout(
             Duration::from_secs(10),
-            endpoints_lead_to(client, &t.namespace, &t.service, installed.agent_port),
+            endpoints_lead_to(client, &t.namespace, &t.service, &agent_ports),
         )
         .await;
         // The EndpointSlices are what kube-proxy reads; it rewrites the node's rules at
@@ -172,19 +209,21 @@ fn to_json<T: serde::Serialize>(v: &T) -> serde_json::Value {
 /// kube-proxy's default `minSyncPeriod`, with a margin for the sync itself.
 const KUBE_PROXY_SYNC: Duration = Duration::from_millis(1500);
 
-/// Resolves once the Service's EndpointSlices carry the agent port with a ready endpoint;
-/// kube-proxy follows them within about a second.
-async fn endpoints_lead_to(client: &Client, namespace: &str, service: &str, port: u16) {
+/// Resolves once the Service's EndpointSlices carry every agent port with a ready
+/// endpoint; kube-proxy follows them within about a second.
+async fn endpoints_lead_to(client: &Client, namespace: &str, service: &str, ports: &[u16]) {
     let api: Api<EndpointSlice> = Api::namespaced(client.clone(), namespace);
     let cfg = watcher::Config::default().labels(&format!("kubernetes.io/service-name={service}"));
     let leads = |s: &EndpointSlice| {
-        s.ports
-            .iter()
-            .flatten()
-            .any(|p| p.port == Some(i32::from(port)))
-            && s.endpoints
+        ports.iter().all(|port| {
+            s.ports
                 .iter()
-                .any(|e| e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(false))
+                .flatten()
+                .any(|p| p.port == Some(i32::from(*port)))
+        }) && s
+            .endpoints
+            .iter()
+            .any(|e| e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(false))
     };
     let mut slices = watcher(api, cfg)
         .default_backoff()

@@ -89,8 +89,10 @@ pub struct Row {
     pub workload: String,
     /// What is intercepted, in words.
     pub intercept: String,
-    /// The intercepted Service port, when one is.
+    /// The (first) intercepted Service port, when one is.
     pub intercepted_port: Option<i32>,
+    /// Every intercepted Service port.
+    pub intercepted_ports: Vec<i32>,
 }
 
 /// The Services of `namespace` (every namespace for `None`): what each leads to, and what
@@ -162,7 +164,15 @@ pub async fn list(client: &Client, namespace: Option<&str>) -> Result<Vec<Row>, 
         };
         let record = spec::installed(&svc);
         let intercept = match &record {
-            Some(i) => format!("port {} (agent {})", i.service_port, short_image(&i.image)),
+            Some(i) => {
+                let ports: Vec<String> = i.service_ports().iter().map(i32::to_string).collect();
+                let s = if ports.len() == 1 { "" } else { "s" };
+                format!(
+                    "port{s} {} (agent {})",
+                    ports.join(","),
+                    short_image(&i.image)
+                )
+            }
             None if spec::annotation(&svc.metadata.annotations, spec::LEGACY_ORIGINAL_SPEC)
                 .is_some() =>
             {
@@ -176,7 +186,11 @@ pub async fn list(client: &Client, namespace: Option<&str>) -> Result<Vec<Row>, 
             ports: ports.join(","),
             workload,
             intercept,
-            intercepted_port: record.map(|r| r.service_port),
+            intercepted_port: record
+                .as_ref()
+                .and_then(|r| r.ports.first())
+                .map(|p| p.service_port),
+            intercepted_ports: record.map(|r| r.service_ports()).unwrap_or_default(),
         });
     }
     Ok(rows)

@@ -3,8 +3,8 @@
 //! changes afterwards.
 //!
 //! Layout:
-//! - [`spec`]: what an intercept is, read without changing anything (`-p LOCAL[:REMOTE]`,
-//!   the plan, the agent's ports, the record kept on the Service).
+//! - [`spec`]: what an intercept is, read without changing anything (each
+//!   `-p LOCAL[:REMOTE]`, the plan, the agent's ports, the record kept on the Service).
 //! - [`patch`]: tether's changes as JSON patches on the raw objects (install, restore).
 //! - `raw`: reads raw JSON and sends those patches, again when the object moved.
 //! - `find`: the Service, its Deployment and the port, checked before any change.
@@ -19,8 +19,8 @@
 //! - [`env`]: the intercepted container's environment, for `--env-file`.
 //!
 //! What tether changes, and so what restore undoes: the agent container in the pod
-//! template (its token from the attach Secret), the intercepted Service port's
-//! targetPort, the annotations `tether.dev/intercept` (Service) and
+//! template (its token from the attach Secret), the intercepted Service ports'
+//! targetPorts, the annotations `tether.dev/intercept` (Service) and
 //! `tether.dev/intercepted-for` (Deployment), and the Secret. Nothing else is written.
 
 pub mod attach;
@@ -44,5 +44,5 @@ pub use self::{
     install::{Install, InstallKind, install},
     list::{Leftover, Row, intercepted, list},
     restore::{Restored, orphan_secrets, restore},
-    spec::{Installed, PortSpec, Remote, Target},
+    spec::{Installed, InterceptedPort, PortSpec, Remote, Target},
 };

@@ -1,7 +1,7 @@
 //! tether's changes to the Service and the Deployment as JSON patches (RFC 6902),
-//! computed from the live object's raw JSON: install adds the agent container, one
-//! targetPort and tether's annotations; restore removes exactly those and puts back the
-//! one recorded targetPort. Nothing else of the object is read back or written, so what
+//! computed from the live object's raw JSON: install adds the agent container, the
+//! intercepted ports' targetPorts and tether's annotations; restore removes exactly those
+//! and puts back the recorded targetPorts. Nothing else of the object is read back or written, so what
 //! others changed meanwhile (an image, the replicas, env, fields this tether's types do
 //! not know) survives. Each patch starts with `test` operations on what it relies on, so
 //! a concurrent change makes the API server refuse it and the caller reads again.
@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::{
     InterceptError,
-    spec::{AGENT_CONTAINER, FOR_SERVICE, INTERCEPT, Installed, LEGACY_ORIGINAL_SPEC, Target},
+    spec::{AGENT_CONTAINER, FOR_SERVICE, INTERCEPT, Installed, LEGACY_ORIGINAL_SPEC},
 };
 
 /// Kubernetes' limit on the total size of an object's annotations (keys and values).
@@ -113,15 +113,37 @@ pub const TOKEN_ENV: &str = "TETHER_AGENT_TOKEN";
 /// The sidecar: one static binary, non-root, read-only, no capabilities, a memory limit,
 /// its token from the attach Secret: it passes the `restricted` Pod Security level.
 pub fn agent_container(installed: &Installed) -> Value {
+    // The image's entrypoint is the agent binary: its arguments alone pick the role.
+    let mut args: Vec<String> = installed
+        .ports
+        .iter()
+        .flat_map(|p| {
+            [
+                "--port".to_owned(),
+                format!("{}:{}", p.agent_port, p.app_port),
+            ]
+        })
+        .collect();
+    args.extend(["--control".to_owned(), installed.control_port.to_string()]);
+    // Port names are at most 15 characters and unique in the pod.
+    let ports: Vec<Value> = installed
+        .ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let name = match i {
+                0 => AGENT_CONTAINER.to_owned(),
+                i => format!("tether-agent{i}"),
+            };
+            json!({"name": name, "containerPort": p.agent_port, "protocol": "TCP"})
+        })
+        .collect();
+    // The agent binds every port before it serves any, so one open port means all are.
+    let probe = installed.ports.first().map_or(0, |p| p.agent_port);
     json!({
         "name": AGENT_CONTAINER,
         "image": installed.image,
-        // The image's entrypoint is the agent binary: its arguments alone pick the role.
-        "args": [
-            "--app-port", installed.app_port.to_string(),
-            "--listen", installed.agent_port.to_string(),
-            "--control", installed.control_port.to_string(),
-        ],
+        "args": args,
         "env": [
             {"name": "TETHER_LOG", "value": "info"},
             {"name": TOKEN_ENV, "valueFrom": {"secretKeyRef": {
@@ -129,8 +151,8 @@ pub fn agent_container(installed: &Installed) -> Value {
                 "key": TOKEN_KEY,
             }}},
         ],
-        "ports": [{"name": AGENT_CONTAINER, "containerPort": installed.agent_port, "protocol": "TCP"}],
-        "readinessProbe": {"tcpSocket": {"port": installed.agent_port}, "periodSeconds": 1},
+        "ports": ports,
+        "readinessProbe": {"tcpSocket": {"port": probe}, "periodSeconds": 1},
         "resources": {
             "requests": {"cpu": "10m", "memory": "16Mi"},
             "limits": {"memory": "64Mi"},
@@ -240,40 +262,39 @@ pub fn service_annotations(
     Ok(vec![(INTERCEPT, record)])
 }
 
-/// Points the intercepted port at the agent and records what it pointed at.
-pub fn repoint_service(
-    live: &Value,
-    target: &Target,
-    installed: &Installed,
-) -> Result<Vec<Value>, InterceptError> {
-    let i = port_index(live, target.service_port).ok_or_else(|| {
-        InterceptError::Corrupt(format!(
-            "Service {} lost its port {}",
-            name_of(live),
-            target.service_port
-        ))
-    })?;
-    let path = format!("/spec/ports/{i}/targetPort");
-    let mut ops = vec![
-        json!({"op": "test", "path": format!("/spec/ports/{i}/port"), "value": target.service_port}),
-    ];
-    match live.pointer(&path) {
-        Some(now) => {
-            ops.push(json!({"op": "test", "path": path, "value": now}));
-            ops.push(json!({"op": "replace", "path": path, "value": installed.agent_port}));
+/// Points the intercepted ports at the agent and records what they pointed at.
+pub fn repoint_service(live: &Value, installed: &Installed) -> Result<Vec<Value>, InterceptError> {
+    let mut ops = Vec::new();
+    for p in &installed.ports {
+        let i = port_index(live, p.service_port).ok_or_else(|| {
+            InterceptError::Corrupt(format!(
+                "Service {} lost its port {}",
+                name_of(live),
+                p.service_port
+            ))
+        })?;
+        let path = format!("/spec/ports/{i}/targetPort");
+        ops.push(
+            json!({"op": "test", "path": format!("/spec/ports/{i}/port"), "value": p.service_port}),
+        );
+        match live.pointer(&path) {
+            Some(now) => {
+                ops.push(json!({"op": "test", "path": path, "value": now}));
+                ops.push(json!({"op": "replace", "path": path, "value": p.agent_port}));
+            }
+            None => ops.push(json!({"op": "add", "path": path, "value": p.agent_port})),
         }
-        None => ops.push(json!({"op": "add", "path": path, "value": installed.agent_port})),
     }
     ops.extend(set_annotations(live, &service_annotations(installed)?));
     Ok(ops)
 }
 
-/// Puts the intercepted port's targetPort back (when it still leads to the agent: a
-/// redeploy may have set it since) and removes tether's annotations; `None` when the
-/// Service carries no record.
+/// Puts the intercepted ports' targetPorts back (each only while it still leads to the
+/// agent: a redeploy may have set it since) and removes tether's annotations; `None`
+/// when the Service carries no record.
 pub fn restore_service(live: &Value, record: Option<&Installed>) -> Option<Vec<Value>> {
     let mut ops = Vec::new();
-    if let Some(r) = record {
+    for r in record.iter().flat_map(|r| &r.ports) {
         let original = r
             .original_target_port
             .as_ref()
@@ -311,7 +332,7 @@ fn legacy_target_port(live: &Value, port: i32) -> Option<Value> {
 
 /// The record on a live Service, if it has one that parses.
 pub fn record_of(live: &Value) -> Option<Installed> {
-    serde_json::from_str(live.pointer(&annotation_path(INTERCEPT))?.as_str()?).ok()
+    Installed::parse(live.pointer(&annotation_path(INTERCEPT))?.as_str()?)
 }
 
 /// The Service a live Deployment carries the agent for.
@@ -329,6 +350,7 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
     use super::*;
+    use crate::intercept::spec::InterceptedPort;
 
     fn apply(doc: &Value, ops: &[Value]) -> Value {
         let mut doc = doc.clone();
@@ -383,39 +405,31 @@ mod tests {
         })
     }
 
-    fn installed() -> (Target, Installed) {
-        let target = Target {
-            service: "payments-svc".into(),
-            namespace: "api".into(),
-            port_index: 1,
-            service_port: 80,
-            original_target_port: Some(IntOrString::String("http".into())),
-            app_port: 8080,
+    /// The web port (80, targetPort `http`) intercepted.
+    fn installed() -> Installed {
+        Installed {
             deployment: "payments".into(),
             container: "payments".into(),
-        };
-        let installed = Installed {
-            deployment: "payments".into(),
-            container: "payments".into(),
-            service_port: 80,
-            app_port: 8080,
-            agent_port: 9901,
+            ports: vec![InterceptedPort {
+                service_port: 80,
+                app_port: 8080,
+                agent_port: 9901,
+                original_target_port: Some(IntOrString::String("http".into())),
+            }],
             control_port: 9902,
             image: "127.0.0.1:5000/tether-agent:abc".into(),
-            original_target_port: target.original_target_port.clone(),
-        };
-        (target, installed)
+        }
     }
 
     #[test]
     fn restore_undoes_only_tethers_changes_and_keeps_what_others_changed() {
-        let (target, inst) = installed();
+        let inst = installed();
         let (d0, s0) = (deployment(10), service());
         let d1 = apply(
             &d0,
             &install_deployment(&d0, &inst, "payments-svc").unwrap(),
         );
-        let s1 = apply(&s0, &repoint_service(&s0, &target, &inst).unwrap());
+        let s1 = apply(&s0, &repoint_service(&s0, &inst).unwrap());
         assert_eq!(
             d1.pointer("/spec/template/spec/containers/1/name"),
             Some(&json!(AGENT_CONTAINER))
@@ -461,8 +475,55 @@ mod tests {
     }
 
     #[test]
+    fn several_ports_go_to_the_agent_together_and_come_back_exactly() {
+        let mut inst = installed();
+        inst.ports.push(InterceptedPort {
+            service_port: 9090,
+            app_port: 9100,
+            agent_port: 9903,
+            original_target_port: Some(IntOrString::Int(9100)),
+        });
+        let (d0, s0) = (deployment(10), service());
+        let d1 = apply(
+            &d0,
+            &install_deployment(&d0, &inst, "payments-svc").unwrap(),
+        );
+        let agent = &d1["spec"]["template"]["spec"]["containers"][1];
+        assert_eq!(
+            agent["args"],
+            json!([
+                "--port",
+                "9901:8080",
+                "--port",
+                "9903:9100",
+                "--control",
+                "9902"
+            ])
+        );
+        assert_eq!(
+            agent["ports"],
+            json!([
+                {"name": "tether-agent", "containerPort": 9901, "protocol": "TCP"},
+                {"name": "tether-agent1", "containerPort": 9903, "protocol": "TCP"},
+            ])
+        );
+        let s1 = apply(&s0, &repoint_service(&s0, &inst).unwrap());
+        assert_eq!(s1.pointer("/spec/ports/0/targetPort"), Some(&json!(9903)));
+        assert_eq!(s1.pointer("/spec/ports/1/targetPort"), Some(&json!(9901)));
+        assert_eq!(record_of(&s1), Some(inst));
+        // A redeploy put one port back meanwhile: restore leaves that one as it is.
+        let mut s2 = s1.clone();
+        s2["spec"]["ports"][0]["targetPort"] = json!(9101);
+        let s3 = apply(&s2, &restore_service(&s2, record_of(&s2).as_ref()).unwrap());
+        let mut want = s0.clone();
+        want["spec"]["ports"][0]["targetPort"] = json!(9101);
+        assert_eq!(s3["spec"], want["spec"]);
+        assert_eq!(apply(&d1, &restore_deployment(&d1).unwrap()), d0);
+    }
+
+    #[test]
     fn installing_again_replaces_the_agent_and_keeps_the_first_record() {
-        let (target, inst) = installed();
+        let inst = installed();
         let (d0, s0) = (deployment(10), service());
         let d1 = apply(
             &d0,
@@ -487,7 +548,7 @@ mod tests {
         let back = apply(&d2, &restore_deployment(&d2).unwrap());
         assert_eq!(back, d0);
         // A redeploy put the Service's targetPort back meanwhile: restore leaves it.
-        let s1 = apply(&s0, &repoint_service(&s0, &target, &inst).unwrap());
+        let s1 = apply(&s0, &repoint_service(&s0, &inst).unwrap());
         let mut s2 = s1.clone();
         s2["spec"]["ports"][1]["targetPort"] = json!(8081);
         let s3 = apply(&s2, &restore_service(&s2, record_of(&s2).as_ref()).unwrap());
@@ -496,7 +557,7 @@ mod tests {
 
     #[test]
     fn a_concurrent_change_makes_the_patch_fail_instead_of_removing_the_wrong_container() {
-        let (_, inst) = installed();
+        let inst = installed();
         let d0 = deployment(10);
         let d1 = apply(
             &d0,
@@ -516,7 +577,7 @@ mod tests {
 
     #[test]
     fn annotations_near_the_limit_are_refused_before_any_change() {
-        let (_, inst) = installed();
+        let inst = installed();
         let room = ANNOTATIONS_LIMIT - "keep".len() - "me".len() - "big".len();
         let adds = deployment_annotations("payments-svc");
         assert!(check_room(&deployment(room - 200), "Deployment", &adds).is_ok());
@@ -530,15 +591,18 @@ mod tests {
 
     #[test]
     fn an_old_record_of_the_whole_spec_is_restored_and_removed() {
-        let (_, inst) = installed();
+        let inst = installed();
         let mut s = service();
         s["spec"]["ports"][1]["targetPort"] = json!(9901);
-        let old = Installed {
-            original_target_port: None,
-            ..inst
-        };
+        // The one-port record of that version, with no targetPort of its own.
+        let p = &inst.ports[0];
+        let old = json!({
+            "deployment": inst.deployment, "container": inst.container,
+            "service_port": p.service_port, "app_port": p.app_port, "agent_port": p.agent_port,
+            "control_port": inst.control_port, "image": inst.image,
+        });
         s["metadata"]["annotations"] = json!({
-            INTERCEPT: serde_json::to_string(&old).unwrap(),
+            INTERCEPT: old.to_string(),
             LEGACY_ORIGINAL_SPEC: serde_json::to_string(&service()["spec"]).unwrap(),
         });
         let back = apply(&s, &restore_service(&s, record_of(&s).as_ref()).unwrap());

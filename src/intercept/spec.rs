@@ -1,7 +1,7 @@
 //! What an intercept is, read from the Service and its Deployment without changing
-//! anything: which Service port (from `-p LOCAL[:REMOTE]`), which Deployment and container
-//! it leads to, the ports the agent may take, and the record tether keeps on the Service.
-//! Pure functions; the changes themselves are JSON patches in `patch`.
+//! anything: which Service ports (one per `-p LOCAL[:REMOTE]`), which Deployment and
+//! containers they lead to, the ports the agent may take, and the record tether keeps on
+//! the Service. Pure functions; the changes themselves are JSON patches in `patch`.
 
 use std::collections::BTreeMap;
 
@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::InterceptError;
 
 /// On the Service: what is intercepted and how ([`Installed`] as JSON), including the
-/// one value tether changed there (the intercepted port's original targetPort).
+/// values tether changed there (each intercepted port's original targetPort).
 pub const INTERCEPT: &str = "tether.dev/intercept";
 /// On the Deployment: the Service it carries the agent for.
 pub const FOR_SERVICE: &str = "tether.dev/intercepted-for";
@@ -33,18 +33,73 @@ pub const AGENT_PORT: u16 = 9900;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Installed {
     pub deployment: String,
-    /// The app container whose port is intercepted.
+    /// The app container of the first intercepted port (its environment is the one
+    /// `--env-file` writes).
     pub container: String,
-    /// The Service port (its `port` field) that is intercepted.
-    pub service_port: i32,
-    pub app_port: u16,
-    pub agent_port: u16,
+    /// The intercepted Service ports, in the order of the `-p` flags; never empty.
+    pub ports: Vec<InterceptedPort>,
     pub control_port: u16,
     pub image: String,
-    /// The intercepted port's targetPort before tether pointed it at the agent: the only
-    /// value of the Service that restore puts back. Absent in records of older versions.
+}
+
+/// One intercepted Service port and where the agent takes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InterceptedPort {
+    /// The Service port (its `port` field).
+    pub service_port: i32,
+    /// The container port it led to, which the agent passes untaken traffic to.
+    pub app_port: u16,
+    /// The agent's port for it: the Service port's targetPort while intercepted.
+    pub agent_port: u16,
+    /// The targetPort before tether pointed it at the agent: the value of the Service
+    /// that restore puts back. Absent in records of older versions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub original_target_port: Option<IntOrString>,
+}
+
+impl Installed {
+    /// The Service ports intercepted, in order.
+    pub fn service_ports(&self) -> Vec<i32> {
+        self.ports.iter().map(|p| p.service_port).collect()
+    }
+
+    /// Reads a record: this version's, or the one-port record earlier versions wrote.
+    pub fn parse(text: &str) -> Option<Installed> {
+        /// The record of versions that intercepted one port.
+        #[derive(Deserialize)]
+        struct OnePort {
+            deployment: String,
+            container: String,
+            service_port: i32,
+            app_port: u16,
+            agent_port: u16,
+            control_port: u16,
+            image: String,
+            #[serde(default)]
+            original_target_port: Option<IntOrString>,
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Record {
+            Current(Installed),
+            OnePort(OnePort),
+        }
+        match serde_json::from_str(text).ok()? {
+            Record::Current(i) => Some(i).filter(|i| !i.ports.is_empty()),
+            Record::OnePort(o) => Some(Installed {
+                deployment: o.deployment,
+                container: o.container,
+                ports: vec![InterceptedPort {
+                    service_port: o.service_port,
+                    app_port: o.app_port,
+                    agent_port: o.agent_port,
+                    original_target_port: o.original_target_port,
+                }],
+                control_port: o.control_port,
+                image: o.image,
+            }),
+        }
+    }
 }
 
 /// Where a Service's traffic goes now: the port, the workload and its container.
@@ -120,25 +175,27 @@ impl PortSpec {
     }
 }
 
-/// The Service as it is without tether: the intercepted port's targetPort put back from
+/// The Service as it is without tether: the intercepted ports' targetPorts put back from
 /// the record. Only for planning; nothing is written from it.
 pub fn original_service(svc: &Service) -> Service {
     let mut original = svc.clone();
     let Some(record) = installed(svc) else {
         return original;
     };
-    let before = record
-        .original_target_port
-        .clone()
-        .or_else(|| legacy_target_port(svc, record.service_port));
-    if let Some(port) = original
-        .spec
-        .as_mut()
-        .and_then(|s| s.ports.as_mut())
-        .and_then(|ps| ps.iter_mut().find(|p| p.port == record.service_port))
-    {
-        if port.target_port == Some(IntOrString::Int(i32::from(record.agent_port))) {
-            port.target_port = before;
+    for r in &record.ports {
+        let before = r
+            .original_target_port
+            .clone()
+            .or_else(|| legacy_target_port(svc, r.service_port));
+        if let Some(port) = original
+            .spec
+            .as_mut()
+            .and_then(|s| s.ports.as_mut())
+            .and_then(|ps| ps.iter_mut().find(|p| p.port == r.service_port))
+        {
+            if port.target_port == Some(IntOrString::Int(i32::from(r.agent_port))) {
+                port.target_port = before;
+            }
         }
     }
     original
@@ -160,6 +217,28 @@ pub fn annotation<'a>(a: &'a Option<BTreeMap<String, String>>, key: &str) -> Opt
 
 fn name(n: &Option<String>) -> &str {
     n.as_deref().unwrap_or("?")
+}
+
+/// Finds what each of `ports` means for `svc` ([`plan`]); two flags that take the same
+/// Service port are refused.
+pub fn plan_ports(
+    svc: &Service,
+    deployments: &[Deployment],
+    others: &[OtherWorkload],
+    ports: &[PortSpec],
+) -> Result<Vec<Target>, InterceptError> {
+    let mut targets: Vec<Target> = Vec::with_capacity(ports.len());
+    for port in ports {
+        let t = plan(svc, deployments, others, port)?;
+        if targets.iter().any(|o| o.service_port == t.service_port) {
+            return Err(InterceptError::SamePort {
+                service: t.service,
+                port: t.service_port,
+            });
+        }
+        targets.push(t);
+    }
+    Ok(targets)
 }
 
 /// Finds what `port` means for `svc` (taken as [`original_service`]): the Service port
@@ -218,7 +297,7 @@ pub fn plan(
         }
     };
     let deployment_name = name(&deployment.metadata.name).to_owned();
-    // One agent per Deployment: it serves one Service port.
+    // One agent per Deployment: it serves one Service.
     if let Some(other) = annotation(&deployment.metadata.annotations, FOR_SERVICE) {
         if other != svc_name {
             return Err(InterceptError::OtherService {
@@ -357,9 +436,10 @@ fn resolve_target(
     }
 }
 
-/// Two free ports for the agent, avoiding every port the pod's containers declare,
-/// init containers and native sidecars included (they share the pod's network).
-pub fn agent_ports(d: &Deployment, app_port: u16) -> (u16, u16) {
+/// Free ports for the agent, one per intercepted port and the control port, avoiding
+/// every port the pod's containers declare, init containers and native sidecars included
+/// (they share the pod's network), and the app ports.
+pub fn agent_ports(d: &Deployment, app_ports: &[u16]) -> (Vec<u16>, u16) {
     let pod = d.spec.as_ref().and_then(|s| s.template.spec.as_ref());
     let used: Vec<u16> = pod
         .into_iter()
@@ -371,17 +451,18 @@ pub fn agent_ports(d: &Deployment, app_port: u16) -> (u16, u16) {
         .filter(|c| c.name != AGENT_CONTAINER)
         .flat_map(|c| c.ports.iter().flatten())
         .filter_map(|p| u16::try_from(p.container_port).ok())
-        .chain([app_port])
+        .chain(app_ports.iter().copied())
         .collect();
+    // A pod declaring every port from 9900 up cannot be: the range does not run out.
     let mut free = (AGENT_PORT..u16::MAX).filter(|p| !used.contains(p));
-    let listen = free.next().unwrap_or(AGENT_PORT);
-    let control = free.next().unwrap_or(AGENT_PORT + 1);
+    let listen = app_ports.iter().filter_map(|_| free.next()).collect();
+    let control = free.next().unwrap_or(u16::MAX);
     (listen, control)
 }
 
 /// What is installed for a Service, from its annotation.
 pub fn installed(svc: &Service) -> Option<Installed> {
-    serde_json::from_str(annotation(&svc.metadata.annotations, INTERCEPT)?).ok()
+    Installed::parse(annotation(&svc.metadata.annotations, INTERCEPT)?)
 }
 
 #[cfg(test)]
@@ -554,10 +635,11 @@ mod tests {
         let svc = service(serde_json::json!("http"));
         let d = deployment("payments", "payments");
         assert_eq!(
-            agent_ports(&d, 8080),
-            (9902, 9903),
+            agent_ports(&d, &[8080]),
+            (vec![9902], 9903),
             "9900 and 9901 are taken"
         );
+        assert_eq!(agent_ports(&d, &[8080, 9902]), (vec![9903, 9904], 9905));
         // An intercepted Service plans as its original.
         let mut s2 = svc.clone();
         s2.spec.as_mut().unwrap().ports.as_mut().unwrap()[0].target_port =
@@ -565,12 +647,14 @@ mod tests {
         let record = Installed {
             deployment: "payments".into(),
             container: "payments".into(),
-            service_port: 80,
-            app_port: 8080,
-            agent_port: 9902,
+            ports: vec![InterceptedPort {
+                service_port: 80,
+                app_port: 8080,
+                agent_port: 9902,
+                original_target_port: Some(IntOrString::String("http".into())),
+            }],
             control_port: 9903,
             image: "agent:1".into(),
-            original_target_port: Some(IntOrString::String("http".into())),
         };
         s2.metadata.annotations = Some(
             [(
@@ -584,5 +668,49 @@ mod tests {
             plan(&svc, &[d], &[], &port("1")).unwrap()
         );
         assert_eq!(installed(&s2), Some(record));
+    }
+
+    #[test]
+    fn several_ports_plan_each_and_the_same_service_port_twice_is_refused() {
+        let svc: Service = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "payments-svc", "namespace": "api"},
+            "spec": {
+                "selector": {"app": "payments"},
+                "ports": [
+                    {"name": "metrics", "port": 9090, "targetPort": 9900},
+                    {"name": "web", "port": 80, "targetPort": "http"},
+                ],
+            }
+        }))
+        .unwrap();
+        let ds = [deployment("payments", "payments")];
+        let ts = plan_ports(&svc, &ds, &[], &[port("18777:web"), port("18778:9090")]).unwrap();
+        let got: Vec<_> = ts
+            .iter()
+            .map(|t| (t.service_port, t.container.as_str(), t.app_port))
+            .collect();
+        assert_eq!(got, [(80, "payments", 8080), (9090, "metrics", 9900)]);
+        let err = plan_ports(&svc, &ds, &[], &[port("1:web"), port("2:80")]).unwrap_err();
+        assert!(
+            matches!(err, InterceptError::SamePort { port: 80, .. }) && err.is_bad_input(),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_one_port_record_of_an_earlier_version_still_reads() {
+        let old = r#"{"deployment":"payments","container":"payments","service_port":80,
+            "app_port":8080,"agent_port":9902,"control_port":9903,"image":"agent:1",
+            "original_target_port":"http"}"#;
+        let record = Installed::parse(old).unwrap();
+        assert_eq!(record.service_ports(), [80]);
+        assert_eq!(record.ports[0].agent_port, 9902);
+        assert_eq!(
+            record.ports[0].original_target_port,
+            Some(IntOrString::String("http".into()))
+        );
+        let now = serde_json::to_string(&record).unwrap();
+        assert_eq!(Installed::parse(&now), Some(record));
+        assert_eq!(Installed::parse(r#"{"ports":[]}"#), None);
     }
 }

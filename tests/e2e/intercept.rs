@@ -1375,3 +1375,173 @@ fn an_unusual_template_is_intercepted_and_restored_exactly_or_refused_up_front()
         "not even the attach Secret"
     );
 }
+
+/// GETs `url` until it answers `want`, for up to 10 s (kube-proxy follows a Service change
+/// within about a second).
+fn eventually_answers(url: &str, want: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match get(url, None) {
+            Ok(body) if body == want => return,
+            got => assert!(
+                Instant::now() < deadline,
+                "{url} never answered {want:?}; last {got:?}"
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn two_ports_of_one_service_reach_two_local_processes_and_ctrl_c_restores_both() {
+    let rt = runtime();
+    let Some(cluster) = rt.block_on(cluster()) else {
+        return;
+    };
+    let Some(laptop) = Laptop::from_env() else {
+        return;
+    };
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let web_local = LocalServer::answering(&laptop, |_| "laptop web".to_owned());
+    let admin_local = LocalServer::answering(&laptop, |_| "laptop admin".to_owned());
+    let client = cluster.client.clone();
+    let ns = rt.block_on(TestNamespace::create(&client, "tether-it-ports"));
+    let image = rt.block_on(web_image(&client, "app"));
+    let (port, admin) = (free_port(), free_port());
+    // Two containers, each serving one of the Service's two ports.
+    let httpd = |name: &str, port_name: &str, port: u16| {
+        serde_json::json!({
+            "name": name, "image": image,
+            "args": ["httpd", "-f", "-p", port.to_string(), "-h", "/www"],
+            "ports": [{"name": port_name, "containerPort": port}],
+            "readinessProbe": {"tcpSocket": {"port": port_name}, "periodSeconds": 1},
+        })
+    };
+    let deployment: Deployment = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "web"},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {
+                    "terminationGracePeriodSeconds": 1,
+                    "containers": [httpd("web", "http", port), httpd("admin", "admin", admin)],
+                },
+            },
+        },
+    }))
+    .unwrap();
+    rt.block_on(
+        Api::<Deployment>::namespaced(client.clone(), &ns.name)
+            .create(&PostParams::default(), &deployment),
+    )
+    .unwrap();
+    let svc: Service = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "web-svc"},
+        "spec": {
+            "selector": {"app": "web"},
+            "ports": [
+                {"name": "web", "port": 80, "targetPort": "http"},
+                {"name": "admin", "port": 8080, "targetPort": "admin"},
+            ],
+        },
+    }))
+    .unwrap();
+    let created = rt
+        .block_on(
+            Api::<Service>::namespaced(client.clone(), &ns.name)
+                .create(&PostParams::default(), &svc),
+        )
+        .unwrap();
+    let web = Web {
+        cluster_ip: created.spec.unwrap().cluster_ip.unwrap(),
+        ns,
+        port,
+        client: client.clone(),
+    };
+    rt.block_on(web.wait_rolled_out());
+    let (web_url, admin_url) = (web.url(), format!("http://{}:8080/", web.cluster_ip));
+    eventually_answers(&web_url, "app");
+    eventually_answers(&admin_url, "app");
+    let before = rt.block_on(web.specs());
+
+    let (web_map, admin_map) = (
+        format!("{}:web", web_local.port),
+        format!("{}:8080", admin_local.port),
+    );
+    let args = web.args(&[
+        "intercept",
+        "web-svc",
+        "-p",
+        &web_map,
+        "--port",
+        &admin_map,
+        "-o",
+        "json",
+    ]);
+    let mut running = spawn(&laptop, &as_strs(&args));
+    let line = running.wait_for(0, Duration::from_secs(900), "the ready line", |l| {
+        l.starts_with('{') && l.contains("\"ready\"")
+    });
+    let ready: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let ports: Vec<(i64, String, i64)> = ready["ports"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no ports in {ready}"))
+        .iter()
+        .map(|p| {
+            (
+                p["service_port"].as_i64().unwrap_or(0),
+                p["container"].as_str().unwrap_or("").to_owned(),
+                p["app_port"].as_i64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ports,
+        [
+            (80, "web".to_owned(), i64::from(port)),
+            (8080, "admin".to_owned(), i64::from(admin))
+        ],
+        "{ready}"
+    );
+    eventually_answers(&web_url, "laptop web");
+    eventually_answers(&admin_url, "laptop admin");
+    for i in 0..10 {
+        assert_eq!(get(&web_url, None).unwrap(), "laptop web", "request {i}");
+        assert_eq!(
+            get(&admin_url, None).unwrap(),
+            "laptop admin",
+            "request {i}"
+        );
+    }
+    let out = tether(&laptop, &as_strs(&web.args(&["list", "-o", "json"])));
+    assert!(out.status.success());
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        rows[0]["intercepted_ports"],
+        serde_json::json!([80, 8080]),
+        "{rows}"
+    );
+
+    // A second laptop asking for one of the two ports is refused, naming both.
+    let out = tether(
+        &laptop,
+        &as_strs(&web.args(&["intercept", "web-svc", "-p", &web_map])),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("already intercepted on port 80, 8080"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    assert!(running.interrupt(), "tether intercept ends on Ctrl-C");
+    assert_eq!(
+        rt.block_on(web.specs()),
+        before,
+        "both ports restored exactly"
+    );
+    eventually_answers(&web_url, "app");
+    eventually_answers(&admin_url, "app");
+}

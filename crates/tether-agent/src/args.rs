@@ -18,12 +18,11 @@ pub const TOKEN_ENV: &str = "TETHER_AGENT_TOKEN";
 #[derive(Debug, Parser)]
 #[command(name = "tether-agent", version, no_binary_name = true)]
 pub struct AgentArgs {
-    /// The app container's port, reached over the pod's loopback.
-    #[arg(long)]
-    pub app_port: u16,
-    /// The port the Service's targetPort points at.
-    #[arg(long, default_value_t = 9900)]
-    pub listen: u16,
+    /// `AGENT:APP`, once per intercepted Service port: the agent listens on AGENT (the
+    /// Service's targetPort now leads there) and passes what no laptop takes to the app
+    /// container's APP over the pod's loopback.
+    #[arg(long = "port", required = true, value_parser = parse_port_map)]
+    pub ports: Vec<PortMap>,
     /// The control port for laptops; bound on 127.0.0.1 only.
     #[arg(long, default_value_t = 9901)]
     pub control: u16,
@@ -42,11 +41,35 @@ pub struct AgentArgs {
     pub heartbeat_limit: Duration,
 }
 
+/// One intercepted port: where the agent listens, and the app's port behind it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortMap {
+    pub listen: u16,
+    pub app: u16,
+}
+
+impl PortMap {
+    /// The app container's side of it, over the pod's loopback.
+    pub fn app_addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.app))
+    }
+}
+
+/// `9902:8080`.
+fn parse_port_map(text: &str) -> Result<PortMap, String> {
+    let bad = || format!("`{text}` is not AGENT:APP, two ports such as 9902:8080");
+    let (listen, app) = text.split_once(':').ok_or_else(bad)?;
+    let port = |p: &str| p.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(bad);
+    Ok(PortMap {
+        listen: port(listen)?,
+        app: port(app)?,
+    })
+}
+
 impl AgentArgs {
     /// The agent's settings, with the token read from the environment by `env`.
     pub fn config(&self, env: impl Fn(&str) -> Option<String>) -> AgentConfig {
         AgentConfig {
-            app: SocketAddr::from(([127, 0, 0, 1], self.app_port)),
             token: env(TOKEN_ENV).filter(|t| !t.is_empty()),
             service: self.service.clone(),
             session: Settings {
@@ -85,18 +108,37 @@ mod tests {
     #[test]
     fn agent_args_parse_as_the_sidecar_gives_them() {
         let args: Vec<String> = [
-            "--app-port",
-            "8080",
-            "--listen",
-            "9900",
+            "--port",
+            "9900:8080",
+            "--port",
+            "9902:9090",
             "--control",
             "9901",
         ]
         .map(String::from)
         .to_vec();
         let a = AgentArgs::try_parse_from(&args).unwrap();
-        assert_eq!((a.app_port, a.listen, a.control), (8080, 9900, 9901));
-        assert!(AgentArgs::try_parse_from(["--listen", "1"]).is_err());
+        assert_eq!(
+            a.ports,
+            [
+                PortMap {
+                    listen: 9900,
+                    app: 8080
+                },
+                PortMap {
+                    listen: 9902,
+                    app: 9090
+                }
+            ]
+        );
+        assert_eq!(a.control, 9901);
+        assert!(
+            AgentArgs::try_parse_from(["--control", "1"]).is_err(),
+            "a port is required"
+        );
+        for bad in ["9900", "9900:", ":8080", "0:8080", "9900:x", "9900:70000"] {
+            assert!(AgentArgs::try_parse_from(["--port", bad]).is_err(), "{bad}");
+        }
         let c = a.config(|_| None);
         assert_eq!(c.session.heartbeat, Heartbeat::default());
         assert_eq!(c.token, None);
@@ -105,8 +147,8 @@ mod tests {
     #[test]
     fn the_token_comes_from_the_environment_and_the_heartbeat_from_flags() {
         let a = AgentArgs::try_parse_from([
-            "--app-port",
-            "1",
+            "--port",
+            "2:1",
             "--heartbeat-floor",
             "2s",
             "--heartbeat-limit",
@@ -125,7 +167,7 @@ mod tests {
             None,
             "empty is unset"
         );
-        assert!(AgentArgs::try_parse_from(["--app-port", "1", "--heartbeat-floor", "2"]).is_err());
-        assert!(AgentArgs::try_parse_from(["--app-port", "1", "--token", "x"]).is_err());
+        assert!(AgentArgs::try_parse_from(["--port", "2:1", "--heartbeat-floor", "2"]).is_err());
+        assert!(AgentArgs::try_parse_from(["--port", "2:1", "--token", "x"]).is_err());
     }
 }

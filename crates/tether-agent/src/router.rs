@@ -173,15 +173,36 @@ fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
+/// Where one agent port's connections go when no laptop takes them, and what a laptop's
+/// streams for them are called. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// The app container's port behind this agent port, over the pod's loopback.
+    pub app: SocketAddr,
+    /// The Open target of this port's streams to a laptop
+    /// ([`traffic_target`](crate::tunnel::traffic_target)).
+    pub stream: std::sync::Arc<str>,
+}
+
+impl Upstream {
+    pub fn new(app: SocketAddr, stream: String) -> Upstream {
+        Upstream {
+            app,
+            stream: stream.into(),
+        }
+    }
+}
+
 /// Serves one caller's connection until it ends: see the module doc for where its bytes
-/// and requests go. `peer` is the caller's address, `app` the app container's.
-pub async fn serve_connection<IO, R>(mut conn: IO, peer: SocketAddr, app: SocketAddr, routes: R)
+/// and requests go. `peer` is the caller's address.
+pub async fn serve_connection<IO, R>(mut conn: IO, peer: SocketAddr, to: Upstream, routes: R)
 where
     IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     R: Routes,
 {
+    let app = to.app;
     if !routes.any_header_laptop()
-        && let Some(mut laptop) = routes.all_traffic().and_then(|o| o.open("").ok())
+        && let Some(mut laptop) = routes.all_traffic().and_then(|o| o.open(&to.stream).ok())
     {
         let _ = tokio::io::copy_bidirectional(&mut conn, &mut laptop).await;
         return;
@@ -233,8 +254,8 @@ where
     };
     let conn = Replay::new(first.freeze(), conn);
     match protocol {
-        Protocol::Http1 => serve_http1(conn, peer, AppLink::new(app, app_conn), routes).await,
-        Protocol::Http2 => serve_http2(conn, peer, AppLink::new(app, app_conn), routes).await,
+        Protocol::Http1 => serve_http1(conn, Ctx::new(routes, peer, &to, app_conn)).await,
+        Protocol::Http2 => serve_http2(conn, Ctx::new(routes, peer, &to, app_conn)).await,
         Protocol::Opaque => {
             let (first, conn) = conn.into_parts();
             match AppLink::<()>::new(app, app_conn).stream().await {
@@ -262,10 +283,21 @@ type Body = BoxBody<Bytes, hyper::Error>;
 struct Ctx<R, S> {
     routes: R,
     peer: SocketAddr,
+    /// The Open target of streams to a laptop.
+    stream: std::sync::Arc<str>,
     app: Mutex<AppLink<S>>,
 }
 
 impl<R: Routes, S> Ctx<R, S> {
+    fn new(routes: R, peer: SocketAddr, to: &Upstream, app: Option<TcpStream>) -> Ctx<R, S> {
+        Ctx {
+            routes,
+            peer,
+            stream: to.stream.clone(),
+            app: Mutex::new(AppLink::new(to.app, app)),
+        }
+    }
+
     /// The tunnel stream to the laptop that takes a request with these headers, if any:
     /// the header laptop they match, else an all-traffic laptop standing in for the app.
     fn laptop(&self, headers: &HeaderMap) -> Option<tokio::io::DuplexStream> {
@@ -273,7 +305,7 @@ impl<R: Routes, S> Ctx<R, S> {
             .routes
             .laptop_for(headers)
             .or_else(|| self.routes.all_traffic())?;
-        match opener.open("") {
+        match opener.open(&self.stream) {
             Ok(stream) => Some(stream),
             Err(e) => {
                 // The laptop is leaving: the app takes the request.
@@ -284,16 +316,12 @@ impl<R: Routes, S> Ctx<R, S> {
     }
 }
 
-async fn serve_http1<IO, R>(conn: Replay<IO>, peer: SocketAddr, app: AppLink<H1>, routes: R)
+async fn serve_http1<IO, R>(conn: Replay<IO>, ctx: Ctx<R, H1>)
 where
     IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     R: Routes,
 {
-    let ctx = std::sync::Arc::new(Ctx {
-        routes,
-        peer,
-        app: Mutex::new(app),
-    });
+    let ctx = std::sync::Arc::new(ctx);
     let service = hyper::service::service_fn(move |req| route_http1(req, ctx.clone()));
     let served = hyper::server::conn::http1::Builder::new()
         // The app sees the caller's header names as written, and no Date it did not send.
@@ -397,16 +425,12 @@ fn respond(mut resp: Response<Incoming>, caller: Option<(Asks, OnUpgrade)>) -> R
     resp.map(|body| body.boxed())
 }
 
-async fn serve_http2<IO, R>(conn: Replay<IO>, peer: SocketAddr, app: AppLink<H2>, routes: R)
+async fn serve_http2<IO, R>(conn: Replay<IO>, ctx: Ctx<R, H2>)
 where
     IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     R: Routes,
 {
-    let ctx = std::sync::Arc::new(Ctx {
-        routes,
-        peer,
-        app: Mutex::new(app),
-    });
+    let ctx = std::sync::Arc::new(ctx);
     let service = hyper::service::service_fn(move |req| route_http2(req, ctx.clone()));
     let served = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
         .auto_date_header(false)

@@ -16,10 +16,12 @@ use tokio::{
 };
 use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
 
-use super::serve_connection;
+use super::{Upstream, serve_connection};
 use crate::{
     routes::Routes,
-    tunnel::{Filter, Heartbeat, HelloMeta, Opener, Role, Session, Side},
+    tunnel::{
+        Filter, Heartbeat, HelloMeta, Opener, Role, Session, Side, traffic_port, traffic_target,
+    },
 };
 
 /// Long enough for a loaded machine, short enough that a hang fails the test.
@@ -245,7 +247,10 @@ async fn laptop(speaks: Speaks) -> (Opener, tokio::task::JoinHandle<()>) {
     let task = tokio::spawn(async move {
         let _agent = agent;
         while let Some(inc) = laptop.accept().await {
-            tokio::spawn(serve::<DuplexStream>(inc.stream, "laptop", speaks));
+            // A laptop of several ports picks the local one by the port the stream names.
+            if traffic_port(&inc.target).is_some() {
+                tokio::spawn(serve::<DuplexStream>(inc.stream, "laptop", speaks));
+            }
         }
     });
     (opener, task)
@@ -267,7 +272,8 @@ async fn router_with(app: SocketAddr, routes: FakeRoutes) -> SocketAddr {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         while let Ok((conn, peer)) = listener.accept().await {
-            tokio::spawn(serve_connection(conn, peer, app, routes.clone()));
+            let to = Upstream::new(app, traffic_target(addr.port()));
+            tokio::spawn(serve_connection(conn, peer, to, routes.clone()));
         }
     });
     addr

@@ -36,25 +36,37 @@ pub async fn run(args: &[String]) -> Result<(), AgentError> {
             .await
             .map_err(|source| AgentError::Bind { addr, source })
     };
-    let traffic = bind(SocketAddr::from(([0, 0, 0, 0], args.listen))).await?;
+    // Every port is bound before any is served: a port that cannot be bound fails the
+    // agent at once (its pod is not ready), never half of an intercept.
+    let mut traffic = Vec::with_capacity(args.ports.len());
+    for port in &args.ports {
+        traffic.push((
+            bind(SocketAddr::from(([0, 0, 0, 0], port.listen))).await?,
+            port.app_addr(),
+        ));
+    }
     let control = bind(SocketAddr::from(([127, 0, 0, 1], args.control))).await?;
     let agent = Agent::new(config);
     let shutdown = CancellationToken::new();
+    let routes: Vec<String> = args
+        .ports
+        .iter()
+        .map(|p| format!(":{} → app :{}", p.listen, p.app))
+        .collect();
     tracing::info!(
-        "tether-agent {}: traffic on :{} → app :{}, laptops on 127.0.0.1:{}",
+        "tether-agent {}: traffic on {}, laptops on 127.0.0.1:{}",
         env!("CARGO_PKG_VERSION"),
-        args.listen,
-        args.app_port,
+        routes.join(", "),
         args.control
     );
     tokio::spawn({
         let (agent, shutdown) = (agent.clone(), shutdown.clone());
         async move { agent.serve_control(control, shutdown).await }
     });
-    tokio::spawn({
+    for (listener, app) in traffic {
         let (agent, shutdown) = (agent.clone(), shutdown.clone());
-        async move { agent.serve_traffic(traffic, shutdown).await }
-    });
+        tokio::spawn(async move { agent.serve_traffic(listener, app, shutdown).await });
+    }
     wait_for_signal().await;
     shutdown.cancel();
     Ok(())

@@ -1,8 +1,6 @@
-//! [`Agent`]: the agent's shared state (where the app is, its settings, the registry of
-//! laptops), cheap to clone into every task. The control side ([`control`](super::control))
+//! [`Agent`]: the agent's shared state (its settings, the registry of laptops), cheap to
+//! clone into every task; the ports it serves are given to [`Agent::serve_traffic`]. The control side ([`control`](super::control))
 //! writes the registry, the traffic side ([`traffic`](super::traffic)) reads it.
-
-use std::net::SocketAddr;
 
 use tokio::sync::watch;
 
@@ -12,8 +10,6 @@ use crate::tunnel::{LaptopInfo, Limits, Settings};
 /// What the agent runs with, validated from its arguments and environment.
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
-    /// The app container, over the pod's loopback.
-    pub app: SocketAddr,
     /// The token a laptop must present; `None` refuses every laptop.
     pub token: Option<String>,
     /// What refusals call the intercepted thing (the Service's name).
@@ -31,10 +27,9 @@ impl AgentConfig {
         max_queued: 32 * 1024,
     };
 
-    /// Settings for an app at `app` that laptops attach to with `token`.
-    pub fn new(app: SocketAddr, token: &str) -> AgentConfig {
+    /// Settings for laptops that attach with `token`.
+    pub fn new(token: &str) -> AgentConfig {
         AgentConfig {
-            app,
             token: Some(token.to_owned()),
             service: "this workload".into(),
             session: Settings {
@@ -90,10 +85,5 @@ impl Agent {
     /// The routing seam the per-request router reads.
     pub fn routes(&self) -> Registry {
         self.registry.clone()
-    }
-
-    /// The app container's address.
-    pub fn app(&self) -> SocketAddr {
-        self.config.app
     }
 }

@@ -33,14 +33,17 @@ const TOKEN: &str = "s3cret-token";
 /// 127.0.0.1:0 in front of an echo app; returns it and its traffic address.
 async fn agent_with_app(token: Option<&str>) -> (Agent, SocketAddr) {
     let app = fake_app().await;
-    let mut config = AgentConfig::new(app, token.unwrap_or(""));
+    let mut config = AgentConfig::new(token.unwrap_or(""));
     config.token = token.map(str::to_owned);
     config.service = "payments-svc".into();
     let agent = Agent::new(config);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let a = agent.clone();
-    tokio::spawn(async move { a.serve_traffic(listener, CancellationToken::new()).await });
+    tokio::spawn(async move {
+        a.serve_traffic(listener, app, CancellationToken::new())
+            .await
+    });
     (agent, addr)
 }
 

@@ -81,6 +81,19 @@ pub struct HelloMeta {
 /// sessions): the agent answers with a JSON array of [`LaptopInfo`] and ends the stream.
 pub const LAPTOPS_TARGET: &str = "tether:laptops";
 
+/// The target of an Open an agent sends a laptop for a caller's connection or request:
+/// the agent port it arrived on (`port:9902`), so a laptop intercepting several Service
+/// ports hands each stream to the local port taking that one.
+pub fn traffic_target(agent_port: u16) -> String {
+    format!("port:{agent_port}")
+}
+
+/// The agent port a traffic stream names; `None` for an empty target (an agent serving
+/// one port may send that) or anything else.
+pub fn traffic_port(target: &str) -> Option<u16> {
+    target.strip_prefix("port:")?.parse().ok()
+}
+
 /// One laptop attached to an agent, as [`LAPTOPS_TARGET`] reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct LaptopInfo {
@@ -112,6 +125,21 @@ mod tests {
         assert_eq!(Filter::parse_header("novalue"), None);
         assert_eq!(Filter::parse_header("bad name=v"), None);
         assert_eq!(Filter::parse_header("=v"), None);
+    }
+
+    #[test]
+    fn traffic_targets_name_the_agent_port() {
+        assert_eq!(traffic_port(&traffic_target(9902)), Some(9902));
+        for other in [
+            "",
+            "port:",
+            "port:x",
+            "port:70000",
+            "tcp:h:1",
+            LAPTOPS_TARGET,
+        ] {
+            assert_eq!(traffic_port(other), None, "{other}");
+        }
     }
 
     #[test]

@@ -22,7 +22,7 @@
 //! | kind | frame  | stream id | payload                                             |
 //! |------|--------|-----------|-----------------------------------------------------|
 //! | 0    | Hello  | 0         | `TTHR`, version u16 BE, JSON [`HelloMeta`]          |
-//! | 1    | Open   | new id    | UTF-8 target (empty: "the intercepted port")        |
+//! | 1    | Open   | new id    | UTF-8 target (from an agent: `port:N`, the agent port) |
 //! | 2    | Data   | id        | bytes, never more than the receiver's credit        |
 //! | 3    | Window | id        | u32 BE: bytes the receiver consumed (credit back)    |
 //! | 4    | Eof    | id        | none: the sender will write no more on this stream   |
@@ -100,7 +100,7 @@ pub use self::{
     error::TunnelError,
     frame::Frame,
     heartbeat::Heartbeat,
-    meta::{Filter, HelloMeta, LAPTOPS_TARGET, LaptopInfo, Role},
+    meta::{Filter, HelloMeta, LAPTOPS_TARGET, LaptopInfo, Role, traffic_port, traffic_target},
     session::{Handshake, Incoming, Limits, Opener, Session, Settings, Side},
 };
 
