@@ -18,6 +18,8 @@
 //! - [`tui`], [`plain`], [`control`], [`logs_history`]: the views of a running `up` (the
 //!   terminal UI, one line per event, the local socket behind `status`/`logs`/`trigger`)
 //!   and the bounded on-disk log history; views hold no logic of their own.
+//! - [`policy`]: the rules an admin keeps in the cluster: who may deploy what into which
+//!   profile; `up`, `intercept` and `connect` check them first.
 //! - [`cluster`]: the kube context, the cluster's identity, and the guard on every command
 //!   that changes a cluster.
 //! - [`state_dir`]: `.tether/` beside `tether.toml`, private to its user.
@@ -58,6 +60,7 @@ pub mod live;
 pub mod logs;
 pub mod logs_history;
 pub mod plain;
+pub mod policy;
 pub mod registry;
 pub mod run;
 pub mod state_dir;

@@ -7,7 +7,7 @@
 //! - [`live`]: an image's live-update rules (sync, run, restart, fall back), validated.
 //! - [`profile`]: `[profiles.NAME]`, one namespace per developer, and its quota.
 //! - [`location`]: turns byte offsets into `file:line:col`, so every error points at its cause.
-//! - [`suggest`]: "did you mean" for an unknown key.
+//! - [`suggest`]: "did you mean" for an unknown key (the policy file's too).
 //! - [`json_schema`]: the file's JSON Schema, derived from [`schema`], for editors.
 //!
 //! Paths in a file are relative to that file's folder; a [`Project`] holds them absolute.
@@ -30,6 +30,7 @@ pub use live::{LiveUpdate, PathPattern, RunRule, SyncRule};
 pub use load::{ConfigError, load};
 pub use location::Location;
 pub use profile::{Profile, ProfileRun, dns_safe, known as known_profiles};
+pub use suggest::unknown_key;
 
 /// The file name tether looks for in a service folder.
 pub const FILE_NAME: &str = "tether.toml";

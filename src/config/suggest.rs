@@ -9,7 +9,7 @@
 const MAX_EDITS: usize = 2;
 
 /// serde's message for an unknown key, as ours; `None` for any other message.
-pub(super) fn unknown_key(message: &str) -> Option<String> {
+pub fn unknown_key(message: &str) -> Option<String> {
     let rest = message.strip_prefix("unknown field `")?;
     let (key, rest) = rest.split_once('`')?;
     let known = known_keys(rest);
