@@ -158,14 +158,16 @@ pub async fn remove(client: &Client) -> Result<Vec<String>, ConnectError> {
         gone.push(format!("ServiceAccount {NAMESPACE}/{NAME}"));
     }
     let namespaces: Api<Namespace> = Api::all(client.clone());
+    // A namespace that holds the policy stays: deleting it would delete the rules.
     let ours = namespaces
         .get_opt(NAMESPACE)
         .await
         .map_err(kube_err(format!("reading Namespace {NAMESPACE}")))?
         .is_some_and(|n| {
-            n.metadata
-                .labels
-                .is_some_and(|l| l.get(MANAGED_BY.0).is_some_and(|v| v == MANAGED_BY.1))
+            n.metadata.labels.is_some_and(|l| {
+                l.get(MANAGED_BY.0).is_some_and(|v| v == MANAGED_BY.1)
+                    && !l.contains_key(crate::policy::HOLDS_POLICY)
+            })
         });
     if ours && deleted(namespaces.delete(NAMESPACE, &DeleteParams::default()).await)? {
         gone.push(format!("Namespace {NAMESPACE}"));
