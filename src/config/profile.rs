@@ -36,6 +36,9 @@ pub struct Profile {
     /// A container's requests and limits where its pod names none (a LimitRange), so a
     /// quota on cpu or memory does not refuse pods that say nothing.
     pub defaults: BTreeMap<String, String>,
+    /// A production environment: a run asks first (`--yes` in scripts), so a command
+    /// meant for another profile never reaches it unasked.
+    pub production: bool,
     /// Where the template is, for a name it renders badly.
     pub namespace_at: Location,
 }
@@ -263,6 +266,7 @@ fn profile(src: &Source, name: &str, decl: &Spanned<ProfileDecl>) -> Result<Prof
         contexts: d.contexts.clone(),
         quota: values(&d.quota),
         defaults: values(&d.defaults),
+        production: d.production,
         namespace_at,
     })
 }
@@ -278,6 +282,7 @@ mod tests {
             contexts: vec![],
             quota: BTreeMap::new(),
             defaults: BTreeMap::new(),
+            production: false,
             namespace_at: Location {
                 file: "tether.toml".into(),
                 line: 3,

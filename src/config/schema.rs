@@ -64,6 +64,10 @@ pub struct ProfileDecl {
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, String>")]
     pub defaults: BTreeMap<String, Spanned<String>>,
+    /// A production environment: `up` asks for confirmation on a terminal, and refuses
+    /// without one unless `--yes` is given.
+    #[serde(default)]
+    pub production: bool,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
