@@ -59,6 +59,9 @@ pub enum Command {
     Workshop(WorkshopArgs),
     /// Write a first tether.toml for a folder with a Dockerfile and Kubernetes manifests.
     Init(InitArgs),
+    /// The cluster's rules of who may deploy what into which profile (an admin's).
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// Check that this machine and kube context are ready for tether: cluster, RBAC,
     /// Docker API, registry (from here and from the cluster), user namespaces.
     Doctor(DoctorArgs),
@@ -92,6 +95,9 @@ pub struct UpArgs {
     /// Run the project as this `[profiles.NAME]` of tether.toml (default: `default_profile`).
     #[arg(long)]
     pub profile: Option<String>,
+    /// Deploy to a `production = true` profile without asking (needed without a terminal).
+    #[arg(long)]
+    pub yes: bool,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -204,6 +210,13 @@ pub struct InterceptArgs {
     /// `json`, `yaml`: progress on stderr, the ready line on stdout as one document.
     #[arg(short = 'o', long, value_enum, default_value_t)]
     pub output: Output,
+    /// Intercept as a resource of this `[profiles.NAME]` of the nearest tether.toml: the
+    /// cluster's policy must allow it (and a `production` profile asks first).
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// With a `production` profile: go ahead without asking.
+    #[arg(long)]
+    pub yes: bool,
     /// The local process to start (after `--`), as `tether run -p LOCAL` starts it: it
     /// reaches the cluster by its names and gets the intercepted container's environment;
     /// the intercept ends when it exits.
@@ -255,6 +268,40 @@ pub struct ConnectArgs {
     #[arg(long)]
     pub quit: bool,
     /// `json`, `yaml`: the ready line and `--status` as one document each on stdout.
+    #[arg(short = 'o', long, value_enum, default_value_t)]
+    pub output: Output,
+    /// Connect for this `[profiles.NAME]` of the nearest tether.toml: the cluster's policy
+    /// must allow the user something in it (and a `production` profile asks first).
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// With a `production` profile: go ahead without asking.
+    #[arg(long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Validate a policy file and store it in the cluster (ConfigMap tether/tether-policy);
+    /// a file with an error changes nothing.
+    Apply(PolicyApplyArgs),
+    /// Print the cluster's policy.
+    Show(PolicyShowArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct PolicyApplyArgs {
+    /// The policy file (TOML, `[[rule]]` tables).
+    #[arg(short = 'f', long = "file")]
+    pub file: PathBuf,
+    #[arg(long)]
+    pub context: Option<String>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct PolicyShowArgs {
+    #[arg(long)]
+    pub context: Option<String>,
+    /// `json`, `yaml`: the rules as one document.
     #[arg(short = 'o', long, value_enum, default_value_t)]
     pub output: Output,
 }

@@ -17,6 +17,7 @@ use super::{
     Classified, Failure,
     intercept::{connect_guarded, namespace_of},
     output::{self, Machine, OutputError, Shape},
+    policy,
 };
 use crate::{
     cli::ConnectArgs,
@@ -26,6 +27,7 @@ use crate::{
         link::Event,
         proxy, session,
     },
+    policy::Action,
 };
 
 impl Classified for ConnectError {
@@ -46,6 +48,7 @@ pub async fn run(args: ConnectArgs) -> Result<(), Failure> {
     }
     let started = Instant::now();
     let cluster = connect_guarded(args.context.as_deref()).await?;
+    policy::guard(&cluster, args.profile.as_deref(), Action::Connect, args.yes).await?;
     let client = cluster.client.clone();
     let namespace = namespace_of(&cluster, args.namespace.clone());
     if let Some(h) = held::read(&dir) {

@@ -19,7 +19,7 @@ pub async fn run(args: DownArgs) -> Result<(), Failure> {
     let cluster = project::cluster(&target, &allow).await?;
     // The profile's namespace was made for this run alone: it goes with the rest.
     let own = match &profile {
-        Some(p) => Some(profile::resolve(&cluster, p).await?.namespace),
+        Some(p) => Some(profile::resolve(&cluster, p).await?.0.namespace),
         None => None,
     };
     remove(&cluster, &project.root, delete_namespaces, own.as_deref()).await

@@ -99,6 +99,8 @@ pub async fn intercept(args: InterceptArgs) -> Result<(), Failure> {
         filter.headers.push(pair);
     }
     let cluster = connect_guarded(args.context.as_deref()).await?;
+    let intercepting = crate::policy::Action::Intercept(args.service.clone());
+    super::policy::guard(&cluster, args.profile.as_deref(), intercepting, args.yes).await?;
     let client = cluster.client.clone();
     let namespace = namespace_of(&cluster, args.namespace.clone());
 

@@ -9,6 +9,7 @@ pub mod init;
 pub mod intercept;
 pub mod logs;
 pub mod output;
+pub mod policy;
 mod profile;
 mod project;
 mod remove;
@@ -104,6 +105,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Run(args) => run::run(args).await,
         Command::Workshop(args) => workshop::run(args).await,
         Command::Init(args) => init::run(args).await,
+        Command::Policy(command) => policy::run(command).await,
         Command::Doctor(args) => doctor::run(args).await,
         Command::Completions { shell } => completions::run(shell),
         Command::Schema => schema::run(),

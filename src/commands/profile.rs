@@ -3,7 +3,7 @@
 
 use super::Failure;
 use crate::{
-    cluster::{AllowList, Cluster, whoami},
+    cluster::{AllowList, Cluster, Identity, whoami},
     config::{Profile, Project},
     control::protocol::ProfileStatus,
 };
@@ -33,17 +33,22 @@ pub fn allow_list(project: &Project, profile: Option<&Profile>) -> AllowList {
     allow
 }
 
-/// Asks the cluster who the credentials are and renders the profile's namespace.
-pub async fn resolve(cluster: &Cluster, profile: &Profile) -> Result<ProfileStatus, Failure> {
+/// Asks the cluster who the credentials are and renders the profile's namespace; the
+/// identity comes along for the policy's check.
+pub async fn resolve(
+    cluster: &Cluster,
+    profile: &Profile,
+) -> Result<(ProfileStatus, Identity), Failure> {
     let identity = whoami(&cluster.client).await?;
     let namespace = profile
         .namespace_for(&identity.username)
         .map_err(|e| Failure::BadInput(e.into()))?;
-    Ok(ProfileStatus {
+    let status = ProfileStatus {
         name: profile.name.clone(),
         namespace,
-        user: identity.username,
-    })
+        user: identity.username.clone(),
+    };
+    Ok((status, identity))
 }
 
 /// The project as the profile runs it, when there is one.

@@ -1,10 +1,14 @@
 //! The project a command acts on, loaded from `-C DIR` as every command loads it.
 
+use std::path::Path;
+
+use anyhow::anyhow;
+
 use super::Failure;
 use crate::{
     cli::Target,
     cluster::{AllowList, Cluster},
-    config::Project,
+    config::{FILE_NAME, Project},
 };
 
 /// Loads tether.toml; a config error is bad input (exit 2) and names file:line:col.
@@ -18,4 +22,18 @@ pub async fn cluster(target: &Target, allow: &AllowList) -> Result<Cluster, Fail
     Cluster::connect_guarded(target.context.as_deref(), allow)
         .await
         .map_err(Failure::classify)
+}
+
+/// The project of the nearest tether.toml in `dir` or above it, where the context guard
+/// finds its allow list: `intercept --profile` and `connect --profile` run in a service
+/// folder but take no `-C`.
+pub fn nearest(dir: &Path) -> Result<Project, Failure> {
+    let start = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    let Some(root) = start.ancestors().find(|d| d.join(FILE_NAME).is_file()) else {
+        return Err(Failure::BadInput(anyhow!(
+            "--profile names a profile of tether.toml, and there is none in {} or above it",
+            start.display()
+        )));
+    };
+    Project::load(root).map_err(|e| Failure::BadInput(e.into()))
 }

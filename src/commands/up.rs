@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    Failure, profile,
+    Failure, policy, profile,
     project::{self, load},
     remove::remove,
 };
@@ -26,6 +26,7 @@ use crate::{
     logs::LogLine,
     logs_history::History,
     plain,
+    policy::Action,
     tui::{self, Exit},
     watch,
 };
@@ -43,6 +44,7 @@ pub async fn run(args: UpArgs) -> Result<(), Failure> {
         timeout,
         no_live_update,
         profile,
+        yes,
     } = args;
     // Sync changes that live-update rules cover instead of rebuilding.
     let live_update = !no_live_update;
@@ -57,7 +59,17 @@ pub async fn run(args: UpArgs) -> Result<(), Failure> {
     let cluster =
         project::cluster(&target, &profile::allow_list(&project, profile.as_ref())).await?;
     let chosen = match &profile {
-        Some(p) => Some(profile::resolve(&cluster, p).await?),
+        Some(p) => {
+            let (status, identity) = profile::resolve(&cluster, p).await?;
+            // Every resource this run would deploy is decided before the first change.
+            let actions: Vec<_> = project
+                .resources
+                .keys()
+                .map(|r| Action::Instantiate(r.clone()))
+                .collect();
+            policy::admit(&cluster, &identity, p, &actions, yes).await?;
+            Some(status)
+        }
         None => None,
     };
     let project = profile::apply(project, profile.as_ref().zip(chosen.as_ref()))?;
