@@ -19,17 +19,18 @@ pub enum PolicyError {
     /// The identity may not do what it asked.
     #[error(transparent)]
     Refused(#[from] Refusal),
+    /// A 403: the API server's own words (which name the RBAC or admission rule) are
+    /// the cause, so they are kept rather than the whole status.
     #[error(
         "{user} may not read the policy (ConfigMap {namespace}/{name}), so tether cannot tell \
-         what {user} may deploy: refusing to proceed\n  \
+         what {user} may deploy: refusing to proceed ({said})\n  \
          hint: an admin grants every user `get` on it (scripts/cluster/policy.yaml does)"
     )]
     Unreadable {
         user: String,
         namespace: &'static str,
         name: &'static str,
-        #[source]
-        source: kube::Error,
+        said: String,
     },
     #[error("cannot read the policy (ConfigMap {namespace}/{name})")]
     ReadStored {
@@ -54,12 +55,11 @@ pub enum PolicyError {
         name: &'static str,
         key: &'static str,
     },
-    #[error("the cluster refused {user} writing {what}")]
+    #[error("the cluster refused {user} writing {what}: {said}")]
     WriteDenied {
         user: String,
         what: String,
-        #[source]
-        source: kube::Error,
+        said: String,
     },
     #[error("cannot write {what}")]
     Write {

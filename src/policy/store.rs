@@ -47,7 +47,7 @@ pub async fn read(client: &Client, user: &str) -> Result<Stored, PolicyError> {
                 user: user.to_owned(),
                 namespace: NAMESPACE,
                 name: CONFIG_MAP,
-                source: kube::Error::Api(s),
+                said: s.message,
             });
         }
         Err(source) => {
@@ -93,7 +93,7 @@ pub async fn write(client: &Client, user: &str, text: &str) -> Result<(), Policy
             kube::Error::Api(s) if s.code == 403 => PolicyError::WriteDenied {
                 user: user.to_owned(),
                 what,
-                source: kube::Error::Api(s),
+                said: s.message,
             },
             source => PolicyError::Write { what, source },
         }
@@ -127,4 +127,95 @@ pub async fn write(client: &Client, user: &str, text: &str) -> Result<(), Policy
         .await
         .map_err(fail(what))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use http_body_util::Full;
+
+    use super::*;
+
+    /// A client whose API server answers every request with `code` and `body`.
+    fn answering(code: u16, body: serde_json::Value) -> Client {
+        let service = tower::service_fn(move |_: http::Request<kube::client::Body>| {
+            let body = Bytes::from(body.to_string());
+            async move {
+                http::Response::builder()
+                    .status(code)
+                    .header("content-type", "application/json")
+                    .body(Full::new(body))
+            }
+        });
+        Client::new(service, "default")
+    }
+
+    fn status(code: u16, reason: &str, message: &str) -> serde_json::Value {
+        json!({"apiVersion": "v1", "kind": "Status", "status": "Failure",
+               "code": code, "reason": reason, "message": message})
+    }
+
+    fn map(data: serde_json::Value) -> serde_json::Value {
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+               "metadata": {"name": CONFIG_MAP, "namespace": NAMESPACE}, "data": data})
+    }
+
+    #[tokio::test]
+    async fn a_missing_config_map_means_no_rules() {
+        let c = answering(
+            404,
+            status(404, "NotFound", "configmaps \"tether-policy\" not found"),
+        );
+        let stored = read(&c, "carol").await.unwrap();
+        assert_eq!(stored.policy, Policy::default());
+        assert_eq!(stored.text, None);
+    }
+
+    #[tokio::test]
+    async fn a_policy_the_user_may_not_read_refuses_naming_it_and_the_user() {
+        let said = "configmaps \"tether-policy\" is forbidden: User \"carol\" cannot get resource \"configmaps\"";
+        let e = read(&answering(403, status(403, "Forbidden", said)), "carol")
+            .await
+            .unwrap_err();
+        assert!(e.is_bad_input());
+        let text = e.to_string();
+        assert!(
+            text.starts_with(&format!(
+                "carol may not read the policy (ConfigMap tether/tether-policy), so tether cannot \
+                 tell what carol may deploy: refusing to proceed ({said})"
+            )),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stored_policy_is_parsed_and_a_broken_one_refuses() {
+        let text = "[[rule]]\nname = \"a\"\nprofiles = [\"stage\"]\nresources = [\"*\"]\nusers = [\"alice\"]\n";
+        let stored = read(&answering(200, map(json!({KEY: text}))), "carol")
+            .await
+            .unwrap();
+        assert_eq!(stored.policy.rules[0].users, ["alice"]);
+        assert_eq!(stored.text.as_deref(), Some(text));
+
+        let e = read(
+            &answering(200, map(json!({KEY: "[[rule]]\nname = 1\n"}))),
+            "carol",
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            !e.is_bad_input(),
+            "the cluster's policy is not this user's input"
+        );
+        let chain = format!("{:#}", anyhow::Error::from(e));
+        assert!(
+            chain.starts_with("the policy in ConfigMap tether/tether-policy is not valid")
+                && chain.contains(": policy.toml:2:8: "),
+            "{chain}"
+        );
+        let e = read(&answering(200, map(json!({"other": ""}))), "carol")
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("holds no key `policy.toml`"), "{e}");
+    }
 }

@@ -1,0 +1,320 @@
+//! The cluster's policy, with real, different identities: the admin (the default
+//! kubeconfig, group `system:masters`) applies a policy; `carol` and `alice` (group
+//! `tether:developers`, minted by `scripts/dev-cluster user`) are what it decides about.
+//! A developer cannot rewrite it (the cluster refuses), carol is refused `up` in a
+//! governed profile with the rule and her name in the message and nothing made, alice
+//! gets her resource up, a policy file with an error changes nothing, and a production
+//! profile needs `--yes` without a terminal.
+//!
+//! The policy is one ConfigMap for the whole cluster: the tests that write it hold a
+//! lock, their profile names carry a suffix of the run's own (so the rules govern no
+//! one else's profiles), and the policy found at the start is put back at the end.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Output,
+    sync::Mutex,
+    time::Duration,
+};
+
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use kube::{
+    Api, Client,
+    api::{DeleteParams, Patch, PatchParams},
+};
+
+use crate::{
+    process::{command, output},
+    support::{TestNamespace, cluster, eventually, hello_project, labelled_in, unique},
+};
+
+/// Held by every test here that writes the policy.
+static POLICY: Mutex<()> = Mutex::new(());
+
+/// A developer's kubeconfig, minted once per name for every test here.
+fn developer(name: &str) -> PathBuf {
+    static MINTED: Mutex<Vec<(String, PathBuf)>> = Mutex::new(Vec::new());
+    let mut minted = MINTED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, path)) = minted.iter().find(|(n, _)| n == name) {
+        return path.clone();
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/dev-cluster");
+    let out = std::process::Command::new(script)
+        .args(["user", name, "--group", "tether:developers"])
+        .output()
+        .expect("scripts/dev-cluster runs");
+    assert!(
+        out.status.success(),
+        "dev-cluster user failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let path = PathBuf::from(stdout.lines().last().expect("the kubeconfig's path").trim());
+    minted.push((name.to_owned(), path.clone()));
+    path
+}
+
+/// `tether ARGS` in `dir` as the developer `name`.
+fn as_user(name: &str, dir: &Path, args: &[&str]) -> Output {
+    let mut c = command(dir, args);
+    c.env("KUBECONFIG", developer(name));
+    output(c)
+}
+
+/// `tether ARGS` in `dir` as the admin.
+fn as_admin(dir: &Path, args: &[&str]) -> Output {
+    output(command(dir, args))
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The policy's text in the cluster, read with the admin's client.
+async fn stored(client: &Client) -> Option<String> {
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), "tether");
+    api.get_opt("tether-policy")
+        .await
+        .unwrap()
+        .and_then(|m| m.data)
+        .and_then(|mut d| d.remove("policy.toml"))
+}
+
+/// Puts back the policy found when the test started, also when it fails.
+struct RestorePolicy {
+    before: Option<String>,
+}
+
+impl Drop for RestorePolicy {
+    fn drop(&mut self) {
+        let before = self.before.clone();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let Ok(client) = Client::try_default().await else {
+                    return;
+                };
+                let maps: Api<ConfigMap> = Api::namespaced(client.clone(), "tether");
+                match before {
+                    Some(text) => {
+                        let map = serde_json::json!({
+                            "apiVersion": "v1", "kind": "ConfigMap",
+                            "metadata": {"name": "tether-policy", "namespace": "tether"},
+                            "data": {"policy.toml": text},
+                        });
+                        let apply = PatchParams::apply("tether-policy").force();
+                        let _ = maps
+                            .patch("tether-policy", &apply, &Patch::Apply(&map))
+                            .await;
+                    }
+                    None => {
+                        let _ = maps
+                            .delete("tether-policy", &DeleteParams::default())
+                            .await;
+                        // The namespace holds no policy any more: drop the label.
+                        let namespaces: Api<Namespace> = Api::all(client);
+                        let unlabel = serde_json::json!({"metadata": {"labels": {"tether.dev/holds-policy": null}}});
+                        let _ = namespaces
+                            .patch("tether", &PatchParams::default(), &Patch::Merge(&unlabel))
+                            .await;
+                    }
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// The hello project in `dir` with a profile `NAME` whose namespace is
+/// `NAME-{user}` and `extra` lines in its table; returns the profile's name.
+fn profiled_hello(dir: &Path, kind: &str, extra: &str) -> String {
+    let profile = format!("{kind}-{}", unique());
+    let mut config = hello_project(dir, "", "hello-policy", 1);
+    config.push_str(&format!(
+        "\n[profiles.{profile}]\nnamespace = \"{profile}-{{user}}\"\n{extra}"
+    ));
+    std::fs::write(dir.join("tether.toml"), config).unwrap();
+    profile
+}
+
+async fn absent(client: &Client, namespace: &str) -> bool {
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces.get_opt(namespace).await.unwrap().is_none()
+}
+
+#[test]
+fn policy_refuses_carol_allows_alice_and_only_an_admin_writes_it() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let Some(cluster) = rt.block_on(cluster()) else {
+        return;
+    };
+    let _lock = POLICY.lock().unwrap_or_else(|e| e.into_inner());
+    let _restore = RestorePolicy {
+        before: rt.block_on(stored(&cluster.client)),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let stage = profiled_hello(dir.path(), "stage", "");
+    let policy = format!(
+        "# who may deploy what where\n\
+         [[rule]]\n\
+         name = \"stage-consumers\"\n\
+         profiles = [\"{stage}\"]\n\
+         resources = [\"hello\"]\n\
+         users = [\"alice\", \"bob\"]\n"
+    );
+    std::fs::write(dir.path().join("policy.toml"), &policy).unwrap();
+
+    // The admin applies it; everyone reads it.
+    let out = as_admin(dir.path(), &["policy", "apply", "-f", "policy.toml"]);
+    assert!(out.status.success(), "the admin's policy apply failed");
+    assert!(text(&out).contains("applied: 1 rule to ConfigMap tether/tether-policy"));
+    assert_eq!(
+        rt.block_on(stored(&cluster.client)).as_deref(),
+        Some(policy.as_str())
+    );
+    let out = as_user("carol", dir.path(), &["policy", "show", "-o", "json"]);
+    assert!(out.status.success(), "carol cannot read the policy");
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["rules"][0]["name"], "stage-consumers");
+    assert_eq!(
+        shown["rules"][0]["users"],
+        serde_json::json!(["alice", "bob"])
+    );
+
+    // A developer may not rewrite it: the cluster refuses, and it stays as it was.
+    std::fs::write(
+        dir.path().join("mine.toml"),
+        format!("[[rule]]\nname = \"mine\"\nprofiles = [\"{stage}\"]\nresources = [\"*\"]\nusers = [\"carol\"]\n"),
+    )
+    .unwrap();
+    let out = as_user("carol", dir.path(), &["policy", "apply", "-f", "mine.toml"]);
+    assert_eq!(out.status.code(), Some(2), "carol rewrote the policy");
+    let said = text(&out);
+    assert!(
+        said.contains("the cluster refused carol writing ConfigMap tether/tether-policy")
+            && said.contains("tether:admins"),
+        "{said}"
+    );
+    assert_eq!(
+        rt.block_on(stored(&cluster.client)).as_deref(),
+        Some(policy.as_str())
+    );
+
+    // carol is refused before anything is made: no namespace, no labelled object.
+    let carols = format!("{stage}-carol");
+    let _carols = TestNamespace {
+        name: carols.clone(),
+    };
+    let out = as_user("carol", dir.path(), &["up", "--ci", "--profile", &stage]);
+    assert_eq!(out.status.code(), Some(2), "carol's up was not refused");
+    let said = text(&out);
+    assert!(
+        said.contains(&format!(
+            "carol may not instantiate hello in {stage}: rule stage-consumers allows alice, bob"
+        )),
+        "{said}"
+    );
+    assert!(
+        rt.block_on(absent(&cluster.client, &carols)),
+        "carol's namespace was made"
+    );
+    assert_eq!(
+        rt.block_on(labelled_in(&cluster.client, &carols)),
+        Vec::<String>::new()
+    );
+    let applied = std::fs::read_dir(dir.path().join(".tether"))
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with("applied-"))
+                .count()
+        })
+        .unwrap_or(0);
+    assert_eq!(applied, 0, "carol's up recorded objects as applied");
+
+    // alice, whom the rule allows, gets hello up; down removes it.
+    let alices = format!("{stage}-alice");
+    let _alices = TestNamespace {
+        name: alices.clone(),
+    };
+    let out = as_user("alice", dir.path(), &["up", "--ci", "--profile", &stage]);
+    assert!(out.status.success(), "alice's up failed");
+    let labelled = rt.block_on(labelled_in(&cluster.client, &alices));
+    assert!(
+        labelled.contains(&"Deployment hello".to_owned()),
+        "{labelled:?}"
+    );
+    let out = as_user("alice", dir.path(), &["down", "--profile", &stage]);
+    assert!(out.status.success(), "alice's down failed");
+    let namespaces: Api<Namespace> = Api::all(cluster.client.clone());
+    rt.block_on(eventually(
+        Duration::from_secs(60),
+        "alice's profile namespace to go",
+        || async {
+            match namespaces.get_opt(&alices).await.unwrap() {
+                None => Some(()),
+                Some(n) if n.metadata.deletion_timestamp.is_some() => Some(()),
+                Some(_) => None,
+            }
+        },
+    ));
+
+    // A file with an error is bad input at file:line:col, and nothing is applied.
+    std::fs::write(
+        dir.path().join("bad.toml"),
+        format!("[[rule]]\nname = \"x\"\nprofiles = [\"{stage}\"]\nresources = [\"*\"]\nuser = [\"carol\"]\n"),
+    )
+    .unwrap();
+    let out = as_admin(dir.path(), &["policy", "apply", "-f", "bad.toml"]);
+    assert_eq!(out.status.code(), Some(2), "a bad policy file was applied");
+    let said = text(&out);
+    assert!(
+        said.contains("bad.toml:5:1: unknown key `user`; did you mean `users`?"),
+        "{said}"
+    );
+    assert_eq!(
+        rt.block_on(stored(&cluster.client)).as_deref(),
+        Some(policy.as_str())
+    );
+}
+
+#[test]
+fn policy_a_production_profile_without_yes_or_a_terminal_changes_nothing() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let Some(cluster) = rt.block_on(cluster()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let prod = profiled_hello(dir.path(), "prod", "production = true\n");
+    let namespace = format!("{prod}-alice");
+    let _cleanup = TestNamespace {
+        name: namespace.clone(),
+    };
+    // The tests' commands have no terminal (stdin is /dev/null).
+    let out = as_user("alice", dir.path(), &["up", "--ci", "--profile", &prod]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "up went ahead in production unasked"
+    );
+    let said = text(&out);
+    assert!(
+        said.contains(&format!("profile `{prod}` is a production profile"))
+            && said.contains("pass --yes"),
+        "{said}"
+    );
+    assert!(
+        rt.block_on(absent(&cluster.client, &namespace)),
+        "the production namespace was made"
+    );
+    assert_eq!(
+        rt.block_on(labelled_in(&cluster.client, &namespace)),
+        Vec::<String>::new()
+    );
+}
