@@ -20,7 +20,7 @@ use crate::{
     cluster::{Cluster, Identity, whoami},
     config::Profile,
     connect::install::NAMESPACE,
-    policy::{self, Action, CONFIG_MAP, PolicyError},
+    policy::{self, Action, CONFIG_MAP, Policy, PolicyError},
 };
 
 impl Classified for PolicyError {
@@ -106,14 +106,15 @@ fn rules(n: usize) -> String {
 }
 
 /// The check of `up` and the others: `who` may take every one of `actions` in
-/// `profile` by the cluster's policy, and a production profile is confirmed.
+/// `profile` by the cluster's policy, and a production profile is confirmed. Returns
+/// the policy it decided by.
 pub(super) async fn admit(
     cluster: &Cluster,
     who: &Identity,
     profile: &Profile,
     actions: &[Action],
     yes: bool,
-) -> Result<(), Failure> {
+) -> Result<Policy, Failure> {
     let stored = policy::read(&cluster.client, &who.username)
         .await
         .map_err(Failure::classify)?;
@@ -121,7 +122,8 @@ pub(super) async fn admit(
         policy::decide(&stored.policy, &profile.name, who, action)
             .map_err(|r| Failure::classify(PolicyError::from(r)))?;
     }
-    confirm(profile, &cluster.context, yes)
+    confirm(profile, &cluster.context, yes)?;
+    Ok(stored.policy)
 }
 
 /// `intercept --profile P` and `connect --profile P`: the profile of the nearest
@@ -141,7 +143,8 @@ pub(super) async fn guard(
         return Ok(());
     };
     let who = whoami(&cluster.client).await?;
-    admit(cluster, &who, &chosen, &[action], yes).await
+    admit(cluster, &who, &chosen, &[action], yes).await?;
+    Ok(())
 }
 
 /// A production profile goes ahead only when confirmed: `--yes`, or "y" on a terminal.

@@ -26,7 +26,7 @@ use crate::{
     logs::LogLine,
     logs_history::History,
     plain,
-    policy::Action,
+    policy::{Action, Admission},
     tui::{self, Exit},
     watch,
 };
@@ -58,6 +58,8 @@ pub async fn run(args: UpArgs) -> Result<(), Failure> {
     let control_listener = instance.bind()?;
     let cluster =
         project::cluster(&target, &profile::allow_list(&project, profile.as_ref())).await?;
+    // The policy the run starts under decides reloads too.
+    let mut admission = None;
     let chosen = match &profile {
         Some(p) => {
             let (status, identity) = profile::resolve(&cluster, p).await?;
@@ -67,7 +69,11 @@ pub async fn run(args: UpArgs) -> Result<(), Failure> {
                 .keys()
                 .map(|r| Action::Instantiate(r.clone()))
                 .collect();
-            policy::admit(&cluster, &identity, p, &actions, yes).await?;
+            let policy = policy::admit(&cluster, &identity, p, &actions, yes).await?;
+            admission = Some(Admission {
+                policy,
+                who: identity,
+            });
             Some(status)
         }
         None => None,
@@ -106,10 +112,14 @@ pub async fn run(args: UpArgs) -> Result<(), Failure> {
         ci,
         timeout: Duration::from_secs(timeout),
         live_update,
-        profile: chosen.as_ref().map(|c| crate::config::ProfileRun {
-            name: c.name.clone(),
-            user: c.user.clone(),
-        }),
+        profile: chosen
+            .as_ref()
+            .zip(admission)
+            .map(|(c, admission)| crate::config::ProfileRun {
+                name: c.name.clone(),
+                user: c.user.clone(),
+                admission,
+            }),
     };
     // The followers' lines reach the views through the history: stored, then shown.
     let (log_tx, log_rx) = mpsc::channel::<LogLine>(LOG_QUEUE);

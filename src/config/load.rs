@@ -489,6 +489,13 @@ mod tests {
         fs::write(p, text).unwrap();
     }
 
+    fn alice() -> crate::cluster::Identity {
+        crate::cluster::Identity {
+            username: "alice".into(),
+            groups: vec!["tether:developers".into()],
+        }
+    }
+
     fn err(dir: &Path) -> String {
         load(&dir.join(FILE_NAME)).unwrap_err().to_string()
     }
@@ -733,6 +740,7 @@ manifests = ["a.yaml"]
         let reloaded = crate::config::ProfileRun {
             name: "dev".into(),
             user: "alice".into(),
+            admission: crate::policy::Admission::open(alice()),
         }
         .apply(again)
         .unwrap();
@@ -740,6 +748,7 @@ manifests = ["a.yaml"]
         let gone = crate::config::ProfileRun {
             name: "stage".into(),
             user: "alice".into(),
+            admission: crate::policy::Admission::open(alice()),
         }
         .apply(load(&d.join(FILE_NAME)).unwrap())
         .unwrap_err()
@@ -749,6 +758,31 @@ manifests = ["a.yaml"]
                 "profile `stage`, which this run uses, is no longer declared (known: dev)"
             ),
             "{gone}"
+        );
+
+        // A reload is decided by the policy the run started under: a resource it does
+        // not allow is refused at its declaration.
+        let policy = crate::policy::parse(
+            Path::new("policy.toml"),
+            "[[rule]]\nname = \"dev-a\"\nprofiles = [\"dev\"]\nresources = [\"b\"]\nusers = [\"alice\"]\n",
+        )
+        .unwrap();
+        let refused = crate::config::ProfileRun {
+            name: "dev".into(),
+            user: "alice".into(),
+            admission: crate::policy::Admission {
+                policy,
+                who: alice(),
+            },
+        }
+        .apply(load(&d.join(FILE_NAME)).unwrap())
+        .unwrap_err()
+        .to_string();
+        assert!(
+            refused.ends_with(
+                "tether.toml:8:1: alice may not instantiate a in dev: rule dev-a governs dev and does not name a"
+            ),
+            "{refused}"
         );
     }
 

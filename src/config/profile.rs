@@ -110,6 +110,9 @@ impl Project {
 pub struct ProfileRun {
     pub name: String,
     pub user: String,
+    /// The policy the run started under: a resource added by an edit is decided by it
+    /// too, so a reload never deploys what `up` would have refused.
+    pub admission: crate::policy::Admission,
 }
 
 impl ProfileRun {
@@ -131,6 +134,11 @@ impl ProfileRun {
             ));
         };
         let namespace = profile.namespace_for(&self.user)?;
+        for r in project.resources.values() {
+            self.admission
+                .instantiate(&self.name, &r.name)
+                .map_err(|refusal| ConfigError::at(r.declared_at.clone(), refusal.to_string()))?;
+        }
         project.in_profile(&profile, &namespace)
     }
 }

@@ -50,6 +50,35 @@ pub enum Because {
     NotCovered(Vec<String>),
 }
 
+/// A run's identity and the policy as it was when the run started: what decides the
+/// resources of a `tether.toml` loaded again while `up` runs, without asking the cluster
+/// on every save.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admission {
+    pub policy: Policy,
+    pub who: Identity,
+}
+
+impl Admission {
+    /// No rules: everything is allowed (a run without a policy, tests).
+    pub fn open(who: Identity) -> Admission {
+        Admission {
+            policy: Policy::default(),
+            who,
+        }
+    }
+
+    /// Whether the run may deploy `resource` in `profile`.
+    pub fn instantiate(&self, profile: &str, resource: &str) -> Result<(), Refusal> {
+        decide(
+            &self.policy,
+            profile,
+            &self.who,
+            &Action::Instantiate(resource.to_owned()),
+        )
+    }
+}
+
 /// Allowed, or the refusal that says by which rules it is not.
 pub fn decide(
     policy: &Policy,

@@ -19,7 +19,7 @@ mod rule;
 mod store;
 
 pub use self::{
-    decide::{Action, Refusal, decide},
+    decide::{Action, Admission, Refusal, decide},
     error::PolicyError,
     file::parse,
     rule::{ANY_RESOURCE, Policy, Rule},
