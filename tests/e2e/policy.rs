@@ -238,6 +238,60 @@ fn policy_refuses_carol_allows_alice_and_only_an_admin_writes_it() {
         .unwrap_or(0);
     assert_eq!(applied, 0, "carol's up recorded objects as applied");
 
+    // intercept and connect with the profile are decided by the same rule, before
+    // anything is looked up or installed.
+    let out = as_user(
+        "carol",
+        dir.path(),
+        &[
+            "intercept",
+            "hello",
+            "-p",
+            "1:80",
+            "-n",
+            &carols,
+            "--profile",
+            &stage,
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "carol's intercept was not refused"
+    );
+    assert!(
+        text(&out).contains(&format!(
+            "carol may not intercept hello in {stage}: rule stage-consumers allows alice, bob"
+        )),
+        "{}",
+        text(&out)
+    );
+    let out = as_user(
+        "carol",
+        dir.path(),
+        &[
+            "connect",
+            "--proxy-port",
+            "0",
+            "--dns-port",
+            "0",
+            "--profile",
+            &stage,
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "carol's connect was not refused"
+    );
+    assert!(
+        text(&out).contains(&format!(
+            "carol may not connect to {stage}: rule stage-consumers allows alice, bob"
+        )),
+        "{}",
+        text(&out)
+    );
+
     // alice, whom the rule allows, gets hello up; down removes it.
     let alices = format!("{stage}-alice");
     let _alices = TestNamespace {
