@@ -339,7 +339,7 @@ fn policy_refuses_carol_allows_alice_and_only_an_admin_writes_it() {
 }
 
 #[test]
-fn policy_a_production_profile_without_yes_or_a_terminal_changes_nothing() {
+fn policy_a_production_profile_changes_nothing_without_a_terminal_or_yes() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let Some(cluster) = rt.block_on(cluster()) else {
         return;
@@ -371,4 +371,19 @@ fn policy_a_production_profile_without_yes_or_a_terminal_changes_nothing() {
         rt.block_on(labelled_in(&cluster.client, &namespace)),
         Vec::<String>::new()
     );
+
+    // --yes is the confirmation a script gives.
+    let out = as_user(
+        "alice",
+        dir.path(),
+        &["up", "--ci", "--profile", &prod, "--yes"],
+    );
+    assert!(out.status.success(), "up --yes in production failed");
+    let labelled = rt.block_on(labelled_in(&cluster.client, &namespace));
+    assert!(
+        labelled.contains(&"Deployment hello".to_owned()),
+        "{labelled:?}"
+    );
+    let out = as_user("alice", dir.path(), &["down", "--profile", &prod]);
+    assert!(out.status.success(), "down --profile in production failed");
 }
