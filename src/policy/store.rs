@@ -40,7 +40,13 @@ pub struct Stored {
 /// Reads the policy as `user` (named when the cluster refuses).
 pub async fn read(client: &Client, user: &str) -> Result<Stored, PolicyError> {
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), NAMESPACE);
-    let map = match api.get_opt(CONFIG_MAP).await {
+    stored(api.get_opt(CONFIG_MAP).await, user)
+}
+
+/// What reading the ConfigMap gave, as the policy. Pure, so each case (missing,
+/// forbidden, stored, broken) is tested without a cluster.
+fn stored(got: Result<Option<ConfigMap>, kube::Error>, user: &str) -> Result<Stored, PolicyError> {
+    let map = match got {
         Ok(map) => map,
         Err(kube::Error::Api(s)) if s.code == 403 => {
             return Err(PolicyError::Unreadable {
@@ -131,52 +137,36 @@ pub async fn write(client: &Client, user: &str, text: &str) -> Result<(), Policy
 
 #[cfg(test)]
 mod tests {
-    use bytes::Bytes;
-    use http_body_util::Full;
+    use std::collections::BTreeMap;
 
     use super::*;
 
-    /// A client whose API server answers every request with `code` and `body`.
-    fn answering(code: u16, body: serde_json::Value) -> Client {
-        let service = tower::service_fn(move |_: http::Request<kube::client::Body>| {
-            let body = Bytes::from(body.to_string());
-            async move {
-                http::Response::builder()
-                    .status(code)
-                    .header("content-type", "application/json")
-                    .body(Full::new(body))
-            }
-        });
-        Client::new(service, "default")
+    fn refused(code: u16, reason: &str, message: &str) -> Result<Option<ConfigMap>, kube::Error> {
+        let status: kube::core::Status = serde_json::from_value(json!({
+            "status": "Failure", "code": code, "reason": reason, "message": message,
+        }))
+        .unwrap();
+        Err(kube::Error::Api(Box::new(status)))
     }
 
-    fn status(code: u16, reason: &str, message: &str) -> serde_json::Value {
-        json!({"apiVersion": "v1", "kind": "Status", "status": "Failure",
-               "code": code, "reason": reason, "message": message})
+    fn map(key: &str, text: &str) -> Result<Option<ConfigMap>, kube::Error> {
+        Ok(Some(ConfigMap {
+            data: Some(BTreeMap::from([(key.to_owned(), text.to_owned())])),
+            ..ConfigMap::default()
+        }))
     }
 
-    fn map(data: serde_json::Value) -> serde_json::Value {
-        json!({"apiVersion": "v1", "kind": "ConfigMap",
-               "metadata": {"name": CONFIG_MAP, "namespace": NAMESPACE}, "data": data})
-    }
-
-    #[tokio::test]
-    async fn a_missing_config_map_means_no_rules() {
-        let c = answering(
-            404,
-            status(404, "NotFound", "configmaps \"tether-policy\" not found"),
-        );
-        let stored = read(&c, "carol").await.unwrap();
+    #[test]
+    fn a_missing_config_map_means_no_rules() {
+        let stored = stored(Ok(None), "carol").unwrap();
         assert_eq!(stored.policy, Policy::default());
         assert_eq!(stored.text, None);
     }
 
-    #[tokio::test]
-    async fn a_policy_the_user_may_not_read_refuses_naming_it_and_the_user() {
+    #[test]
+    fn a_policy_the_user_may_not_read_refuses_naming_it_and_the_user() {
         let said = "configmaps \"tether-policy\" is forbidden: User \"carol\" cannot get resource \"configmaps\"";
-        let e = read(&answering(403, status(403, "Forbidden", said)), "carol")
-            .await
-            .unwrap_err();
+        let e = stored(refused(403, "Forbidden", said), "carol").unwrap_err();
         assert!(e.is_bad_input());
         let text = e.to_string();
         assert!(
@@ -186,23 +176,18 @@ mod tests {
             )),
             "{text}"
         );
+        let e = stored(refused(500, "InternalError", "etcd is down"), "carol").unwrap_err();
+        assert!(!e.is_bad_input(), "{e}");
     }
 
-    #[tokio::test]
-    async fn a_stored_policy_is_parsed_and_a_broken_one_refuses() {
+    #[test]
+    fn a_stored_policy_is_parsed_and_a_broken_one_refuses() {
         let text = "[[rule]]\nname = \"a\"\nprofiles = [\"stage\"]\nresources = [\"*\"]\nusers = [\"alice\"]\n";
-        let stored = read(&answering(200, map(json!({KEY: text}))), "carol")
-            .await
-            .unwrap();
-        assert_eq!(stored.policy.rules[0].users, ["alice"]);
-        assert_eq!(stored.text.as_deref(), Some(text));
+        let got = stored(map(KEY, text), "carol").unwrap();
+        assert_eq!(got.policy.rules[0].users, ["alice"]);
+        assert_eq!(got.text.as_deref(), Some(text));
 
-        let e = read(
-            &answering(200, map(json!({KEY: "[[rule]]\nname = 1\n"}))),
-            "carol",
-        )
-        .await
-        .unwrap_err();
+        let e = stored(map(KEY, "[[rule]]\nname = 1\n"), "carol").unwrap_err();
         assert!(
             !e.is_bad_input(),
             "the cluster's policy is not this user's input"
@@ -213,9 +198,7 @@ mod tests {
                 && chain.contains(": policy.toml:2:8: "),
             "{chain}"
         );
-        let e = read(&answering(200, map(json!({"other": ""}))), "carol")
-            .await
-            .unwrap_err();
+        let e = stored(map("other", ""), "carol").unwrap_err();
         assert!(e.to_string().contains("holds no key `policy.toml`"), "{e}");
     }
 }
