@@ -10,12 +10,7 @@
 //! lock, their profile names carry a suffix of the run's own (so the rules govern no
 //! one else's profiles), and the policy found at the start is put back at the end.
 
-use std::{
-    path::{Path, PathBuf},
-    process::Output,
-    sync::Mutex,
-    time::Duration,
-};
+use std::{path::Path, process::Output, sync::Mutex, time::Duration};
 
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::{
@@ -25,34 +20,11 @@ use kube::{
 
 use crate::{
     process::{command, output},
-    support::{TestNamespace, cluster, eventually, hello_project, labelled_in, unique},
+    support::{TestNamespace, cluster, developer, eventually, hello_project, labelled_in, unique},
 };
 
 /// Held by every test here that writes the policy.
 static POLICY: Mutex<()> = Mutex::new(());
-
-/// A developer's kubeconfig, minted once per name for every test here.
-fn developer(name: &str) -> PathBuf {
-    static MINTED: Mutex<Vec<(String, PathBuf)>> = Mutex::new(Vec::new());
-    let mut minted = MINTED.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((_, path)) = minted.iter().find(|(n, _)| n == name) {
-        return path.clone();
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/dev-cluster");
-    let out = std::process::Command::new(script)
-        .args(["user", name, "--group", "tether:developers"])
-        .output()
-        .expect("scripts/dev-cluster runs");
-    assert!(
-        out.status.success(),
-        "dev-cluster user failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let path = PathBuf::from(stdout.lines().last().expect("the kubeconfig's path").trim());
-    minted.push((name.to_owned(), path.clone()));
-    path
-}
 
 /// `tether ARGS` in `dir` as the developer `name`.
 fn as_user(name: &str, dir: &Path, args: &[&str]) -> Output {

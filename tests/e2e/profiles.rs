@@ -9,7 +9,6 @@
 use std::{
     path::{Path, PathBuf},
     process::Output,
-    sync::OnceLock,
     time::Duration,
 };
 
@@ -18,27 +17,12 @@ use kube::Api;
 
 use crate::{
     process::{command, output},
-    support::{TestNamespace, cluster, eventually, hello_project, labelled_in, unique},
+    support::{TestNamespace, cluster, developer, eventually, hello_project, labelled_in, unique},
 };
 
-/// alice's kubeconfig, minted once for every test here (the script is idempotent, but
-/// two runs at once would write the same files).
-fn alice() -> &'static Path {
-    static KUBECONFIG: OnceLock<PathBuf> = OnceLock::new();
-    KUBECONFIG.get_or_init(|| {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/dev-cluster");
-        let out = std::process::Command::new(script)
-            .args(["user", "alice", "--group", "tether:developers"])
-            .output()
-            .expect("scripts/dev-cluster runs");
-        assert!(
-            out.status.success(),
-            "dev-cluster user failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let path = String::from_utf8_lossy(&out.stdout);
-        PathBuf::from(path.lines().last().expect("the kubeconfig's path").trim())
-    })
+/// alice's kubeconfig.
+fn alice() -> PathBuf {
+    developer("alice")
 }
 
 /// `tether ARGS` in `dir` as alice.

@@ -6,7 +6,11 @@
 
 pub mod laptop;
 
-use std::{path::Path, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    sync::Mutex,
+    time::Duration,
+};
 
 use k8s_openapi::api::{
     apps::v1::Deployment,
@@ -17,6 +21,31 @@ use kube::{
     api::{DeleteParams, ListParams, PostParams},
 };
 use tether::cluster::Cluster;
+
+/// The kubeconfig of the developer `name` (group `tether:developers`), minted by
+/// `scripts/dev-cluster user` once per name for every test of the run: two mintings of
+/// one name at once would write the same files, so every test mints through here.
+pub fn developer(name: &str) -> PathBuf {
+    static MINTED: Mutex<Vec<(String, PathBuf)>> = Mutex::new(Vec::new());
+    let mut minted = MINTED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, path)) = minted.iter().find(|(n, _)| n == name) {
+        return path.clone();
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/dev-cluster");
+    let out = std::process::Command::new(script)
+        .args(["user", name, "--group", "tether:developers"])
+        .output()
+        .expect("scripts/dev-cluster runs");
+    assert!(
+        out.status.success(),
+        "dev-cluster user failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let path = PathBuf::from(stdout.lines().last().expect("the kubeconfig's path").trim());
+    minted.push((name.to_owned(), path.clone()));
+    path
+}
 
 /// The cluster, or `None` (with a message) when there is none and none is required.
 pub async fn cluster() -> Option<Cluster> {
