@@ -59,6 +59,9 @@ pub fn load(path: &Path) -> Result<Project, ConfigError> {
     };
     let (top, (profiles, default_profile)) = loader.read_file(&root_file, None)?;
     loader.check_dependencies()?;
+    for p in profiles.values() {
+        super::overrides::check(&p.name, &p.set, &loader.resources)?;
+    }
     Ok(Project {
         root,
         allow_contexts: top.allow_contexts,
@@ -292,6 +295,7 @@ impl Loader {
             port_forwards,
             ready_cmd,
             status_cmd,
+            overrides: super::Overrides::default(),
             declared_at,
         })
     }
@@ -818,6 +822,93 @@ manifests = ["a.yaml"]
             "[profiles.dev]\nnamespace = \"dev-{user}\"\nquota = { pods = \"\" }\n",
         );
         assert!(err(d).contains("tether.toml:3:18: profile `dev`: quota `pods` is empty"));
+    }
+
+    #[test]
+    fn a_profile_sets_values_over_a_resources_manifests() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path();
+        write(d, "a.yaml", "");
+        write(d, "chart/Chart.yaml", "name: c\nversion: 0.1.0\n");
+        write(
+            d,
+            "tether.toml",
+            r#"[profiles.dev]
+namespace = "dev-{user}"
+[profiles.dev.set.web]
+replicas = 2
+memory = "512Mi"
+cpu = "500m"
+env = { MODE = "dev" }
+[profiles.dev.set.db]
+helm = { "primary.persistence" = "false" }
+[resources.web]
+manifests = ["a.yaml"]
+[resources.db]
+helm = { chart = "chart", set = { "a" = "1", "primary.persistence" = "true" } }
+"#,
+        );
+        let p = load(&d.join(FILE_NAME)).unwrap();
+        assert_eq!(
+            p.resources["web"].overrides,
+            super::super::Overrides::default()
+        );
+        let dev = p.profiles["dev"].clone();
+        let run = p.in_profile(&dev, "dev-alice").unwrap();
+        let web = &run.resources["web"].overrides;
+        assert_eq!(web.replicas, Some(2));
+        assert_eq!(web.memory.as_deref(), Some("512Mi"));
+        assert_eq!(web.cpu.as_deref(), Some("500m"));
+        assert_eq!(web.env["MODE"], "dev");
+        let Manifests::Helm(chart) = &run.resources["db"].manifests[0] else {
+            panic!("a chart: {:?}", run.resources["db"].manifests);
+        };
+        assert_eq!(
+            chart.set["primary.persistence"], "false",
+            "the profile's value wins"
+        );
+        assert_eq!(chart.set["a"], "1");
+    }
+
+    #[test]
+    fn a_bad_set_names_file_line_and_column() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path();
+        write(d, "a.yaml", "");
+        let with = |set: &str| {
+            write(
+                d,
+                "tether.toml",
+                &format!(
+                    "[profiles.dev]\nnamespace = \"dev-{{user}}\"\n{set}\n[resources.web]\nmanifests = [\"a.yaml\"]\n"
+                ),
+            );
+            err(d)
+        };
+        let e = with("[profiles.dev.set.web]\nreplica = 2");
+        assert!(
+            e.contains("tether.toml:4:1: unknown key `replica`; did you mean `replicas`?"),
+            "{e}"
+        );
+        let e = with("[profiles.dev.set.wbe]\nreplicas = 2");
+        assert!(
+            e.contains(
+                "tether.toml:3:1: profile `dev`: set names unknown resource `wbe` (known: web)"
+            ),
+            "{e}"
+        );
+        let e = with("[profiles.dev.set.web]\nhelm = { a = \"1\" }");
+        assert!(
+            e.contains("tether.toml:4:8: profile `dev`: set.web.helm sets Helm values, and resource `web` has no `helm` chart"),
+            "{e}"
+        );
+        let e = with("[profiles.dev.set.web]\nmemory = \" \"");
+        assert!(
+            e.contains("tether.toml:4:10: profile `dev`: set.web.memory is empty"),
+            "{e}"
+        );
+        let e = with("[profiles.dev.set.web]\nreplicas = -1");
+        assert!(e.contains("tether.toml:4:12: "), "{e}");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //!   whole into a [`Project`], the only type the rest of tether sees.
 //! - [`live`]: an image's live-update rules (sync, run, restart, fall back), validated.
 //! - [`profile`]: `[profiles.NAME]`, one namespace per developer, and its quota.
+//! - [`overrides`]: `[profiles.NAME.set.RESOURCE]`, values a profile sets over manifests.
 //! - [`location`]: turns byte offsets into `file:line:col`, so every error points at its cause.
 //! - [`suggest`]: "did you mean" for an unknown key (the policy file's too).
 //! - [`json_schema`]: the file's JSON Schema, derived from [`schema`], for editors.
@@ -16,6 +17,7 @@ mod json_schema;
 mod live;
 mod load;
 mod location;
+mod overrides;
 mod profile;
 mod schema;
 mod suggest;
@@ -29,6 +31,7 @@ pub use json_schema::json_schema;
 pub use live::{LiveUpdate, PathPattern, RunRule, SyncRule};
 pub use load::{ConfigError, load};
 pub use location::Location;
+pub use overrides::Overrides;
 pub use profile::{Profile, ProfileRun, dns_safe, known as known_profiles};
 pub use suggest::unknown_key;
 
@@ -110,6 +113,8 @@ pub struct Resource {
     pub ready_cmd: Option<Vec<String>>,
     /// Run in a ready pod every few seconds; its output is the resource's status panel.
     pub status_cmd: Option<Vec<String>>,
+    /// What the run's profile sets over the rendered objects (none outside a profile).
+    pub overrides: Overrides,
     pub declared_at: Location,
 }
 

@@ -39,6 +39,8 @@ pub struct Profile {
     /// A production environment: a run asks first (`--yes` in scripts), so a command
     /// meant for another profile never reaches it unasked.
     pub production: bool,
+    /// Values set over each named resource's manifests (`[profiles.NAME.set.RESOURCE]`).
+    pub set: BTreeMap<String, super::overrides::Set>,
     /// Where the template is, for a name it renders badly.
     pub namespace_at: Location,
 }
@@ -87,6 +89,9 @@ impl Project {
             r.namespace = namespace.to_owned();
             r.force_namespace = true;
             r.depends_on.push(name.clone());
+            if let Some(set) = profile.set.get(&r.name) {
+                *r = r.clone().with_overrides(&set.overrides);
+            }
         }
         let base = Resource {
             name: name.clone(),
@@ -97,6 +102,7 @@ impl Project {
             port_forwards: Vec::new(),
             ready_cmd: None,
             status_cmd: None,
+            overrides: Default::default(),
             declared_at: profile.namespace_at.clone(),
         };
         self.resources.insert(name, base);
@@ -268,6 +274,14 @@ fn profile(src: &Source, name: &str, decl: &Spanned<ProfileDecl>) -> Result<Prof
             .map(|(k, v)| (k.clone(), v.get_ref().trim().to_owned()))
             .collect()
     };
+    let set = d
+        .set
+        .iter()
+        .map(|(resource, decl)| {
+            check_name(&src.loc(decl), resource, "resource")?;
+            super::overrides::parse(src, name, resource, decl).map(|s| (resource.clone(), s))
+        })
+        .collect::<Result<_, _>>()?;
     Ok(Profile {
         name: name.to_owned(),
         namespace: template.clone(),
@@ -275,6 +289,7 @@ fn profile(src: &Source, name: &str, decl: &Spanned<ProfileDecl>) -> Result<Prof
         quota: values(&d.quota),
         defaults: values(&d.defaults),
         production: d.production,
+        set,
         namespace_at,
     })
 }
@@ -291,6 +306,7 @@ mod tests {
             quota: BTreeMap::new(),
             defaults: BTreeMap::new(),
             production: false,
+            set: BTreeMap::new(),
             namespace_at: Location {
                 file: "tether.toml".into(),
                 line: 3,

@@ -68,6 +68,32 @@ pub struct ProfileDecl {
     /// without one unless `--yes` is given.
     #[serde(default)]
     pub production: bool,
+    /// Values set over what a resource's manifests say, per resource name
+    /// (`[profiles.dev.set.web] replicas = 1`).
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, SetDecl>")]
+    pub set: BTreeMap<String, Spanned<SetDecl>>,
+}
+
+/// `[profiles.NAME.set.RESOURCE]`: what the profile sets over the resource's manifests.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetDecl {
+    /// `spec.replicas` of every Deployment and StatefulSet of the resource.
+    #[schemars(with = "Option<u32>")]
+    pub replicas: Option<Spanned<u32>>,
+    /// Requests and limits of memory of every container (`"512Mi"`).
+    #[schemars(with = "Option<String>")]
+    pub memory: Option<Spanned<String>>,
+    /// Requests and limits of cpu of every container (`"500m"`).
+    #[schemars(with = "Option<String>")]
+    pub cpu: Option<Spanned<String>>,
+    /// Environment variables of every container, replacing those of the same name.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// `--set-string` values for the resource's Helm chart, over its own `set`.
+    #[schemars(with = "Option<BTreeMap<String, String>>")]
+    pub helm: Option<Spanned<BTreeMap<String, String>>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

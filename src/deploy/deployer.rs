@@ -10,8 +10,8 @@ use std::{
 use kube::{Client, api::DynamicObject};
 
 use super::{
-    Applied, Applier, DeployError, ObjectRef, Record, Workload, apply, manifest, session_id,
-    sources,
+    Applied, Applier, DeployError, ObjectRef, Record, Workload, apply, manifest, overrides,
+    session_id, sources,
 };
 use crate::{
     config::Resource,
@@ -84,7 +84,7 @@ impl Deployer {
     }
 
     /// Renders the objects `read` from the resource's manifests (this round's
-    /// [`sources::read`]): puts the live-update supervisor into the workloads of `live`'s
+    /// [`sources::read`]): writes the profile's `set` over them, puts the live-update supervisor into the workloads of `live`'s
     /// images, pins built images (`image name → reference`), fills namespaces and stamps
     /// labels.
     pub async fn render(
@@ -110,6 +110,12 @@ impl Deployer {
                     }
                     obj.metadata.namespace = None;
                 }
+                let kind = obj
+                    .types
+                    .as_ref()
+                    .map(|t| t.kind.clone())
+                    .unwrap_or_default();
+                overrides::apply(&resource.overrides, &kind, &mut obj.data);
                 if let Some(live) = live {
                     supervised.extend(inject::inject(&mut obj, live)?);
                 }

@@ -5,6 +5,7 @@
 //! - [`manifest`]: YAML to rendered objects (namespace, pinned images, ownership labels).
 //! - [`deployer`]: [`Deployer`], one project's resources rendered and applied in one
 //!   cluster, recording each object before it is sent.
+//! - [`overrides`](mod@overrides): a profile's `set` written into the rendered objects.
 //! - [`apply`]: server-side apply with the `tether` field manager, skipping unchanged objects.
 //! - [`record`]: what was applied, written before each send, read by `down`.
 //! - [`scale`]: a workload's replica count set by hand, and [`replicas`], the counts
@@ -19,6 +20,7 @@ mod deployer;
 mod down;
 mod error;
 pub mod manifest;
+mod overrides;
 pub mod record;
 pub mod replicas;
 pub mod rollout;

@@ -111,6 +111,7 @@ mod tests {
                     port_forwards: vec![],
                     ready_cmd: None,
                     status_cmd: None,
+                    overrides: Default::default(),
                     declared_at: at,
                 },
             )]),

@@ -256,6 +256,7 @@ fn declared_differently(a: &Resource, b: &Resource) -> bool {
         || a.port_forwards != b.port_forwards
         || a.ready_cmd != b.ready_cmd
         || a.status_cmd != b.status_cmd
+        || a.overrides != b.overrides
 }
 
 /// Everything the watcher must watch: image inputs and Dockerfiles, manifests, config files.

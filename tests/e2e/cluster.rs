@@ -88,6 +88,7 @@ async fn build_push_deploy_forward_dns_exec_logs() {
         port_forwards: vec![],
         ready_cmd: None,
         status_cmd: None,
+        overrides: Default::default(),
         declared_at: at,
     };
     let deployer =

@@ -43,6 +43,7 @@ fn resource(name: &str, manifests: &[&str]) -> Resource {
         port_forwards: vec![],
         ready_cmd: None,
         status_cmd: None,
+        overrides: Default::default(),
         declared_at: at(&format!("{name}/tether.toml")),
     }
 }
