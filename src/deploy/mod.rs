@@ -5,6 +5,7 @@
 //! - [`manifest`]: YAML to rendered objects (namespace, pinned images, ownership labels).
 //! - [`deployer`]: [`Deployer`], one project's resources rendered and applied in one
 //!   cluster, recording each object before it is sent.
+//! - [`diff`]: the changed fields between a live object and an apply of it, for `plan`.
 //! - [`overrides`](mod@overrides): a profile's `set` written into the rendered objects.
 //! - [`apply`]: server-side apply with the `tether` field manager, skipping unchanged objects.
 //! - [`record`]: what was applied, written before each send, read by `down`.
@@ -17,6 +18,7 @@
 
 pub mod apply;
 mod deployer;
+pub mod diff;
 mod down;
 mod error;
 pub mod manifest;
