@@ -32,6 +32,9 @@ pub enum Command {
     Up(UpArgs),
     /// Remove exactly what `up` created for this project in this context.
     Down(DownArgs),
+    /// Show what `up` would change in the cluster (objects created, changed field by
+    /// field, unchanged, deleted), changing nothing.
+    Plan(PlanArgs),
     /// Show the resources of the running `up`.
     Status(StatusArgs),
     /// Show the logs of the running `up`, of all resources or one.
@@ -110,6 +113,18 @@ pub struct DownArgs {
     /// Remove what `up --profile NAME` made, the profile's namespace included.
     #[arg(long)]
     pub profile: Option<String>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// Plan the run of this `[profiles.NAME]` of tether.toml (default: `default_profile`).
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// Output format (`table` is text).
+    #[arg(short = 'o', long, value_enum, default_value_t)]
+    pub output: Output,
 }
 
 #[derive(Debug, Args, Clone)]

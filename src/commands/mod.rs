@@ -9,6 +9,7 @@ pub mod init;
 pub mod intercept;
 pub mod logs;
 pub mod output;
+pub mod plan;
 pub mod policy;
 mod profile;
 mod project;
@@ -93,6 +94,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Up(args) => up::run(args).await,
         Command::Down(args) => down::run(args).await,
+        Command::Plan(args) => plan::run(args).await,
         Command::Status(args) => status::run(args).await,
         Command::Logs(args) => logs::run(args).await,
         Command::Trigger(args) => trigger::run(args).await,

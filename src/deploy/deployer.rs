@@ -83,6 +83,19 @@ impl Deployer {
         &self.session
     }
 
+    /// The applier, for a preview of what it would send.
+    pub(super) fn applier(&self) -> &Applier {
+        &self.applier
+    }
+
+    /// The record's entries as they stand.
+    pub(super) fn record_entries(&self) -> Vec<super::record::Entry> {
+        self.record
+            .lock()
+            .map(|r| r.objects.clone())
+            .unwrap_or_default()
+    }
+
     /// Renders the objects `read` from the resource's manifests (this round's
     /// [`sources::read`]): writes the profile's `set` over them, puts the live-update supervisor into the workloads of `live`'s
     /// images, pins built images (`image name → reference`), fills namespaces and stamps

@@ -6,6 +6,8 @@
 //! - [`deployer`]: [`Deployer`], one project's resources rendered and applied in one
 //!   cluster, recording each object before it is sent.
 //! - [`diff`]: the changed fields between a live object and an apply of it, for `plan`.
+//! - [`preview`]: what an apply would do (created, changed fields, unchanged), sending
+//!   only dry runs.
 //! - [`overrides`](mod@overrides): a profile's `set` written into the rendered objects.
 //! - [`apply`]: server-side apply with the `tether` field manager, skipping unchanged objects.
 //! - [`record`]: what was applied, written before each send, read by `down`.
@@ -23,6 +25,7 @@ mod down;
 mod error;
 pub mod manifest;
 mod overrides;
+pub mod preview;
 pub mod record;
 pub mod replicas;
 pub mod rollout;
