@@ -12,6 +12,7 @@ mod jobs;
 mod laptop;
 mod live;
 mod observe;
+mod plan;
 mod policy;
 mod process;
 mod profiles;
