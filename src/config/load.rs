@@ -62,6 +62,7 @@ pub fn load(path: &Path) -> Result<Project, ConfigError> {
     for p in profiles.values() {
         super::overrides::check(&p.name, &p.set, &loader.resources)?;
     }
+    super::profile::check_shared(profiles.values(), &loader.resources)?;
     Ok(Project {
         root,
         allow_contexts: top.allow_contexts,
@@ -909,6 +910,72 @@ helm = { chart = "chart", set = { "a" = "1", "primary.persistence" = "true" } }
         );
         let e = with("[profiles.dev.set.web]\nreplicas = -1");
         assert!(e.contains("tether.toml:4:12: "), "{e}");
+    }
+
+    #[test]
+    fn shared_resources_run_in_the_shared_namespace_and_bad_ones_name_file_line_and_column() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path();
+        write(d, "a.yaml", "");
+        let config = |profile: &str| {
+            format!(
+                "namespace = \"api\"\n[resources.a]\nmanifests = [\"a.yaml\"]\n\
+                 [resources.b]\nmanifests = [\"a.yaml\"]\n[profiles.stage]\n{profile}"
+            )
+        };
+        write(
+            d,
+            "tether.toml",
+            &config("namespace = \"dev-{user}\"\nshared = [\"a\"]\nshared_namespace = \"stage\"\n"),
+        );
+        let p = load(&d.join(FILE_NAME)).unwrap();
+        let stage = p.profiles["stage"].clone();
+        assert!(stage.is_shared("a") && !stage.is_shared("b"));
+        let run = p.in_profile(&stage, "dev-alice").unwrap();
+        assert_eq!(run.resources["a"].namespace, "stage");
+        assert_eq!(run.resources["b"].namespace, "dev-alice");
+
+        write(
+            d,
+            "tether.toml",
+            &config("namespace = \"stage\"\nshared = [\"a\"]\n"),
+        );
+        let p = load(&d.join(FILE_NAME)).unwrap();
+        let fixed = p.profiles["stage"].clone();
+        assert_eq!(fixed.shared_namespace(), "stage");
+        assert_eq!(
+            p.in_profile(&fixed, "stage").unwrap().resources["a"].namespace,
+            "stage"
+        );
+
+        write(
+            d,
+            "tether.toml",
+            &config("namespace = \"stage\"\nshared = [\"a\", \"pipeline\"]\n"),
+        );
+        let e = err(d);
+        assert!(
+            e.contains("tether.toml:8:16: profile `stage`: shared names unknown resource `pipeline` (known: a, b)"),
+            "{e}"
+        );
+        write(
+            d,
+            "tether.toml",
+            &config("namespace = \"dev-{user}\"\nshared = [\"a\"]\n"),
+        );
+        let e = err(d);
+        assert!(
+            e.contains("tether.toml:7:13: profile `stage`: namespace `dev-{user}` is one per user, so its shared resources need `shared_namespace = \"NAME\"` to run in"),
+            "{e}"
+        );
+        write(
+            d,
+            "tether.toml",
+            &config("namespace = \"dev-{user}\"\nshared = [\"a\"]\nshared_namespace = \"Stage\"\n"),
+        );
+        assert!(err(d).contains(
+            "tether.toml:9:20: profile `stage`: shared_namespace `Stage` is not a namespace name"
+        ));
     }
 
     #[test]

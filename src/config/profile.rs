@@ -43,9 +43,25 @@ pub struct Profile {
     pub set: BTreeMap<String, super::overrides::Set>,
     /// Where the template is, for a name it renders badly.
     pub namespace_at: Location,
+    /// Resources shared by every consumer of the profile, with where each is named (an
+    /// unknown one is an error there once every file is read).
+    pub shared: BTreeMap<String, Location>,
+    /// Where the shared resources run: `shared_namespace`, else the fixed `namespace`.
+    pub shared_namespace: Option<String>,
 }
 
 impl Profile {
+    /// Whether `resource` is one of this profile's shared instances.
+    pub fn is_shared(&self, resource: &str) -> bool {
+        self.shared.contains_key(resource)
+    }
+
+    /// The namespace of the shared instances: `shared_namespace`, else the profile's
+    /// namespace (fixed: the load refuses a `{user}` template without `shared_namespace`).
+    pub fn shared_namespace(&self) -> &str {
+        self.shared_namespace.as_deref().unwrap_or(&self.namespace)
+    }
+
     /// The namespace for `user`: the template with `{user}` made DNS-safe.
     pub fn namespace_for(&self, user: &str) -> Result<String, ConfigError> {
         let value = self.namespace.replace(USER, &dns_safe(user));
@@ -86,7 +102,12 @@ impl Project {
             ));
         }
         for r in self.resources.values_mut() {
-            r.namespace = namespace.to_owned();
+            // A shared instance is every consumer's: never in one user's namespace.
+            r.namespace = if profile.is_shared(&r.name) {
+                profile.shared_namespace().to_owned()
+            } else {
+                namespace.to_owned()
+            };
             r.force_namespace = true;
             r.depends_on.push(name.clone());
             if let Some(set) = profile.set.get(&r.name) {
@@ -282,6 +303,29 @@ fn profile(src: &Source, name: &str, decl: &Spanned<ProfileDecl>) -> Result<Prof
             super::overrides::parse(src, name, resource, decl).map(|s| (resource.clone(), s))
         })
         .collect::<Result<_, _>>()?;
+    let shared_namespace = match &d.shared_namespace {
+        Some(ns) if !is_dns_label(ns.get_ref()) => {
+            return Err(ConfigError::at(
+                src.loc(ns),
+                format!(
+                    "profile `{name}`: shared_namespace `{}` is not a namespace name (lower-case \
+                     letters, digits and '-', at most 63)",
+                    ns.get_ref()
+                ),
+            ));
+        }
+        Some(ns) => Some(ns.get_ref().clone()),
+        None if !d.shared.is_empty() && template.contains(USER) => {
+            return Err(ConfigError::at(
+                namespace_at,
+                format!(
+                    "profile `{name}`: namespace `{template}` is one per user, so its shared \
+                     resources need `shared_namespace = \"NAME\"` to run in"
+                ),
+            ));
+        }
+        None => None,
+    };
     Ok(Profile {
         name: name.to_owned(),
         namespace: template.clone(),
@@ -291,7 +335,34 @@ fn profile(src: &Source, name: &str, decl: &Spanned<ProfileDecl>) -> Result<Prof
         production: d.production,
         set,
         namespace_at,
+        shared: d
+            .shared
+            .iter()
+            .map(|s| (s.get_ref().clone(), src.loc(s)))
+            .collect(),
+        shared_namespace,
     })
+}
+
+/// Every profile's `shared` names a resource of the project (checked once every file is
+/// read, as a resource may come from an included one).
+pub(super) fn check_shared<'a>(
+    profiles: impl IntoIterator<Item = &'a Profile>,
+    resources: &BTreeMap<String, Resource>,
+) -> Result<(), ConfigError> {
+    for p in profiles {
+        if let Some((name, at)) = p.shared.iter().find(|(n, _)| !resources.contains_key(*n)) {
+            let known = resources.keys().cloned().collect::<Vec<_>>().join(", ");
+            return Err(ConfigError::at(
+                at.clone(),
+                format!(
+                    "profile `{}`: shared names unknown resource `{name}` (known: {known})",
+                    p.name
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -312,6 +383,8 @@ mod tests {
                 line: 3,
                 col: 13,
             },
+            shared: BTreeMap::new(),
+            shared_namespace: None,
         }
     }
 

@@ -73,6 +73,15 @@ pub struct ProfileDecl {
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, SetDecl>")]
     pub set: BTreeMap<String, Spanned<SetDecl>>,
+    /// Resources of the project that every consumer of this profile shares: brought up
+    /// by the first `up` that needs them, reused by the next, removed by the last `down`.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub shared: Vec<Spanned<String>>,
+    /// Where shared resources go when `namespace` names one per user (`{user}`): a
+    /// shared instance must not land in one consumer's namespace.
+    #[schemars(with = "Option<String>")]
+    pub shared_namespace: Option<Spanned<String>>,
 }
 
 /// `[profiles.NAME.set.RESOURCE]`: what the profile sets over the resource's manifests.
