@@ -20,6 +20,8 @@
 //!   and the bounded on-disk log history; views hold no logic of their own.
 //! - [`policy`]: the rules an admin keeps in the cluster: who may deploy what into which
 //!   profile; `up`, `intercept` and `connect` check them first.
+//! - [`shared`]: a profile's shared instances, one for every consumer, their consumers
+//!   recorded in the cluster.
 //! - [`cluster`]: the kube context, the cluster's identity, and the guard on every command
 //!   that changes a cluster.
 //! - [`state_dir`]: `.tether/` beside `tether.toml`, private to its user.
@@ -63,6 +65,7 @@ pub mod plain;
 pub mod policy;
 pub mod registry;
 pub mod run;
+pub mod shared;
 pub mod state_dir;
 pub mod tui;
 pub mod watch;
