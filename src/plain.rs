@@ -126,6 +126,7 @@ pub fn line(event: &Event) -> Option<String> {
             counts.created, counts.configured, counts.unchanged
         ),
         Event::Waiting { resource, reason } => format!("[{resource}] waiting: {reason}"),
+        Event::Shared { resource, note } => format!("[{resource}] {note}"),
         Event::Pods {
             resource, counts, ..
         } => format!(

@@ -87,6 +87,13 @@ pub async fn run(args: UpArgs) -> Result<(), Failure> {
         &cluster.context,
         &cluster.id,
     )?;
+    // A profile's shared resources carry their instance's label, not this checkout's.
+    let deployer = deployer.share(
+        profile
+            .iter()
+            .flat_map(|p| p.shared.keys().cloned())
+            .collect::<Vec<_>>(),
+    );
     let builder = Builder::new(registry);
     let session_id = deployer.session().to_owned();
 
@@ -258,7 +265,13 @@ pub async fn run(args: UpArgs) -> Result<(), Failure> {
             .map(|f| format!("  {}: {}", f.resource, engine::report(&*f.error)))
             .collect::<Vec<_>>()
             .join("\n");
-        return Err(Failure::Failed(anyhow::anyhow!("not ready:\n{report}")));
+        let error = anyhow::anyhow!("not ready:\n{report}");
+        // A shared instance that runs someone else's version is the user's to resolve.
+        return Err(if failures.iter().any(|f| f.error.is_bad_input()) {
+            Failure::BadInput(error)
+        } else {
+            Failure::Failed(error)
+        });
     }
 
     if !shutdown.is_cancelled() {

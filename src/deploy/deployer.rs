@@ -2,7 +2,7 @@
 //! applied in one cluster, each object recorded before it is sent.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     path::{Path, PathBuf},
     sync::Mutex,
 };
@@ -42,6 +42,10 @@ pub struct Deployer {
     session: String,
     record_path: PathBuf,
     record: Mutex<Record>,
+    /// A profile's shared resources: their objects carry the instance's label instead
+    /// of this checkout's, so the same rendering has the same hash from every checkout
+    /// and the last consumer out may delete what another applied.
+    shared: BTreeSet<String>,
 }
 
 impl Deployer {
@@ -72,7 +76,36 @@ impl Deployer {
             session,
             record_path,
             record: Mutex::new(record),
+            shared: BTreeSet::new(),
         })
+    }
+
+    /// Marks `resources` as shared instances (see [`crate::shared`]).
+    pub fn share(mut self, resources: impl IntoIterator<Item = String>) -> Deployer {
+        self.shared.extend(resources);
+        self
+    }
+
+    /// The ownership label of `resource`'s objects.
+    pub fn label_for(&self, resource: &str) -> String {
+        if self.shared.contains(resource) {
+            crate::shared::label(resource)
+        } else {
+            self.session.clone()
+        }
+    }
+
+    /// The UIDs the cluster gave `resource`'s objects, as recorded.
+    pub fn uids(&self, resource: &str) -> BTreeMap<ObjectRef, String> {
+        let Ok(record) = self.record.lock() else {
+            return BTreeMap::new();
+        };
+        record
+            .objects
+            .iter()
+            .filter(|e| e.resource == resource)
+            .filter_map(|e| Some((e.object.clone(), e.uid.clone()?)))
+            .collect()
     }
 
     pub fn client(&self) -> &Client {
@@ -110,6 +143,7 @@ impl Deployer {
         let mut objects = Vec::new();
         let mut images = Vec::new();
         let mut supervised = Vec::new();
+        let label = self.label_for(&resource.name);
         for source in read {
             let source = source.as_ref().map_err(|e| DeployError::Read(e.clone()))?;
             for mut obj in source.objects.iter().cloned() {
@@ -135,7 +169,7 @@ impl Deployer {
                 images.extend(manifest::pin_images(&mut obj, built));
                 let r = self
                     .applier
-                    .prepare(&mut obj, &resource.namespace, &self.session, &resource.name)
+                    .prepare(&mut obj, &resource.namespace, &label, &resource.name)
                     .await?;
                 objects.push((r, obj));
             }
@@ -145,12 +179,7 @@ impl Deployer {
             let mut secret = inject::secret(live.secret, &resource.namespace, live.token);
             let r = self
                 .applier
-                .prepare(
-                    &mut secret,
-                    &resource.namespace,
-                    &self.session,
-                    &resource.name,
-                )
+                .prepare(&mut secret, &resource.namespace, &label, &resource.name)
                 .await?;
             objects.insert(0, (r, secret));
         }
@@ -173,8 +202,9 @@ impl Deployer {
         rendered: &Rendered,
     ) -> Result<ApplyCounts, DeployError> {
         let mut counts = ApplyCounts::default();
+        let label = self.label_for(resource);
         for (r, obj) in &rendered.objects {
-            let live = self.applier.existing(r, &self.session).await?;
+            let live = self.applier.existing(r, &label).await?;
             // Labelled ours but not in our record: another checkout with a colliding
             // label made it. Adopt it rather than claim it.
             let created_by_us = match live.existing {

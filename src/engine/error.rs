@@ -3,7 +3,7 @@
 
 use std::{fmt::Write as _, sync::Arc};
 
-use crate::{build::BuildError, deploy::DeployError};
+use crate::{build::BuildError, deploy::DeployError, shared::SharedError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RoundError {
@@ -17,6 +17,9 @@ pub enum RoundError {
     Abandoned { image: String },
     #[error("cannot deploy")]
     Deploy(#[source] DeployError),
+    /// Joining the shared instance was refused or failed.
+    #[error("cannot use the shared instance")]
+    Shared(#[source] Arc<SharedError>),
     /// The rollout's own words (image pull, crash loop, probe, timeout).
     #[error("{0}")]
     NotReady(String),
@@ -26,6 +29,13 @@ pub enum RoundError {
     NoResource(String),
     #[error("stopped before everything was ready")]
     Stopped,
+}
+
+impl RoundError {
+    /// A refusal the user must resolve (a shared instance runs another version).
+    pub fn is_bad_input(&self) -> bool {
+        matches!(self, Self::Shared(e) if e.is_bad_input())
+    }
 }
 
 /// `error` and every cause below it, one after the other: what a developer reads.

@@ -75,6 +75,11 @@ pub enum Event {
         resource: String,
         counts: ApplyCounts,
     },
+    /// A shared instance joined: made, reused or redeployed, its owner and consumers.
+    Shared {
+        resource: String,
+        note: String,
+    },
     /// The resource is not ready, and this is why (changes only).
     Waiting {
         resource: String,

@@ -37,7 +37,7 @@ use crate::{
     config::Project,
     deploy::{Deployer, Workload, replicas, rollout, sources},
     kube::PodSet,
-    logs,
+    logs, shared,
     watch::{ChangeSet, Watch},
 };
 
@@ -697,23 +697,28 @@ impl Inner {
             resource: name.to_owned(),
         });
         let t = Instant::now();
-        let prepared = self
-            .live
-            .prepare(
-                project,
-                self.deployer.client(),
-                self.builder.registry(),
-                resource,
-                &pinned,
-                |line: &str| {
-                    self.emit(Event::Waiting {
-                        resource: name.to_owned(),
-                        reason: line.to_owned(),
-                    })
-                },
-            )
-            .await
-            .map_err(RoundError::LiveUpdate)?;
+        // A shared instance is every consumer's: none of them syncs into it.
+        let shared = self.shared_profile(project, name);
+        let prepared = if shared.is_some() {
+            None
+        } else {
+            self.live
+                .prepare(
+                    project,
+                    self.deployer.client(),
+                    self.builder.registry(),
+                    resource,
+                    &pinned,
+                    |line: &str| {
+                        self.emit(Event::Waiting {
+                            resource: name.to_owned(),
+                            reason: line.to_owned(),
+                        })
+                    },
+                )
+                .await
+                .map_err(RoundError::LiveUpdate)?
+        };
         let mut rendered = self
             .deployer
             .render(
@@ -730,16 +735,30 @@ impl Inner {
             self.deployer.session(),
             &mut rendered.objects,
         );
-        let counts = self
-            .deployer
-            .apply(name, &rendered)
-            .await
-            .map_err(RoundError::Deploy)?;
+        let joined = match &shared {
+            Some(run) => Some(self.join_shared(run, resource, &rendered).await?),
+            None => None,
+        };
+        // A reused instance runs this rendering already: nothing is sent.
+        if joined != Some(shared::Joined::Reused) {
+            let counts = self
+                .deployer
+                .apply(name, &rendered)
+                .await
+                .map_err(RoundError::Deploy)?;
+            self.emit(Event::Applied {
+                resource: name.to_owned(),
+                counts,
+            });
+            // The last consumer out deletes these objects by UID.
+            if shared.is_some() {
+                shared::Store::new(self.deployer.client().clone(), &resource.namespace, name)
+                    .note_uids(&self.deployer.uids(name))
+                    .await
+                    .map_err(|e| RoundError::Shared(Arc::new(e)))?;
+            }
+        }
         timing.apply = t.elapsed();
-        self.emit(Event::Applied {
-            resource: name.to_owned(),
-            counts,
-        });
         let observed = self.observe(name, &rendered.workloads);
 
         let t = Instant::now();
@@ -770,6 +789,53 @@ impl Inner {
             ready.insert(name.to_owned());
         });
         Ok(())
+    }
+
+    /// The run's profile when `name` is one of its shared resources.
+    fn shared_profile(&self, project: &Project, name: &str) -> Option<crate::config::ProfileRun> {
+        let run = self.options.profile.as_ref()?;
+        let profile = project.profiles.get(&run.name)?;
+        profile.is_shared(name).then(|| run.clone())
+    }
+
+    /// Joins the shared instance of `resource` with this rendering: made by this run,
+    /// reused as it runs, or redeployed by its owner; another rendering of someone
+    /// else's is refused with the difference.
+    async fn join_shared(
+        &self,
+        run: &crate::config::ProfileRun,
+        resource: &crate::config::Resource,
+        rendered: &crate::deploy::Rendered,
+    ) -> Result<shared::Joined, RoundError> {
+        let store = shared::Store::new(
+            self.deployer.client().clone(),
+            &resource.namespace,
+            &resource.name,
+        );
+        let me = shared::Consumer {
+            user: run.user.clone(),
+            checkout: self.deployer.session().to_owned(),
+        };
+        let parts = shared::parts_of(&rendered.objects);
+        let (joined, instance) = store
+            .join(&me, &parts)
+            .await
+            .map_err(|e| RoundError::Shared(Arc::new(e)))?;
+        let what = match joined {
+            shared::Joined::Created => "created",
+            shared::Joined::Reused => "reused",
+            shared::Joined::Redeployed => "redeployed by its owner",
+        };
+        self.emit(Event::Shared {
+            resource: resource.name.clone(),
+            note: format!(
+                "shared instance in {}: {what} (owner {}, consumers {})",
+                store.namespace(),
+                instance.owner,
+                instance.consumers_in_words()
+            ),
+        });
+        Ok(joined)
     }
 
     /// Waits until the rollout of the last apply is done, saying why not as that changes.

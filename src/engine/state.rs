@@ -179,7 +179,7 @@ impl State {
                     r.waiting_for = None;
                 }
             }
-            Event::Applied { .. } => {}
+            Event::Applied { .. } | Event::Shared { .. } => {}
             Event::Waiting { resource, reason } => {
                 if let Some(r) = self.resources.get_mut(resource) {
                     r.waiting_for = Some(reason.clone());
