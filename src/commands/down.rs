@@ -18,9 +18,13 @@ pub async fn run(args: DownArgs) -> Result<(), Failure> {
     let allow = profile::allow_list(&project, profile.as_ref());
     let cluster = project::cluster(&target, &allow).await?;
     // The profile's namespace was made for this run alone: it goes with the rest.
-    let own = match &profile {
-        Some(p) => Some(profile::resolve(&cluster, p).await?.0.namespace),
+    let status = match &profile {
+        Some(p) => Some(profile::resolve(&cluster, p).await?.0),
         None => None,
     };
-    remove(&cluster, &project.root, delete_namespaces, own.as_deref()).await
+    let own = status.as_ref().map(|s| s.namespace.as_str());
+    let shared = profile
+        .as_ref()
+        .zip(status.as_ref().map(|s| s.user.as_str()));
+    remove(&cluster, &project.root, delete_namespaces, own, shared).await
 }

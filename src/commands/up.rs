@@ -327,7 +327,10 @@ pub async fn run(args: UpArgs) -> Result<(), Failure> {
         Exit::Remove => {
             eprintln!("tether up: stopped; removing what it deployed");
             // The session has stopped, so nothing re-applies what `down` deletes.
-            let result = remove(&cluster, &root, false, own_namespace.as_deref()).await;
+            let shared = profile
+                .as_ref()
+                .zip(chosen.as_ref().map(|c| c.user.as_str()));
+            let result = remove(&cluster, &root, false, own_namespace.as_deref(), shared).await;
             drop(instance);
             result
         }

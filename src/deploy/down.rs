@@ -1,6 +1,6 @@
 //! `down`: what the record says this project created, deleted while it is still tether's.
 
-use std::path::Path;
+use std::{collections::BTreeSet, path::Path};
 
 use kube::Client;
 
@@ -22,6 +22,9 @@ pub struct DownReport {
 /// each only while it is still the object tether made (see [`Applier::delete_owned`]).
 /// Namespaces are kept unless `delete_namespaces`: they may hold other people's work.
 /// `own_namespace` (a profile's: made for this run alone) goes like any other object.
+/// The objects of `shared` resources are left to [`crate::shared::leave_all`]: other
+/// consumers may still use them, and the record in the cluster knows.
+#[allow(clippy::too_many_arguments)]
 pub async fn down(
     client: Client,
     root: &Path,
@@ -29,6 +32,7 @@ pub async fn down(
     cluster_id: &str,
     delete_namespaces: bool,
     own_namespace: Option<&str>,
+    shared: &BTreeSet<String>,
     mut progress: impl FnMut(&str),
 ) -> Result<DownReport, DeployError> {
     let mut path = Record::path(root, cluster_id);
@@ -48,7 +52,11 @@ pub async fn down(
     let applier = Applier::new(client);
     let mut report = DownReport::default();
     let mut to_delete = Vec::new();
-    for e in &record.objects {
+    for e in record
+        .objects
+        .iter()
+        .filter(|e| !shared.contains(&e.resource))
+    {
         let is_ns =
             e.object.kind == "Namespace" && own_namespace.is_none_or(|own| own != e.object.name);
         if e.created && (!is_ns || delete_namespaces) {
