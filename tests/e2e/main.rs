@@ -23,6 +23,7 @@ mod rendered;
 mod restart;
 mod run;
 mod scale;
+mod shared;
 mod support;
 mod tui;
 mod up;
