@@ -3,8 +3,8 @@
 //! of one project whose profile `stage` declares the resource `pipeline` shared. The
 //! first `up` makes it, the second reuses it (one Deployment, both consumers in
 //! ConfigMap `tether-shared-pipeline`), bob's changed manifest is refused with the
-//! difference, alice's `down` leaves it for bob and bob's removes it. Two `up`s started
-//! at once make it exactly once.
+//! difference while alice's (the owner's) is deployed, alice's `down` leaves it for bob
+//! and bob's removes it. Two `up`s started at once make it exactly once.
 //!
 //! Namespaces carry a suffix of the run's own, so nothing from a run before is this one's.
 
@@ -210,6 +210,27 @@ fn shared_one_instance_serves_two_developers_and_goes_with_the_last() {
     );
     assert_eq!(rt.block_on(deployments(&client, &stage)), made);
     set_image(b.path(), &one);
+
+    // The owner may: the same Deployment, now running the other image.
+    set_image(a.path(), &two);
+    let out = tether_as("alice", a.path(), &up);
+    assert!(out.status.success(), "alice's redeploy failed");
+    assert!(
+        text(&out).contains(&format!(
+            "[pipeline] shared instance in {stage}: redeployed by its owner (owner alice, consumers alice, bob)"
+        )),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(rt.block_on(deployments(&client, &stage)), made);
+    let running = rt
+        .block_on(Api::<Deployment>::namespaced(client.clone(), &stage).get("pipeline"))
+        .unwrap();
+    let image = running
+        .spec
+        .and_then(|s| s.template.spec)
+        .map(|s| s.containers[0].image.clone().unwrap_or_default());
+    assert_eq!(image.as_deref(), Some(two.as_str()));
 
     let out = tether_as("alice", a.path(), &["down", "--profile", "stage"]);
     assert!(out.status.success(), "alice's down failed");
