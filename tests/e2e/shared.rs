@@ -8,12 +8,7 @@
 //!
 //! Namespaces carry a suffix of the run's own, so nothing from a run before is this one's.
 
-use std::{
-    path::{Path, PathBuf},
-    process::Output,
-    sync::OnceLock,
-    time::Duration,
-};
+use std::{path::Path, process::Output, time::Duration};
 
 use k8s_openapi::api::{apps::v1::Deployment, core::v1::ConfigMap};
 use kube::{Api, Client, api::ListParams};
@@ -21,35 +16,13 @@ use kube::{Api, Client, api::ListParams};
 use crate::{
     intercept::web_image,
     process::{command, output},
-    support::{TestNamespace, cluster, eventually, unique},
+    support::{TestNamespace, cluster, developer, eventually, unique},
 };
-
-/// A developer's kubeconfig, minted once per name for every test here.
-fn kubeconfig(user: &'static str) -> PathBuf {
-    static ALICE: OnceLock<PathBuf> = OnceLock::new();
-    static BOB: OnceLock<PathBuf> = OnceLock::new();
-    let cell = if user == "alice" { &ALICE } else { &BOB };
-    cell.get_or_init(|| {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/dev-cluster");
-        let out = std::process::Command::new(script)
-            .args(["user", user, "--group", "tether:developers"])
-            .output()
-            .expect("scripts/dev-cluster runs");
-        assert!(
-            out.status.success(),
-            "dev-cluster user failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let path = String::from_utf8_lossy(&out.stdout);
-        PathBuf::from(path.lines().last().expect("the kubeconfig's path").trim())
-    })
-    .clone()
-}
 
 /// `tether ARGS` in `dir` as `user`.
 fn tether_as(user: &'static str, dir: &Path, args: &[&str]) -> Output {
     let mut c = command(dir, args);
-    c.env("KUBECONFIG", kubeconfig(user));
+    c.env("KUBECONFIG", developer(user));
     output(c)
 }
 
@@ -277,7 +250,7 @@ fn shared_two_ups_at_once_make_one_instance() {
     checkout(a.path(), &suffix, &image);
     checkout(b.path(), &suffix, &image);
     // Minted before the race, so both start at once.
-    let _ = (kubeconfig("alice"), kubeconfig("bob"));
+    let _ = (developer("alice"), developer("bob"));
     let up = ["up", "--ci", "--profile", "stage"];
     let (outs_a, outs_b) = std::thread::scope(|s| {
         let alice = s.spawn(|| tether_as("alice", a.path(), &up));
