@@ -15,12 +15,14 @@
 //! - [`checks`]: a resource's `ready_cmd` and `status_cmd`, run in one of its pods.
 //! - [`observe`]: keeps the pods, logs and readiness of each deployed resource reported
 //!   while it stays deployed, from one pod cache per workload.
+//! - [`memory`]: what an idle `up` gives back: freed heap pages, the pages of code it ran.
 
 mod checks;
 pub mod error;
 pub mod event;
 pub mod facts;
 pub mod live;
+mod memory;
 mod observe;
 pub mod plan;
 pub mod session;

@@ -29,6 +29,7 @@ use super::{
     event::{Event, UpdateTiming},
     facts,
     live::{self, Live},
+    memory,
     observe::Observing,
     plan::{self, Digest, Facts, Plan},
 };
@@ -90,17 +91,6 @@ type BuildResult = watch::Receiver<Option<Result<Built, Arc<BuildError>>>>;
 pub struct Failure {
     pub resource: String,
     pub error: Arc<RoundError>,
-}
-
-/// Gives the walk's freed memory back to the system. A walk of a large tree allocates
-/// a path per file on a blocking thread, and glibc keeps what that thread's arena freed:
-/// without this an idle `up` over 100,000 files holds megabytes it no longer uses.
-fn release_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only returns free pages of the allocator's own heaps.
-    unsafe {
-        libc::malloc_trim(0);
-    }
 }
 
 /// What a round works from: the project and the facts its plan was made from, and the
@@ -257,6 +247,9 @@ impl Session {
     ) {
         let inner = &self.inner;
         loop {
+            // Idle until the next change set or trigger: the code that starting and the
+            // last round ran stays in the page cache, not in this process.
+            memory::release_code_pages();
             tokio::select! {
                 _ = inner.shutdown.cancelled() => return,
                 set = change_rx.recv() => {
@@ -318,7 +311,7 @@ impl Inner {
         let t = Instant::now();
         let walked = tokio::task::spawn_blocking(move || {
             let facts = facts::gather(&project, &mut taken, &changed);
-            release_freed_memory();
+            memory::release_freed_memory();
             (facts, taken)
         })
         .await;
