@@ -253,11 +253,19 @@ fn any_program_reaches_cluster_names_through_run_and_the_laptop_is_left_as_it_wa
         std::thread::sleep(Duration::from_millis(500));
     }
 
+    // CMD is a sleep no other process on this machine runs, so looking for it finds this
+    // test's alone: the node's process list holds other tests' and pods' processes too
+    // (a foreign `sleep 300`, 57 s old, once failed the check below).
+    let (interrupted, killed) = (
+        format!("301.{}", std::process::id()),
+        format!("300.{}", std::process::id()),
+    );
+    let only = |arg: &str| format!("^sleep {}$", arg.replace('.', "\\."));
     // Ctrl-C reaches CMD, and tether exits as CMD did.
     let mut c = tether_cmd(
         &laptop,
         state.path(),
-        &["run", "-n", &ns.name, "--", "sleep", "301"],
+        &["run", "-n", &ns.name, "--", "sleep", &interrupted],
     );
     c.stdout(Stdio::null()).stderr(Stdio::null());
     let mut child = c.spawn().unwrap();
@@ -273,7 +281,7 @@ fn any_program_reaches_cluster_names_through_run_and_the_laptop_is_left_as_it_wa
     );
     assert!(
         !Command::new("pgrep")
-            .args(["-f", "^sleep 301$"])
+            .args(["-f", &only(&interrupted)])
             .status()
             .unwrap()
             .success()
@@ -288,7 +296,7 @@ fn any_program_reaches_cluster_names_through_run_and_the_laptop_is_left_as_it_wa
     let mut c = tether_cmd(
         &laptop,
         state.path(),
-        &["run", "-n", &ns.name, "--", "sleep", "300"],
+        &["run", "-n", &ns.name, "--", "sleep", &killed],
     );
     c.stdout(Stdio::null()).stderr(Stdio::null());
     let mut child = c.spawn().unwrap();
@@ -299,7 +307,7 @@ fn any_program_reaches_cluster_names_through_run_and_the_laptop_is_left_as_it_wa
     let _ = child.wait();
     let deadline = Instant::now() + Duration::from_secs(10);
     while Command::new("pgrep")
-        .args(["-f", "^sleep 300$"])
+        .args(["-f", &only(&killed)])
         .status()
         .is_ok_and(|s| s.success())
     {
