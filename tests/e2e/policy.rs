@@ -10,21 +10,18 @@
 //! lock, their profile names carry a suffix of the run's own (so the rules govern no
 //! one else's profiles), and the policy found at the start is put back at the end.
 
-use std::{path::Path, process::Output, sync::Mutex, time::Duration};
+use std::{path::Path, process::Output, time::Duration};
 
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
-use kube::{
-    Api, Client,
-    api::{DeleteParams, Patch, PatchParams},
-};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::{Api, Client};
 
 use crate::{
     process::{command, output},
-    support::{TestNamespace, cluster, developer, eventually, hello_project, labelled_in, unique},
+    support::{
+        POLICY, RestorePolicy, TestNamespace, cluster, developer, eventually, hello_project,
+        labelled_in, stored_policy, unique,
+    },
 };
-
-/// Held by every test here that writes the policy.
-static POLICY: Mutex<()> = Mutex::new(());
 
 /// `tether ARGS` in `dir` as the developer `name`.
 fn as_user(name: &str, dir: &Path, args: &[&str]) -> Output {
@@ -44,64 +41,6 @@ fn text(out: &Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
-}
-
-/// The policy's text in the cluster, read with the admin's client.
-async fn stored(client: &Client) -> Option<String> {
-    let api: Api<ConfigMap> = Api::namespaced(client.clone(), "tether");
-    api.get_opt("tether-policy")
-        .await
-        .unwrap()
-        .and_then(|m| m.data)
-        .and_then(|mut d| d.remove("policy.toml"))
-}
-
-/// Puts back the policy found when the test started, also when it fails.
-struct RestorePolicy {
-    before: Option<String>,
-}
-
-impl Drop for RestorePolicy {
-    fn drop(&mut self) {
-        let before = self.before.clone();
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let Ok(client) = Client::try_default().await else {
-                    return;
-                };
-                let maps: Api<ConfigMap> = Api::namespaced(client.clone(), "tether");
-                match before {
-                    Some(text) => {
-                        let map = serde_json::json!({
-                            "apiVersion": "v1", "kind": "ConfigMap",
-                            "metadata": {"name": "tether-policy", "namespace": "tether"},
-                            "data": {"policy.toml": text},
-                        });
-                        let apply = PatchParams::apply("tether-policy").force();
-                        let _ = maps
-                            .patch("tether-policy", &apply, &Patch::Apply(&map))
-                            .await;
-                    }
-                    None => {
-                        let _ = maps
-                            .delete("tether-policy", &DeleteParams::default())
-                            .await;
-                        // The namespace holds no policy any more: drop the label.
-                        let namespaces: Api<Namespace> = Api::all(client);
-                        let unlabel = serde_json::json!({"metadata": {"labels": {"tether.dev/holds-policy": null}}});
-                        let _ = namespaces
-                            .patch("tether", &PatchParams::default(), &Patch::Merge(&unlabel))
-                            .await;
-                    }
-                }
-            });
-        })
-        .join();
-    }
 }
 
 /// The hello project in `dir` with a profile `NAME` whose namespace is
@@ -129,7 +68,7 @@ fn policy_refuses_carol_allows_alice_and_only_an_admin_writes_it() {
     };
     let _lock = POLICY.lock().unwrap_or_else(|e| e.into_inner());
     let _restore = RestorePolicy {
-        before: rt.block_on(stored(&cluster.client)),
+        before: rt.block_on(stored_policy(&cluster.client)),
     };
     let dir = tempfile::tempdir().unwrap();
     let stage = profiled_hello(dir.path(), "stage", "");
@@ -148,7 +87,7 @@ fn policy_refuses_carol_allows_alice_and_only_an_admin_writes_it() {
     assert!(out.status.success(), "the admin's policy apply failed");
     assert!(text(&out).contains("applied: 1 rule to ConfigMap tether/tether-policy"));
     assert_eq!(
-        rt.block_on(stored(&cluster.client)).as_deref(),
+        rt.block_on(stored_policy(&cluster.client)).as_deref(),
         Some(policy.as_str())
     );
     let out = as_user("carol", dir.path(), &["policy", "show", "-o", "json"]);
@@ -175,7 +114,7 @@ fn policy_refuses_carol_allows_alice_and_only_an_admin_writes_it() {
         "{said}"
     );
     assert_eq!(
-        rt.block_on(stored(&cluster.client)).as_deref(),
+        rt.block_on(stored_policy(&cluster.client)).as_deref(),
         Some(policy.as_str())
     );
 
@@ -305,7 +244,7 @@ fn policy_refuses_carol_allows_alice_and_only_an_admin_writes_it() {
         "{said}"
     );
     assert_eq!(
-        rt.block_on(stored(&cluster.client)).as_deref(),
+        rt.block_on(stored_policy(&cluster.client)).as_deref(),
         Some(policy.as_str())
     );
 }

@@ -18,7 +18,7 @@ use k8s_openapi::api::{
 };
 use kube::{
     Api, Client,
-    api::{DeleteParams, ListParams, PostParams},
+    api::{DeleteParams, ListParams, Patch, PatchParams, PostParams},
 };
 use tether::cluster::Cluster;
 
@@ -102,6 +102,68 @@ impl Drop for TestNamespace {
                 };
                 let api: Api<Namespace> = Api::all(client);
                 let _ = api.delete(&name, &DeleteParams::background()).await;
+            });
+        })
+        .join();
+    }
+}
+
+/// Held by every test that writes the policy: it is one ConfigMap for the whole cluster
+/// (tests/e2e/policy.rs, tests/e2e/example_pipeline.rs).
+pub static POLICY: Mutex<()> = Mutex::new(());
+
+/// The policy's text in the cluster, read with the admin's client.
+pub async fn stored_policy(client: &Client) -> Option<String> {
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), "tether");
+    api.get_opt("tether-policy")
+        .await
+        .unwrap()
+        .and_then(|m| m.data)
+        .and_then(|mut d| d.remove("policy.toml"))
+}
+
+/// Puts back the policy found when the test started, also when it fails.
+pub struct RestorePolicy {
+    pub before: Option<String>,
+}
+
+impl Drop for RestorePolicy {
+    fn drop(&mut self) {
+        let before = self.before.clone();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let Ok(client) = Client::try_default().await else {
+                    return;
+                };
+                let maps: Api<ConfigMap> = Api::namespaced(client.clone(), "tether");
+                match before {
+                    Some(text) => {
+                        let map = serde_json::json!({
+                            "apiVersion": "v1", "kind": "ConfigMap",
+                            "metadata": {"name": "tether-policy", "namespace": "tether"},
+                            "data": {"policy.toml": text},
+                        });
+                        let apply = PatchParams::apply("tether-policy").force();
+                        let _ = maps
+                            .patch("tether-policy", &apply, &Patch::Apply(&map))
+                            .await;
+                    }
+                    None => {
+                        let _ = maps
+                            .delete("tether-policy", &DeleteParams::default())
+                            .await;
+                        // The namespace holds no policy any more: drop the label.
+                        let namespaces: Api<Namespace> = Api::all(client);
+                        let unlabel = serde_json::json!({"metadata": {"labels": {"tether.dev/holds-policy": null}}});
+                        let _ = namespaces
+                            .patch("tether", &PatchParams::default(), &Patch::Merge(&unlabel))
+                            .await;
+                    }
+                }
             });
         })
         .join();
