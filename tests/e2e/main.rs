@@ -6,6 +6,7 @@ mod cluster;
 mod connect;
 mod data;
 mod doctor;
+mod example_pipeline;
 mod guard;
 mod intercept;
 mod jobs;
