@@ -315,6 +315,9 @@ pub struct Observed {
     pub replicas: Vec<Replica>,
     /// Every workload's latest spec is rolled out and available (its controller says so).
     pub rolled_out: bool,
+    /// Every workload's pods have been listed once: before that "no pods" is not known,
+    /// so nothing is said about them (an unchanged workload is rolled out at once).
+    pub listed: bool,
     /// Every pod is listed and ready: a pod that stops being ready shows here at once,
     /// before its controller's status catches up.
     pub pods_ready: bool,
@@ -364,7 +367,8 @@ async fn observe(
     let mut changes: Vec<watch::Receiver<WatchState>> = sets.iter().map(PodSet::changes).collect();
     loop {
         let pods: Vec<Arc<Pod>> = sets.iter().flat_map(PodSet::live).collect();
-        let pods_ready = sets.iter().all(PodSet::listed) && pods.iter().all(|p| is_ready(p));
+        let listed = sets.iter().all(PodSet::listed);
+        let pods_ready = listed && pods.iter().all(|p| is_ready(p));
         // A workload whose pods are refused has none to explain: every pod it has is
         // ready, and it still is not rolled out.
         let refusal = refused.iter().flatten().next().cloned();
@@ -379,6 +383,7 @@ async fn observe(
             counts: count(pods.iter().map(|p| &**p)),
             replicas: replicas(pods.iter().map(|p| &**p)),
             rolled_out: rolled_out.iter().all(|r| *r),
+            listed,
             pods_ready,
             trouble,
         };

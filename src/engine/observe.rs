@@ -123,7 +123,10 @@ async fn report(
             shown = Some(pods);
         }
         match verdict(&now) {
-            _ if !is_settled => degraded = None,
+            // Pods not listed yet are not known to be unready: the round that settled an
+            // unchanged workload did not wait for the list, and saying `0 of 0 pods
+            // ready` right after its `ready` would be a degradation that never happened.
+            _ if !is_settled || !now.listed => degraded = None,
             None => {
                 if degraded.take().is_some() {
                     events.push(Event::Ready {
@@ -181,6 +184,7 @@ mod tests {
             },
             replicas: vec![],
             rolled_out: true,
+            listed: true,
             pods_ready: true,
             trouble: None,
         };
@@ -207,5 +211,51 @@ mod tests {
             ..crashed
         };
         assert_eq!(verdict(&unexplained).as_deref(), Some("0 of 1 pods ready"));
+    }
+
+    #[tokio::test]
+    async fn a_settled_resource_whose_pods_are_not_listed_yet_is_not_said_to_wait() {
+        // An unchanged Deployment: rolled out at once, its pods not listed yet.
+        let (observed_tx, observed) = watch::channel(Observed {
+            rolled_out: true,
+            ..Observed::default()
+        });
+        let (_settled_tx, settled) = watch::channel(BTreeSet::from(["web".to_owned()]));
+        let (event_tx, mut events) = mpsc::unbounded_channel();
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(report(
+            "web".into(),
+            observed,
+            settled,
+            event_tx,
+            stop.clone(),
+        ));
+        let first = events.recv().await.expect("an event");
+        assert!(
+            matches!(&first, Event::Pods { counts, .. } if counts.total == 0),
+            "{first:?}"
+        );
+        let one = PodCounts {
+            ready: 1,
+            total: 1,
+            restarts: 0,
+        };
+        observed_tx
+            .send(Observed {
+                counts: one,
+                rolled_out: true,
+                listed: true,
+                pods_ready: true,
+                ..Observed::default()
+            })
+            .expect("report listens");
+        let next = events.recv().await.expect("an event");
+        assert!(
+            matches!(&next, Event::Pods { counts, .. } if *counts == one),
+            "no `waiting` before the pods are listed, and no `ready` after: {next:?}"
+        );
+        stop.cancel();
+        task.await.expect("report ends");
+        assert!(events.try_recv().is_err(), "nothing more");
     }
 }
