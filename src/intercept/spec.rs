@@ -505,6 +505,21 @@ mod tests {
         .unwrap()
     }
 
+    /// A Service of a metrics port (to the `metrics` container) and a web port (`http`).
+    fn two_port_service() -> Service {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "payments-svc", "namespace": "api"},
+            "spec": {
+                "selector": {"app": "payments"},
+                "ports": [
+                    {"name": "metrics", "port": 9090, "targetPort": 9900},
+                    {"name": "web", "port": 80, "targetPort": "http"},
+                ],
+            }
+        }))
+        .unwrap()
+    }
+
     fn port(text: &str) -> PortSpec {
         PortSpec::parse(text).unwrap()
     }
@@ -571,17 +586,7 @@ mod tests {
 
     #[test]
     fn several_service_ports_need_a_remote_and_pick_by_name_or_number() {
-        let svc: Service = serde_json::from_value(serde_json::json!({
-            "metadata": {"name": "payments-svc", "namespace": "api"},
-            "spec": {
-                "selector": {"app": "payments"},
-                "ports": [
-                    {"name": "metrics", "port": 9090, "targetPort": 9900},
-                    {"name": "web", "port": 80, "targetPort": "http"},
-                ],
-            }
-        }))
-        .unwrap();
+        let svc = two_port_service();
         let ds = [deployment("payments", "payments")];
         let err = plan(&svc, &ds, &[], &port("18777")).unwrap_err();
         assert!(
@@ -672,17 +677,7 @@ mod tests {
 
     #[test]
     fn several_ports_plan_each_and_the_same_service_port_twice_is_refused() {
-        let svc: Service = serde_json::from_value(serde_json::json!({
-            "metadata": {"name": "payments-svc", "namespace": "api"},
-            "spec": {
-                "selector": {"app": "payments"},
-                "ports": [
-                    {"name": "metrics", "port": 9090, "targetPort": 9900},
-                    {"name": "web", "port": 80, "targetPort": "http"},
-                ],
-            }
-        }))
-        .unwrap();
+        let svc = two_port_service();
         let ds = [deployment("payments", "payments")];
         let ts = plan_ports(&svc, &ds, &[], &[port("18777:web"), port("18778:9090")]).unwrap();
         let got: Vec<_> = ts

@@ -14,7 +14,6 @@
 
 use std::{
     path::{Path, PathBuf},
-    process::Output,
     time::Duration,
 };
 
@@ -23,27 +22,12 @@ use kube::{Api, Client, api::ListParams};
 use serde_json::{Value, json};
 
 use crate::{
-    process::{command, output},
+    process::{command, output, text},
     support::{
-        POLICY, RestorePolicy, TestNamespace, cluster, developer, eventually, labelled_in,
+        POLICY, RestorePolicy, TestNamespace, as_user, cluster, eventually, labelled_in,
         stored_policy, unique,
     },
 };
-
-/// `tether ARGS` in `dir` as the developer `user`.
-fn as_user(user: &str, dir: &Path, args: &[&str]) -> Output {
-    let mut c = command(dir, args);
-    c.env("KUBECONFIG", developer(user));
-    output(c)
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 /// The example in the repository.
 fn example() -> PathBuf {

@@ -16,31 +16,16 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::{Api, Client};
 
 use crate::{
-    process::{command, output},
+    process::{command, output, text},
     support::{
-        POLICY, RestorePolicy, TestNamespace, cluster, developer, eventually, hello_project,
+        POLICY, RestorePolicy, TestNamespace, as_user, cluster, eventually, hello_project,
         labelled_in, stored_policy, unique,
     },
 };
 
-/// `tether ARGS` in `dir` as the developer `name`.
-fn as_user(name: &str, dir: &Path, args: &[&str]) -> Output {
-    let mut c = command(dir, args);
-    c.env("KUBECONFIG", developer(name));
-    output(c)
-}
-
 /// `tether ARGS` in `dir` as the admin.
 fn as_admin(dir: &Path, args: &[&str]) -> Output {
     output(command(dir, args))
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// The hello project in `dir` with a profile `NAME` whose namespace is

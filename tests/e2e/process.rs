@@ -28,6 +28,15 @@ pub fn output(mut c: Command) -> Output {
     out
 }
 
+/// What a finished command printed, stdout then stderr, as the user saw it.
+pub fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 pub fn command(dir: &Path, args: &[&str]) -> Command {
     prepare(Command::new(env!("CARGO_BIN_EXE_tether")), dir, args)
 }

@@ -6,31 +6,15 @@
 //! The namespace template carries a suffix of the run's own besides `{user}`, so a
 //! namespace still terminating from a run before is never this run's.
 
-use std::{
-    path::{Path, PathBuf},
-    process::Output,
-    time::Duration,
-};
+use std::{path::Path, time::Duration};
 
 use k8s_openapi::api::core::v1::{Namespace, ResourceQuota};
 use kube::Api;
 
 use crate::{
-    process::{command, output},
-    support::{TestNamespace, cluster, developer, eventually, hello_project, labelled_in, unique},
+    process::text,
+    support::{TestNamespace, as_user, cluster, eventually, hello_project, labelled_in, unique},
 };
-
-/// alice's kubeconfig.
-fn alice() -> PathBuf {
-    developer("alice")
-}
-
-/// `tether ARGS` in `dir` as alice.
-fn as_alice(dir: &Path, args: &[&str]) -> Output {
-    let mut c = command(dir, args);
-    c.env("KUBECONFIG", alice());
-    output(c)
-}
 
 /// The hello project in `dir` with a profile `dev` whose namespace is
 /// `dev-{user}-SUFFIX` and whose quota is `quota`; returns the namespace alice gets.
@@ -44,14 +28,6 @@ fn profiled_hello(dir: &Path, quota: &str) -> String {
     format!("dev-alice-{suffix}")
 }
 
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 #[test]
 fn profiles_a_developer_gets_a_namespace_with_a_quota_and_down_removes_it() {
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -63,7 +39,7 @@ fn profiles_a_developer_gets_a_namespace_with_a_quota_and_down_removes_it() {
     // Deleted with the admin's credentials should the test fail half way.
     let _cleanup = TestNamespace { name: ns.clone() };
 
-    let out = as_alice(dir.path(), &["up", "--ci", "--profile", "dev"]);
+    let out = as_user("alice", dir.path(), &["up", "--ci", "--profile", "dev"]);
     assert!(out.status.success(), "up --profile dev failed");
     assert!(
         text(&out).contains(&format!("profile dev in namespace {ns} (user alice)")),
@@ -80,7 +56,7 @@ fn profiles_a_developer_gets_a_namespace_with_a_quota_and_down_removes_it() {
         "{labelled:?}"
     );
 
-    let out = as_alice(dir.path(), &["down", "--profile", "dev"]);
+    let out = as_user("alice", dir.path(), &["down", "--profile", "dev"]);
     assert!(out.status.success(), "down --profile dev failed");
     let namespaces: Api<Namespace> = Api::all(cluster.client.clone());
     rt.block_on(eventually(
@@ -106,7 +82,8 @@ fn profiles_a_deployment_beyond_the_quota_fails_up_in_words() {
     let ns = profiled_hello(dir.path(), "{ pods = \"0\" }");
     let _cleanup = TestNamespace { name: ns.clone() };
 
-    let out = as_alice(
+    let out = as_user(
+        "alice",
         dir.path(),
         &["up", "--ci", "--profile", "dev", "--timeout", "30"],
     );
@@ -114,6 +91,6 @@ fn profiles_a_deployment_beyond_the_quota_fails_up_in_words() {
     let said = text(&out);
     assert!(said.contains("exceeded quota"), "{said}");
 
-    let out = as_alice(dir.path(), &["down", "--profile", "dev"]);
+    let out = as_user("alice", dir.path(), &["down", "--profile", "dev"]);
     assert!(out.status.success(), "down --profile dev failed");
 }

@@ -8,7 +8,6 @@
 use std::{
     collections::{BTreeMap, BTreeSet},
     path::Path,
-    process::Output,
     time::{Duration, Instant},
 };
 
@@ -21,20 +20,12 @@ use tokio::io::AsyncReadExt;
 
 use crate::{
     connect::{self, TURN},
-    process::{Running, repo_copy, tether},
+    process::{Running, repo_copy, tether, text},
     support::{cluster, eventually, have, laptop::Laptop, namespace_gone},
 };
 
 const NAMESPACE: &str = "pubsub";
 const BOOTSTRAP: &str = "kafka-0.kafka.pubsub:9092";
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 /// `tether down --delete-namespaces` when the test ends, passed or failed.
 struct Down<'a>(&'a Path);

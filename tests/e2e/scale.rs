@@ -9,17 +9,9 @@ use k8s_openapi::api::apps::v1::Deployment;
 use kube::Api;
 
 use crate::{
-    process::{Running, tether},
+    process::{Running, tether, text},
     support::{TestNamespace, cluster, eventually, free_port, hello_project, labelled_in},
 };
-
-fn text(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 /// The hello fixture with checks that run in its pod: `ready_cmd` fails twice (it counts
 /// its runs in `/checks`), then passes; `status_cmd` reports the count.

@@ -8,31 +8,16 @@
 //!
 //! Namespaces carry a suffix of the run's own, so nothing from a run before is this one's.
 
-use std::{path::Path, process::Output, time::Duration};
+use std::{path::Path, time::Duration};
 
 use k8s_openapi::api::{apps::v1::Deployment, core::v1::ConfigMap};
 use kube::{Api, Client, api::ListParams};
 
 use crate::{
     intercept::web_image,
-    process::{command, output},
-    support::{TestNamespace, cluster, developer, eventually, unique},
+    process::text,
+    support::{TestNamespace, as_user, cluster, developer, eventually, unique},
 };
-
-/// `tether ARGS` in `dir` as `user`.
-fn tether_as(user: &'static str, dir: &Path, args: &[&str]) -> Output {
-    let mut c = command(dir, args);
-    c.env("KUBECONFIG", developer(user));
-    output(c)
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 /// One checkout of the project in `dir`: resource `pipeline` (a Deployment of `image`)
 /// shared in profile `stage`, whose own namespaces are `dev-{user}-SUFFIX` and whose
@@ -131,7 +116,7 @@ fn shared_one_instance_serves_two_developers_and_goes_with_the_last() {
     checkout(b.path(), &suffix, &one);
     let up = ["up", "--ci", "--profile", "stage"];
 
-    let out = tether_as("alice", a.path(), &up);
+    let out = as_user("alice", a.path(), &up);
     assert!(out.status.success(), "alice's up failed");
     assert!(
         text(&out).contains(&format!(
@@ -144,7 +129,7 @@ fn shared_one_instance_serves_two_developers_and_goes_with_the_last() {
     assert_eq!(made.len(), 1, "{made:?}");
     assert_eq!(rt.block_on(consumers(&client, &stage)).unwrap(), ["alice"]);
 
-    let out = tether_as("bob", b.path(), &up);
+    let out = as_user("bob", b.path(), &up);
     assert!(out.status.success(), "bob's up failed");
     assert!(
         text(&out).contains(&format!(
@@ -171,7 +156,7 @@ fn shared_one_instance_serves_two_developers_and_goes_with_the_last() {
 
     // bob's change to alice's instance is refused, naming what differs.
     set_image(b.path(), &two);
-    let out = tether_as("bob", b.path(), &up);
+    let out = as_user("bob", b.path(), &up);
     assert_eq!(out.status.code(), Some(2), "bob's change was not refused");
     let said = text(&out);
     assert!(said.contains("only alice may change it"), "{said}");
@@ -186,7 +171,7 @@ fn shared_one_instance_serves_two_developers_and_goes_with_the_last() {
 
     // The owner may: the same Deployment, now running the other image.
     set_image(a.path(), &two);
-    let out = tether_as("alice", a.path(), &up);
+    let out = as_user("alice", a.path(), &up);
     assert!(out.status.success(), "alice's redeploy failed");
     assert!(
         text(&out).contains(&format!(
@@ -205,7 +190,7 @@ fn shared_one_instance_serves_two_developers_and_goes_with_the_last() {
         .map(|s| s.containers[0].image.clone().unwrap_or_default());
     assert_eq!(image.as_deref(), Some(two.as_str()));
 
-    let out = tether_as("alice", a.path(), &["down", "--profile", "stage"]);
+    let out = as_user("alice", a.path(), &["down", "--profile", "stage"]);
     assert!(out.status.success(), "alice's down failed");
     assert!(
         text(&out).contains("[pipeline] left running for bob"),
@@ -215,7 +200,7 @@ fn shared_one_instance_serves_two_developers_and_goes_with_the_last() {
     assert_eq!(rt.block_on(deployments(&client, &stage)), made);
     assert_eq!(rt.block_on(consumers(&client, &stage)).unwrap(), ["bob"]);
 
-    let out = tether_as("bob", b.path(), &["down", "--profile", "stage"]);
+    let out = as_user("bob", b.path(), &["down", "--profile", "stage"]);
     assert!(out.status.success(), "bob's down failed");
     assert!(
         text(&out).contains(&format!(
@@ -253,8 +238,8 @@ fn shared_two_ups_at_once_make_one_instance() {
     let _ = (developer("alice"), developer("bob"));
     let up = ["up", "--ci", "--profile", "stage"];
     let (outs_a, outs_b) = std::thread::scope(|s| {
-        let alice = s.spawn(|| tether_as("alice", a.path(), &up));
-        let bob = s.spawn(|| tether_as("bob", b.path(), &up));
+        let alice = s.spawn(|| as_user("alice", a.path(), &up));
+        let bob = s.spawn(|| as_user("bob", b.path(), &up));
         (alice.join().unwrap(), bob.join().unwrap())
     });
     assert!(
@@ -278,7 +263,7 @@ fn shared_two_ups_at_once_make_one_instance() {
     );
 
     for (user, dir) in [("alice", a.path()), ("bob", b.path())] {
-        let out = tether_as(user, dir, &["down", "--profile", "stage"]);
+        let out = as_user(user, dir, &["down", "--profile", "stage"]);
         assert!(out.status.success(), "{user}'s down failed");
     }
     assert!(rt.block_on(consumers(&client, &stage)).is_none());

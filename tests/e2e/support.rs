@@ -47,6 +47,13 @@ pub fn developer(name: &str) -> PathBuf {
     path
 }
 
+/// `tether ARGS` in `dir` as the developer `name` ([`developer`]), run to completion.
+pub fn as_user(name: &str, dir: &Path, args: &[&str]) -> std::process::Output {
+    let mut c = crate::process::command(dir, args);
+    c.env("KUBECONFIG", developer(name));
+    crate::process::output(c)
+}
+
 /// The cluster, or `None` (with a message) when there is none and none is required.
 pub async fn cluster() -> Option<Cluster> {
     // TETHER_LOG=debug shows what tether's code does inside a test.
@@ -86,25 +93,35 @@ impl TestNamespace {
     }
 }
 
+/// Runs `f` with the admin's client to its end, from a `Drop`: drop cannot await, so a
+/// thread with its own runtime and its own client does it (a client made on the test's
+/// runtime would need that runtime to run).
+fn as_admin_from_drop<F, Fut>(f: F)
+where
+    F: FnOnce(Client) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
+    let _ = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            if let Ok(client) = Client::try_default().await {
+                f(client).await;
+            }
+        });
+    })
+    .join();
+}
+
 impl Drop for TestNamespace {
     fn drop(&mut self) {
         let name = self.name.clone();
-        // Drop cannot await; a thread with its own runtime and its own client does the
-        // delete (a client made on the test's runtime would need that runtime to run).
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let Ok(client) = Client::try_default().await else {
-                    return;
-                };
-                let api: Api<Namespace> = Api::all(client);
-                let _ = api.delete(&name, &DeleteParams::background()).await;
-            });
-        })
-        .join();
+        as_admin_from_drop(|client| async move {
+            let api: Api<Namespace> = Api::all(client);
+            let _ = api.delete(&name, &DeleteParams::background()).await;
+        });
     }
 }
 
@@ -130,43 +147,31 @@ pub struct RestorePolicy {
 impl Drop for RestorePolicy {
     fn drop(&mut self) {
         let before = self.before.clone();
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let Ok(client) = Client::try_default().await else {
-                    return;
-                };
-                let maps: Api<ConfigMap> = Api::namespaced(client.clone(), "tether");
-                match before {
-                    Some(text) => {
-                        let map = serde_json::json!({
-                            "apiVersion": "v1", "kind": "ConfigMap",
-                            "metadata": {"name": "tether-policy", "namespace": "tether"},
-                            "data": {"policy.toml": text},
-                        });
-                        let apply = PatchParams::apply("tether-policy").force();
-                        let _ = maps
-                            .patch("tether-policy", &apply, &Patch::Apply(&map))
-                            .await;
-                    }
-                    None => {
-                        let _ = maps
-                            .delete("tether-policy", &DeleteParams::default())
-                            .await;
-                        // The namespace holds no policy any more: drop the label.
-                        let namespaces: Api<Namespace> = Api::all(client);
-                        let unlabel = serde_json::json!({"metadata": {"labels": {"tether.dev/holds-policy": null}}});
-                        let _ = namespaces
-                            .patch("tether", &PatchParams::default(), &Patch::Merge(&unlabel))
-                            .await;
-                    }
+        as_admin_from_drop(|client| async move {
+            let maps: Api<ConfigMap> = Api::namespaced(client.clone(), "tether");
+            match before {
+                Some(text) => {
+                    let map = serde_json::json!({
+                        "apiVersion": "v1", "kind": "ConfigMap",
+                        "metadata": {"name": "tether-policy", "namespace": "tether"},
+                        "data": {"policy.toml": text},
+                    });
+                    let apply = PatchParams::apply("tether-policy").force();
+                    let _ = maps
+                        .patch("tether-policy", &apply, &Patch::Apply(&map))
+                        .await;
                 }
-            });
-        })
-        .join();
+                None => {
+                    let _ = maps.delete("tether-policy", &DeleteParams::default()).await;
+                    // The namespace holds no policy any more: drop the label.
+                    let namespaces: Api<Namespace> = Api::all(client);
+                    let unlabel = serde_json::json!({"metadata": {"labels": {"tether.dev/holds-policy": null}}});
+                    let _ = namespaces
+                        .patch("tether", &PatchParams::default(), &Patch::Merge(&unlabel))
+                        .await;
+                }
+            }
+        });
     }
 }
 
