@@ -48,9 +48,10 @@ pub async fn run(args: ConnectArgs) -> Result<(), Failure> {
     }
     let started = Instant::now();
     let cluster = connect_guarded(args.context.as_deref()).await?;
-    policy::guard(&cluster, args.profile.as_deref(), Action::Connect, args.yes).await?;
     let client = cluster.client.clone();
     let namespace = namespace_of(&cluster, args.namespace.clone());
+    let profile = args.profile.as_deref();
+    policy::guard(&cluster, profile, &namespace, Action::Connect, args.yes).await?;
     if let Some(h) = held::read(&dir) {
         if h.cluster == cluster.id && h.namespace == namespace {
             println!(

@@ -99,10 +99,11 @@ pub async fn intercept(args: InterceptArgs) -> Result<(), Failure> {
         filter.headers.push(pair);
     }
     let cluster = connect_guarded(args.context.as_deref()).await?;
-    let intercepting = crate::policy::Action::Intercept(args.service.clone());
-    super::policy::guard(&cluster, args.profile.as_deref(), intercepting, args.yes).await?;
     let client = cluster.client.clone();
     let namespace = namespace_of(&cluster, args.namespace.clone());
+    let intercepting = crate::policy::Action::Intercept(args.service.clone());
+    let profile = args.profile.as_deref();
+    super::policy::guard(&cluster, profile, &namespace, intercepting, args.yes).await?;
 
     // Everything that can refuse is read or checked before the first change.
     let found = intercept::find(&client, &namespace, &args.service, &ports)

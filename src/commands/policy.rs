@@ -126,25 +126,58 @@ pub(super) async fn admit(
     Ok(stored.policy)
 }
 
-/// `intercept --profile P` and `connect --profile P`: the profile of the nearest
-/// tether.toml, checked as [`admit`] checks `up`; without a profile, nothing.
+/// `intercept` and `connect` in `namespace`: checked as [`admit`] checks `up`, in the
+/// profile `--profile` names, else in the profile of the nearest tether.toml that
+/// `namespace` belongs to (its namespace for any user, or its shared namespace), so
+/// leaving the flag off does not step around the rules. Outside every profile, nothing.
 pub(super) async fn guard(
     cluster: &Cluster,
     profile: Option<&str>,
+    namespace: &str,
     action: Action,
     yes: bool,
 ) -> Result<(), Failure> {
-    let Some(name) = profile else {
-        return Ok(());
-    };
     let here = std::env::current_dir().map_err(|e| Failure::Failed(e.into()))?;
-    let project = project::nearest(&here)?;
-    let Some(chosen) = profile::choose(&project, Some(name))? else {
+    if let Some(name) = profile {
+        let project = project::nearest(&here)?;
+        let Some(chosen) = profile::choose(&project, Some(name))? else {
+            return Ok(());
+        };
+        let who = whoami(&cluster.client).await?;
+        admit(cluster, &who, &chosen, &[action], yes).await?;
+        return Ok(());
+    }
+    let Some(project) = project::nearest_if_any(&here)? else {
         return Ok(());
     };
+    if project.profiles.is_empty() {
+        return Ok(());
+    }
     let who = whoami(&cluster.client).await?;
-    admit(cluster, &who, &chosen, &[action], yes).await?;
+    let Some(within) = profile_of(project.profiles.values(), namespace) else {
+        return Ok(());
+    };
+    admit(cluster, &who, within, &[action], yes).await?;
     Ok(())
+}
+
+/// The profile `namespace` belongs to: its template rendered for some user (`dev-{user}`
+/// holds `dev-alice` and `dev-carol`), its fixed namespace, or its shared namespace.
+fn profile_of<'a>(
+    mut profiles: impl Iterator<Item = &'a Profile>,
+    namespace: &str,
+) -> Option<&'a Profile> {
+    profiles.find(|p| {
+        let rendered = match p.namespace.split_once("{user}") {
+            Some((before, after)) => {
+                namespace.len() > before.len() + after.len()
+                    && namespace.starts_with(before)
+                    && namespace.ends_with(after)
+            }
+            None => p.namespace == namespace,
+        };
+        rendered || p.shared_namespace.as_deref() == Some(namespace)
+    })
 }
 
 /// A production profile goes ahead only when confirmed: `--yes`, or "y" on a terminal.
@@ -182,6 +215,45 @@ fn is_yes(answer: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Location;
+
+    fn profile(name: &str, namespace: &str, shared: Option<&str>) -> Profile {
+        Profile {
+            name: name.into(),
+            namespace: namespace.into(),
+            contexts: Vec::new(),
+            quota: Default::default(),
+            defaults: Default::default(),
+            production: false,
+            set: Default::default(),
+            namespace_at: Location {
+                file: "tether.toml".into(),
+                line: 1,
+                col: 1,
+            },
+            shared: Default::default(),
+            shared_namespace: shared.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn a_namespace_names_the_profile_it_belongs_to() {
+        let ps = [
+            profile("stage", "stage-{user}", Some("stage")),
+            profile("production", "shop", None),
+        ];
+        let of = |ns| profile_of(ps.iter(), ns).map(|p| p.name.as_str());
+        assert_eq!(of("stage-carol"), Some("stage"));
+        assert_eq!(
+            of("stage-alice"),
+            Some("stage"),
+            "another user's of the same profile"
+        );
+        assert_eq!(of("stage"), Some("stage"), "the shared namespace");
+        assert_eq!(of("shop"), Some("production"));
+        assert_eq!(of("stage-"), None);
+        assert_eq!(of("default"), None);
+    }
 
     #[test]
     fn only_y_or_yes_confirms() {

@@ -28,12 +28,21 @@ pub async fn cluster(target: &Target, allow: &AllowList) -> Result<Cluster, Fail
 /// finds its allow list: `intercept --profile` and `connect --profile` run in a service
 /// folder but take no `-C`.
 pub fn nearest(dir: &Path) -> Result<Project, Failure> {
+    nearest_if_any(dir)?.ok_or_else(|| {
+        Failure::BadInput(anyhow!(
+            "--profile names a profile of tether.toml, and there is none in {} or above it",
+            dir.display()
+        ))
+    })
+}
+
+/// The project of the nearest tether.toml in `dir` or above it, if there is one.
+pub fn nearest_if_any(dir: &Path) -> Result<Option<Project>, Failure> {
     let start = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
     let Some(root) = start.ancestors().find(|d| d.join(FILE_NAME).is_file()) else {
-        return Err(Failure::BadInput(anyhow!(
-            "--profile names a profile of tether.toml, and there is none in {} or above it",
-            start.display()
-        )));
+        return Ok(None);
     };
-    Project::load(root).map_err(|e| Failure::BadInput(e.into()))
+    Project::load(root)
+        .map(Some)
+        .map_err(|e| Failure::BadInput(e.into()))
 }

@@ -162,6 +162,21 @@ fn policy_refuses_carol_allows_alice_and_only_an_admin_writes_it() {
         "{}",
         text(&out)
     );
+    // Leaving `--profile` off does not step around the rules: carol's namespace is the
+    // stage profile's, and the same rule decides.
+    let out = as_user(
+        "carol",
+        dir.path(),
+        &["intercept", "hello", "-p", "1:80", "-n", &carols],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!(
+            "carol may not intercept hello in {stage}: rule stage-consumers allows alice, bob"
+        )),
+        "{}",
+        text(&out)
+    );
     let out = as_user(
         "carol",
         dir.path(),
