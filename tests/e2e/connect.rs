@@ -26,7 +26,7 @@ use crate::{
     bench,
     intercept::web_image,
     process::Running,
-    support::{TestNamespace, cluster, laptop::Laptop},
+    support::{POLICY, TestNamespace, cluster, laptop::Laptop},
 };
 
 /// The connect tests take turns: one session per laptop is the rule under test.
@@ -203,6 +203,9 @@ fn curl(laptop: &Laptop, args: &[&str]) -> Output {
 #[test]
 fn cluster_names_through_the_proxy_and_dns_one_session_per_laptop_and_uninstall() {
     let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
+    // `uninstall` keeps namespace tether while it holds the cluster's policy, which the
+    // policy tests write there: this test, which sees the namespace go, waits for them.
+    let _policy = POLICY.lock().unwrap_or_else(|p| p.into_inner());
     let rt = runtime();
     let Some(cluster) = rt.block_on(cluster()) else {
         return;
