@@ -32,7 +32,7 @@ pub use live::{LiveUpdate, PathPattern, RunRule, SyncRule};
 pub use load::{ConfigError, load};
 pub use location::Location;
 pub use overrides::Overrides;
-pub use profile::{Profile, ProfileRun, dns_safe, known as known_profiles};
+pub use profile::{Profile, ProfileRun, dns_safe, is_dns_label, known as known_profiles};
 pub use suggest::unknown_key;
 
 /// The file name tether looks for in a service folder.

@@ -217,7 +217,9 @@ pub fn dns_safe(user: &str) -> String {
         .to_owned()
 }
 
-fn is_dns_label(s: &str) -> bool {
+/// A DNS label (RFC 1123): what Kubernetes takes as a namespace name, and what tether's
+/// profile, resource and rule names are.
+pub fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
         && s.bytes()

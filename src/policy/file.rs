@@ -20,7 +20,7 @@ use super::{
     error::PolicyError,
     rule::{ANY_RESOURCE, Policy, Rule},
 };
-use crate::config::{Location, unknown_key};
+use crate::config::{Location, is_dns_label, unknown_key};
 
 /// The file as serde reads it; unknown keys are errors, so a typo never widens a rule.
 #[derive(Debug, Deserialize)]
@@ -58,7 +58,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Policy, PolicyError> {
     for decl in &file.rule {
         let d = decl.get_ref();
         let name = d.name.get_ref();
-        if !is_name(name) {
+        if !is_dns_label(name) {
             return Err(invalid(
                 d.name.span(),
                 format!(
@@ -89,7 +89,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Policy, PolicyError> {
             ));
         }
         for p in d.profiles.get_ref() {
-            if !is_name(p.get_ref()) {
+            if !is_dns_label(p.get_ref()) {
                 return Err(invalid(
                     p.span(),
                     format!(
@@ -100,7 +100,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Policy, PolicyError> {
             }
         }
         for r in d.resources.get_ref() {
-            if r.get_ref() != ANY_RESOURCE && !is_name(r.get_ref()) {
+            if r.get_ref() != ANY_RESOURCE && !is_dns_label(r.get_ref()) {
                 return Err(invalid(
                     r.span(),
                     format!(
@@ -129,16 +129,6 @@ pub fn parse(path: &Path, text: &str) -> Result<Policy, PolicyError> {
         });
     }
     Ok(Policy { rules })
-}
-
-/// Profile, resource and rule names are what tether.toml allows for its names.
-fn is_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
 }
 
 #[cfg(test)]
