@@ -20,7 +20,7 @@ use super::{
 use crate::{
     build::{Builder, Registry},
     cli::PlanArgs,
-    deploy::{Deployer, ObjectRef, diff::Change, preview::Delta, replicas},
+    deploy::{ObjectRef, diff::Change, preview::Delta, replicas},
     engine::facts,
 };
 
@@ -74,12 +74,7 @@ pub async fn run(args: PlanArgs) -> Result<(), Failure> {
     };
     let project = profile::apply(project, profile.as_ref().zip(chosen.as_ref()))?;
     let registry = Registry::resolve(project.registry.as_deref(), &cluster.client).await?;
-    let deployer = Deployer::new(
-        cluster.client.clone(),
-        &project.root,
-        &cluster.context,
-        &cluster.id,
-    )?;
+    let deployer = profile::deployer(&cluster, &project, profile.as_ref())?;
     let facts = facts::gather(&project, &mut BTreeMap::new(), &BTreeSet::new());
 
     let mut plan = Plan::default();

@@ -6,6 +6,7 @@ use crate::{
     cluster::{AllowList, Cluster, Identity, whoami},
     config::{Profile, Project},
     control::protocol::ProfileStatus,
+    deploy::Deployer,
 };
 
 /// The profile named (else the project's `default_profile`), or none; an unknown name
@@ -31,6 +32,23 @@ pub fn allow_list(project: &Project, profile: Option<&Profile>) -> AllowList {
         allow.contexts.extend(p.contexts.iter().cloned());
     }
     allow
+}
+
+/// The deployer of `project` (already in the profile) on `cluster`: a profile's shared
+/// resources carry their instance's label, not this checkout's, so `up` and `plan` stamp
+/// and compare them alike.
+pub fn deployer(
+    cluster: &Cluster,
+    project: &Project,
+    profile: Option<&Profile>,
+) -> Result<Deployer, Failure> {
+    let deployer = Deployer::new(
+        cluster.client.clone(),
+        &project.root,
+        &cluster.context,
+        &cluster.id,
+    )?;
+    Ok(deployer.share(profile.iter().flat_map(|p| p.shared.keys().cloned())))
 }
 
 /// Asks the cluster who the credentials are and renders the profile's namespace; the

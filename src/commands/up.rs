@@ -20,7 +20,6 @@ use crate::{
         Instance,
         server::{self, Control},
     },
-    deploy::Deployer,
     engine::{self, Event, Options, Session},
     forward,
     logs::LogLine,
@@ -81,19 +80,7 @@ pub async fn run(args: UpArgs) -> Result<(), Failure> {
     let project = profile::apply(project, profile.as_ref().zip(chosen.as_ref()))?;
     let own_namespace = chosen.as_ref().map(|c| c.namespace.clone());
     let registry = Registry::resolve(project.registry.as_deref(), &cluster.client).await?;
-    let deployer = Deployer::new(
-        cluster.client.clone(),
-        &project.root,
-        &cluster.context,
-        &cluster.id,
-    )?;
-    // A profile's shared resources carry their instance's label, not this checkout's.
-    let deployer = deployer.share(
-        profile
-            .iter()
-            .flat_map(|p| p.shared.keys().cloned())
-            .collect::<Vec<_>>(),
-    );
+    let deployer = profile::deployer(&cluster, &project, profile.as_ref())?;
     let builder = Builder::new(registry);
     let session_id = deployer.session().to_owned();
 
